@@ -72,7 +72,17 @@ def test_memory_grow_in_a_loop_hits_the_memory_limit():
     )
     result = Sandbox(module, SandboxLimits(memory_bytes=4 << 20, fuel=10_000_000)).run("grow")
     assert result.trap.kind is TrapKind.MEMORY_LIMIT
-    assert "4 MiB" in result.trap.message
+    assert "4 MiB limit" in result.trap.message
+
+
+def test_growth_refused_by_the_module_own_maximum_is_a_memory_limit_too():
+    module = wat(
+        """(module (memory (export "memory") 1 3)
+             (func (export "grow") (loop $l (if (i32.eq (memory.grow (i32.const 1)) (i32.const -1)) (then unreachable)) (br $l))))"""
+    )
+    result = Sandbox(module, SandboxLimits(memory_bytes=64 << 20)).run("grow")
+    assert result.trap.kind is TrapKind.MEMORY_LIMIT
+    assert "192 KiB limit" in result.trap.message
 
 
 def test_an_allocator_that_aborts_at_the_limit_is_a_memory_limit():

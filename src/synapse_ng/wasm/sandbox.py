@@ -183,6 +183,8 @@ class Instance:
         )
         self._instance: wasmtime.Instance | None = None
         self._memory: wasmtime.Memory | None = None
+        # Growth stops at the store limit or at the module's own declared maximum, whichever is lower.
+        self._memory_cap = limits.memory_bytes
         # Instantiation runs the start function and data initialisers: bounded like any call.
         self.startup = self._bounded(self._instantiate)
 
@@ -192,6 +194,9 @@ class Instance:
         for export in self._sandbox.module.exports:
             if isinstance(export.type, wasmtime.MemoryType):
                 self._memory = exported[export.name]
+                declared_max = export.type.limits.max
+                if declared_max is not None:
+                    self._memory_cap = min(self._memory_cap, declared_max * WASM_PAGE)
                 break
         return ()
 
@@ -238,9 +243,11 @@ class Instance:
         return CallResult(values, fuel_used, wall, trap)
 
     def _memory_exhausted(self) -> bool:
+        """Whether memory sits at its cap. Only an exported memory can be seen from the host; every
+        toolchain here exports it, and a module that hides it gets its traps reported as they are."""
         if self._memory is None:
             return False
-        return self._memory.data_len(self.store) + WASM_PAGE > self._sandbox.limits.memory_bytes
+        return self._memory.data_len(self.store) + WASM_PAGE > self._memory_cap
 
     def _classify(self, error: wasmtime.Trap) -> Trap:
         trap = self._trap_of(error)
@@ -248,8 +255,9 @@ class Instance:
         # is the module giving up (an allocator's abort) or spinning until fuel or time run out. When
         # memory sits at the cap, that is the binding limit, so it is what we report.
         if trap.kind is not TrapKind.STACK_OVERFLOW and self._memory_exhausted():
-            limit_mib = self._sandbox.limits.memory_bytes >> 20
-            return Trap(TrapKind.MEMORY_LIMIT, trap.code, f"memory reached the {limit_mib} MiB limit, then: {trap.message}")
+            cap = self._memory_cap
+            size = f"{cap >> 20} MiB" if cap >= 1 << 20 else f"{cap >> 10} KiB"
+            return Trap(TrapKind.MEMORY_LIMIT, trap.code, f"memory reached its {size} limit, then: {trap.message}")
         return trap
 
     def _trap_of(self, error: wasmtime.Trap) -> Trap:

@@ -1,0 +1,268 @@
+"""The `synapse-ng` command. Every subcommand takes --json for machines; exit codes are in errors.py."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from . import errors
+from .errors import SynapseError, UsageError
+from .models import CodeLanguage
+from .toolchain import SOURCE_SUFFIXES, CompileOptions, CompileResult, CompileStatus, compile_source
+from .wasm.inspect import ExportSpec, WasmPolicy, WasmReport, inspect_wasm
+from .wasm.sandbox import CallResult, Sandbox, SandboxLimits
+
+COMPILE_EXIT = {
+    CompileStatus.OK: errors.EXIT_OK,
+    CompileStatus.REJECTED: errors.EXIT_POLICY,
+    CompileStatus.FAILED: errors.EXIT_COMPILE_FAILED,
+    CompileStatus.TIMEOUT: errors.EXIT_COMPILE_FAILED,
+    CompileStatus.KILLED: errors.EXIT_COMPILE_FAILED,
+}
+
+
+def _emit(as_json: bool, payload: dict, human: str) -> None:
+    click.echo(json.dumps(payload, indent=2) if as_json else human)
+
+
+def _fail(as_json: bool, error: SynapseError) -> None:
+    """Report an error the way the caller asked for and exit with its code."""
+    if as_json:
+        click.echo(json.dumps({"ok": False, "error": str(error), "exit_code": error.exit_code}, indent=2))
+    else:
+        click.echo(f"error: {error}", err=True)
+    sys.exit(error.exit_code)
+
+
+def _read_bytes(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file; check the path") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path}: is a directory, expected a file") from None
+    except OSError as error:
+        raise UsageError(f"{path}: cannot read it ({error.strerror})") from None
+
+
+def _write_atomically(path: str, data: bytes) -> None:
+    """Write to a temporary file beside the target, then rename: never a half-written module."""
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        handle, temporary = tempfile.mkstemp(dir=directory, prefix=".synapse-", suffix=".tmp")
+    except OSError as error:
+        raise UsageError(f"{path}: cannot write there ({error.strerror})") from None
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+@click.group()
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.version_option(package_name="synapse-ng")
+def cli(verbose: int) -> None:
+    """Synapse-NG: a network that evolves, verifies and safely deploys its own hot code as WebAssembly."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+# ---------------------------------------------------------------------------------------- compile
+
+
+def _language_of(path: str, given: str | None) -> CodeLanguage:
+    if given:
+        return CodeLanguage.from_name(given)
+    suffix = Path(path).suffix.lower()
+    if suffix not in SOURCE_SUFFIXES:
+        known = ", ".join(SOURCE_SUFFIXES)
+        raise UsageError(f"{path}: cannot tell the language from {suffix or 'no suffix'!r} (known: {known}); pass --language")
+    return SOURCE_SUFFIXES[suffix]
+
+
+def _describe_compile(source_path: str, out_path: str | None, result: CompileResult) -> str:
+    lines = [f"source:   {source_path} ({result.language.value})", f"compiler: {result.compiler_version} ({result.compiler})"]
+    if result.ok:
+        lines += [
+            f"output:   {out_path}",
+            f"size:     {result.size} bytes",
+            f"sha256:   {result.sha256}",
+            f"time:     {result.duration_s:.2f} s",
+        ]
+        if result.log:
+            lines += ["compiler output:", result.log]
+    elif result.status is CompileStatus.REJECTED:
+        lines.append("rejected by the source policy, nothing was compiled:")
+        lines += [f"  {violation}" for violation in result.violations]
+    else:
+        lines += [f"compilation {result.status.value} after {result.duration_s:.2f} s; compiler output:", result.log]
+    if result.kept_source_dir:
+        lines.append(f"sources kept in {result.kept_source_dir}")
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.argument("src")
+@click.option("-o", "--output", "output", help="Where to write the module (default: SRC with a .wasm suffix).")
+@click.option("--language", type=click.Choice([lang.value for lang in SOURCE_SUFFIXES.values()]), help="Default: from the suffix.")
+@click.option("--rustc", "rustc_path", help="The rustc to use (default: PATH, then /usr/bin/rustc).")
+@click.option("--timeout", "timeout_s", type=float, default=60.0, show_default=True, help="Compiler time limit in seconds.")
+@click.option("--keep-source", is_flag=True, help="Keep the temporary build directory and say where it is.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def compile(src, output, language, rustc_path, timeout_s, keep_source, as_json) -> None:
+    """Compile a Rust, WAT or C source file to WebAssembly, isolated and policy-checked.
+
+    Exit codes: 0 ok, 1 usage or file error, 2 compiler not found, 3 compilation failed,
+    4 wasm32 target missing, 5 rejected by the source policy.
+    """
+    try:
+        lang = _language_of(src, language)
+        data = _read_bytes(src)
+        try:
+            source = data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise UsageError(f"{src}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+        if timeout_s <= 0:
+            raise UsageError(f"--timeout must be positive, got {timeout_s}")
+        options = CompileOptions(rustc_path=rustc_path, timeout_s=timeout_s, keep_source=keep_source)
+        result = compile_source(source, lang, options)
+        out_path = output or str(Path(src).with_suffix(".wasm"))
+        if result.ok:
+            _write_atomically(out_path, result.wasm)
+    except SynapseError as error:
+        _fail(as_json, error)
+    payload = {**result.to_dict(), "input": src, "output": out_path if result.ok else None}
+    _emit(as_json, payload, _describe_compile(src, out_path, result))
+    sys.exit(COMPILE_EXIT[result.status])
+
+
+# ----------------------------------------------------------------------------------------- verify
+
+
+def _parse_exports(specs: tuple[str, ...]) -> tuple[ExportSpec, ...]:
+    try:
+        return tuple(ExportSpec.parse(spec) for spec in specs)
+    except ValueError as error:
+        raise UsageError(f"--export: {error}") from None
+
+
+def _describe_report(path: str, report: WasmReport) -> str:
+    info = report.info
+    lines = [f"module:  {path} ({info.size} bytes, sha256 {info.sha256})"]
+    if info.exports:
+        lines.append(f"exports: {', '.join(info.exports)}")
+    if report.ok:
+        lines.append("accepted: every static check passed")
+    else:
+        lines.append(f"rejected ({len(report.reasons)} reason{'s' if len(report.reasons) != 1 else ''}):")
+        lines += [f"  - {reason}" for reason in report.reasons]
+    return "\n".join(lines)
+
+
+def _report_dict(path: str, report: WasmReport) -> dict:
+    info = report.info
+    return {
+        "ok": report.ok,
+        "file": path,
+        "size": info.size,
+        "sha256": info.sha256,
+        "imports": list(info.imports),
+        "exports": list(info.exports),
+        "reasons": list(report.reasons),
+    }
+
+
+@cli.command()
+@click.argument("file")
+@click.option("--export", "exports", multiple=True, metavar="NAME:PARAMS->RESULTS", help="A required export, e.g. add:i32,i32->i32.")
+@click.option("--allow-import", "allowed", multiple=True, metavar="MOD.NAME", help="An import to allow (none by default).")
+@click.option("--max-bytes", type=int, default=WasmPolicy.max_bytes, show_default=True, help="Size cap.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def verify(file, exports, allowed, max_bytes, as_json) -> None:
+    """Run the static checks on a WebAssembly module. Exit 0 accepted, 6 rejected (every reason listed)."""
+    try:
+        policy = WasmPolicy(max_bytes=max_bytes, allowed_imports=frozenset(allowed), required_exports=_parse_exports(exports))
+        report = inspect_wasm(_read_bytes(file), policy)
+    except SynapseError as error:
+        _fail(as_json, error)
+    _emit(as_json, _report_dict(file, report), _describe_report(file, report))
+    sys.exit(errors.EXIT_OK if report.ok else errors.EXIT_WASM_REJECTED)
+
+
+# -------------------------------------------------------------------------------------------- run
+
+
+def _parse_number(text: str) -> int | float:
+    try:
+        return int(text, 0)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        raise UsageError(f"argument {text!r} is not a number") from None
+
+
+def _describe_call(func: str, result: CallResult) -> str:
+    fuel = "unknown" if result.fuel_used is None else str(result.fuel_used)
+    if result.ok:
+        values = " ".join(str(value) for value in result.values) or "(no results)"
+        return f"{func} -> {values}\nfuel used: {fuel}\nwall time: {result.wall_s * 1000:.3f} ms"
+    return f"{func} trapped: {result.trap}\nfuel used: {fuel}\nwall time: {result.wall_s * 1000:.3f} ms"
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("file")
+@click.argument("func")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.option("--fuel", type=int, default=SandboxLimits.fuel, show_default=True, help="CPU budget in wasmtime fuel units.")
+@click.option("--memory-mb", type=int, default=SandboxLimits.memory_bytes >> 20, show_default=True, help="Linear memory cap.")
+@click.option("--timeout", "timeout_s", type=float, default=SandboxLimits.timeout_s, show_default=True, help="Wall-clock cap (s).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def run(file, func, args, fuel, memory_mb, timeout_s, as_json) -> None:
+    """Call an exported function of a checked module in the sandbox. Exit 7 on a trap, naming its kind."""
+    try:
+        data = _read_bytes(file)
+        numbers = [_parse_number(arg) for arg in args]
+        report = inspect_wasm(data, WasmPolicy(max_memory_pages=max(1, memory_mb * 16)))
+        if not report.ok:
+            _emit(as_json, _report_dict(file, report), _describe_report(file, report))
+            sys.exit(errors.EXIT_WASM_REJECTED)
+        limits = SandboxLimits(fuel=fuel, memory_bytes=memory_mb << 20, timeout_s=timeout_s)
+        result = Sandbox(data, limits).run(func, *numbers)
+    except SynapseError as error:
+        _fail(as_json, error)
+    _emit(as_json, {"function": func, "args": numbers, **result.to_dict()}, _describe_call(func, result))
+    sys.exit(errors.EXIT_OK if result.ok else errors.EXIT_TRAP)
+
+
+# ------------------------------------------------------------------------------------------- demo
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def demo(as_json) -> None:
+    """The main job: compile, verify and run a sample program in each language, and show the guards at work."""
+    from .demo import run_demo
+
+    try:
+        sys.exit(run_demo(as_json=as_json))
+    except SynapseError as error:
+        _fail(as_json, error)
+
+
+def main() -> None:
+    cli(prog_name="synapse-ng")
+
+
+if __name__ == "__main__":
+    main()

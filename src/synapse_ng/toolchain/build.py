@@ -1,0 +1,101 @@
+"""What every compiled language shares: options, and one compile in a fresh temporary directory."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+
+from ..models import CodeLanguage
+from .isolate import ProcessLimits, run_isolated
+from .policy import Violation
+from .result import CompileResult, CompileStatus
+
+# The wasm page is 64 KiB; 1024 pages = 64 MiB, the default memory ceiling of a candidate.
+DEFAULT_MAX_MEMORY_PAGES = 1024
+# Candidates are small programs. A megabyte of source is an attack or a mistake.
+MAX_SOURCE_BYTES = 1 << 20
+# Where a kept source says it came from inside the binary (paths are remapped for reproducible bytes).
+REMAPPED_SOURCE_DIR = "/candidate"
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    rustc_path: str | None = None  # None: search PATH, then /usr/bin/rustc
+    clang_path: str | None = None  # None: search PATH, then /usr/bin/clang
+    timeout_s: float = 60.0
+    memory_bytes: int = 4 << 30
+    max_memory_pages: int = DEFAULT_MAX_MEMORY_PAGES
+    exports: tuple[str, ...] = ()  # C: names to export besides those marked export_name
+    keep_source: bool = False
+
+    @property
+    def limits(self) -> ProcessLimits:
+        return ProcessLimits(timeout_s=self.timeout_s, memory_bytes=self.memory_bytes)
+
+
+def oversize_violation(source: str) -> Violation | None:
+    size = len(source.encode("utf-8", errors="replace"))
+    if size <= MAX_SOURCE_BYTES:
+        return None
+    return Violation(
+        "source-size", 1, f"source is {size} bytes, above the {MAX_SOURCE_BYTES}-byte cap; candidates must be small programs"
+    )
+
+
+def rejected(language: CodeLanguage, violations: list[Violation], compiler: str, version: str) -> CompileResult:
+    log = "rejected by the source policy:\n" + "\n".join(str(v) for v in violations)
+    return CompileResult(language, CompileStatus.REJECTED, None, log, 0.0, compiler, version, tuple(violations))
+
+
+def compile_in_tempdir(
+    language: CodeLanguage,
+    source: str,
+    source_name: str,
+    build_argv,  # (workdir) -> argv; the output must be written to workdir/candidate.wasm
+    compiler: str,
+    version: str,
+    options: CompileOptions,
+) -> CompileResult:
+    """Write source into a fresh directory, run the compiler isolated there, collect the module."""
+    workdir = tempfile.mkdtemp(prefix=f"synapse-{language.value}-")
+    try:
+        with open(os.path.join(workdir, source_name), "w", encoding="utf-8") as handle:
+            handle.write(source)
+        argv = build_argv(workdir)
+        outcome = run_isolated(argv, workdir, options.limits, extra_path=os.path.dirname(compiler))
+        output = os.path.join(workdir, "candidate.wasm")
+        if outcome.timed_out:
+            status = CompileStatus.TIMEOUT
+            log = f"compiler stopped: still running after the {options.timeout_s:g} s time limit\n{outcome.log}"
+        elif outcome.killed_by_signal is not None:
+            status = CompileStatus.KILLED
+            log = (
+                f"compiler killed by signal {outcome.killed_by_signal}: it hit a resource limit "
+                f"(memory {options.memory_bytes >> 20} MiB, CPU {options.timeout_s:g} s)\n{outcome.log}"
+            )
+        elif outcome.returncode != 0 or not os.path.exists(output):
+            status = CompileStatus.FAILED
+            log = outcome.log or f"compiler exited with status {outcome.returncode} and wrote no module"
+        else:
+            status = CompileStatus.OK
+            log = outcome.log
+        wasm = None
+        if status is CompileStatus.OK:
+            with open(output, "rb") as handle:
+                wasm = handle.read()
+        return CompileResult(
+            language,
+            status,
+            wasm,
+            log,
+            outcome.duration_s,
+            compiler,
+            version,
+            kept_source_dir=workdir if options.keep_source else None,
+            command=tuple(argv),
+        )
+    finally:
+        if not options.keep_source:
+            shutil.rmtree(workdir, ignore_errors=True)
