@@ -245,6 +245,137 @@ def run(file, func, args, fuel, memory_mb, timeout_s, as_json) -> None:
     sys.exit(errors.EXIT_OK if result.ok else errors.EXIT_TRAP)
 
 
+# ------------------------------------------------------------------------- components and evaluation
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def components(as_json) -> None:
+    """List the evolvable components: name, kind, objective and the seed's names that map to them."""
+    from .components import all_components
+
+    infos = [component.info() for component in all_components().values()]
+    lines = []
+    for info in infos:
+        lines.append(f"{info['name']}  ({info['kind']}; {info['objective']}; languages: {', '.join(info['languages'])})")
+        lines.append(f"    also: {', '.join(info['aliases']) or '-'}")
+        lines.append(f"    {info['description']}")
+    _emit(as_json, {"components": infos}, "\n".join(lines))
+
+
+def _read_candidate(path: str, language: str | None) -> tuple[str | bytes, CodeLanguage]:
+    """A .wasm file is a compiled module; anything else is source (a block or a whole program)."""
+    if Path(path).suffix.lower() == ".wasm":
+        return _read_bytes(path), CodeLanguage.RUST
+    lang = CodeLanguage.from_name(language) if language else SOURCE_SUFFIXES.get(Path(path).suffix.lower(), CodeLanguage.RUST)
+    try:
+        return _read_bytes(path).decode("utf-8"), lang
+    except UnicodeDecodeError as error:
+        raise UsageError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+
+
+def _describe_evaluation(evaluation) -> str:
+    lines = [f"component: {evaluation.component}", f"status:    {evaluation.status} (stopped at {evaluation.stage})"]
+    if evaluation.candidate:
+        lines.append(f"candidate: sha256 {evaluation.candidate['sha256']} ({evaluation.candidate['size']} bytes)")
+    if evaluation.cases_total:
+        lines.append(f"cases:     {evaluation.cases_passed}/{evaluation.cases_total} passed")
+    if evaluation.first_failure:
+        failure = evaluation.first_failure
+        lines.append(f"first failure: {failure['message']}")
+        for key in ("input", "expected", "got"):
+            if failure.get(key):
+                lines.append(f"  {key}: {failure[key]}")
+    elif evaluation.message:
+        lines.append(evaluation.message)
+    if evaluation.log:
+        lines.append(evaluation.log)
+    if evaluation.workloads:
+        metric = evaluation.aggregate["metric"] if evaluation.aggregate else None
+        lines.append(f"{'workload':<14} {'split':<8} {'candidate':>14} {'baseline':>14} {'better by':>10}   ({metric})")
+        for w in evaluation.workloads:
+            if metric is None:
+                break
+            lines.append(
+                f"{w['id']:<14} {w['split']:<8} {w['candidate'][metric]:>14.6g} {w['baseline'][metric]:>14.6g} {w.get('improvement_pct', 0):>9.3f}%"
+            )
+    if evaluation.aggregate:
+        a = evaluation.aggregate
+        lines.append(f"improvement: {a['improvement_pct']:.3f} % (mean over workloads; positive is better)")
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.argument("candidate")
+@click.option("--component", "component_name", required=True, help="Component name (or a seed name that maps to one).")
+@click.option("--workloads", "split", type=click.Choice(["train", "heldout", "all"]), default="heldout", show_default=True)
+@click.option("--language", type=click.Choice([lang.value for lang in SOURCE_SUFFIXES.values()]), help="Default: from the suffix, else rust.")
+@click.option("--evidence-out", help="Write the evidence record (JSON) here.")
+@click.option("--wasm-out", help="Write the candidate's module here.")
+@click.option("--time-limit", "time_limit_s", type=float, default=600.0, show_default=True, help="Evaluation time limit (s).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def evaluate(candidate, component_name, split, language, evidence_out, wasm_out, time_limit_s, as_json) -> None:
+    """Judge CANDIDATE (an EVOLVE block, a whole .rs/.c program, or a .wasm) against a component.
+
+    Exit 0 correct and measured, 8 incorrect; 3 compile failed, 5 rejected (policy or edits outside the
+    EVOLVE block), 6 failed the static checks.
+    """
+    from .components import get_component
+    from .evolution import Status, build_candidate, evaluate as run_evaluation
+    from .evolution.build import BuildFailure
+    from .evolution.evaluate import failed_build
+
+    try:
+        component = get_component(component_name)
+        source, lang = _read_candidate(candidate, language)
+        built = build_candidate(component, source, lang)
+        if isinstance(built, BuildFailure):
+            evaluation = failed_build(component, built)
+        else:
+            evaluation = run_evaluation(component, source, lang, split, time_limit_s=time_limit_s, built=built)
+            if wasm_out:
+                _write_atomically(wasm_out, built.wasm)
+        if evidence_out and evaluation.evidence:
+            _write_atomically(evidence_out, json.dumps(evaluation.evidence, indent=2).encode())
+    except SynapseError as error:
+        _fail(as_json, error)
+    _emit(as_json, evaluation.to_dict(), _describe_evaluation(evaluation))
+    exit_codes = {
+        Status.CORRECT: errors.EXIT_OK,
+        Status.COMPILE_FAILED: errors.EXIT_COMPILE_FAILED,
+        Status.INCORRECT: errors.EXIT_INCORRECT,
+        Status.TIME_LIMIT: errors.EXIT_INCORRECT,
+    }
+    if evaluation.status == Status.REJECTED:
+        sys.exit(errors.EXIT_WASM_REJECTED if evaluation.stage == "verify" else errors.EXIT_POLICY)
+    sys.exit(exit_codes.get(evaluation.status, errors.EXIT_INCORRECT))
+
+
+@cli.command()
+@click.argument("evidence_file")
+@click.argument("candidate_wasm")
+@click.option("--time-limit", "time_limit_s", type=float, default=600.0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def reproduce(evidence_file, candidate_wasm, time_limit_s, as_json) -> None:
+    """Re-run an evidence record on this machine. Exit 0 confirmed, 9 refuted (every mismatch listed)."""
+    from .evolution import reproduce as run_reproduction
+
+    try:
+        try:
+            evidence = json.loads(_read_bytes(evidence_file))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise UsageError(f"{evidence_file}: not JSON ({error})") from None
+        result = run_reproduction(evidence, _read_bytes(candidate_wasm), time_limit_s)
+    except SynapseError as error:
+        _fail(as_json, error)
+    if result.confirmed:
+        human = f"confirmed: every deterministic figure in {evidence_file} re-ran identically"
+    else:
+        human = f"refuted: {len(result.mismatches)} mismatch(es)\n" + "\n".join(f"  - {m}" for m in result.mismatches)
+    _emit(as_json, result.to_dict(), human)
+    sys.exit(errors.EXIT_OK if result.confirmed else errors.EXIT_REFUTED)
+
+
 # ------------------------------------------------------------------------------------------- demo
 
 

@@ -1,0 +1,214 @@
+"""The component contract: what a node runs, and what the engine may replace.
+
+A component declares everything needed to judge a candidate without trusting it:
+
+- `name` and the seed's `aliases` that map to it,
+- a `skeleton` per supported language: a complete program with exactly one EVOLVE block, the only
+  region a candidate may change; the rest (memory layout, exported entry points) is fixed harness,
+- the `exports` (ABI) the module must have, exactly, and its memory bound,
+- the baseline: the block inside each skeleton as shipped (version 0),
+- a Python `reference` implementation (the oracle) and correctness `cases` (fixed + seeded random),
+- training and held-out `workloads`, and the `objective` measured on them,
+- for heuristic components, `check_output`: what counts as a valid answer.
+
+Two kinds. *Exact* components must return what the reference returns on every case, and win on cost
+(fuel). *Heuristic* components must return valid output, and win on quality (their objective metric).
+
+The host side of a call (writing inputs into linear memory, calling, reading outputs back) is the
+component's `call`; everything here runs inside the sandbox, so a candidate can never touch the host.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from ..models import CodeLanguage
+from ..wasm.inspect import ExportSpec, WasmPolicy
+from ..wasm.sandbox import Instance, SandboxLimits
+
+EVOLVE_START = "EVOLVE-BLOCK-START"
+EVOLVE_END = "EVOLVE-BLOCK-END"
+
+
+class ComponentKind(str, Enum):
+    EXACT = "exact"
+    HEURISTIC = "heuristic"
+
+
+class Split(str, Enum):
+    TRAIN = "train"
+    HELDOUT = "heldout"
+
+
+@dataclass(frozen=True)
+class Objective:
+    metric: str  # the per-workload number that is compared, e.g. "bins", "fuel", "t99"
+    direction: str  # "min" or "max"
+    aggregation: str  # how workloads combine: "mean" or "sum"
+    description: str
+
+    def better(self, candidate: float, baseline: float) -> bool:
+        return candidate < baseline if self.direction == "min" else candidate > baseline
+
+    def improvement_pct(self, candidate: float, baseline: float) -> float:
+        """Positive when the candidate is better, in percent of the baseline."""
+        if baseline == 0:
+            return 0.0
+        change = (baseline - candidate) if self.direction == "min" else (candidate - baseline)
+        return 100.0 * change / abs(baseline)
+
+    def aggregate(self, values: list[float]) -> float:
+        return sum(values) / len(values) if self.aggregation == "mean" else float(sum(values))
+
+
+@dataclass(frozen=True)
+class Case:
+    """One correctness case: an input for the module and the reference."""
+
+    id: str
+    input: Any
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One measured workload. `origin` says how to rebuild it (a seed, or a data file and its hash)."""
+
+    id: str
+    split: Split
+    origin: str
+    seed: int | None
+    input: Any = field(repr=False, compare=False)
+
+
+class CaseFailure(Exception):
+    """A candidate's output is wrong or invalid; the message says how (never an error of the host)."""
+
+
+@dataclass(frozen=True)
+class CallOutput:
+    """What one host→module round trip produced: the decoded output and the fuel it burnt."""
+
+    value: Any
+    fuel: int
+
+
+class Component(ABC):
+    name: str
+    aliases: tuple[str, ...] = ()
+    kind: ComponentKind
+    description: str
+    objective: Objective
+    exports: tuple[ExportSpec, ...]
+    languages: tuple[CodeLanguage, ...] = (CodeLanguage.RUST, CodeLanguage.C)
+    max_memory_pages: int = 1024
+    # Limits of one call into the module; generous for the baseline at the largest workload.
+    limits: SandboxLimits = SandboxLimits()
+
+    # ------------------------------------------------------------------ what subclasses provide
+
+    @abstractmethod
+    def skeleton(self, language: CodeLanguage) -> str:
+        """The complete program with the baseline between the EVOLVE markers."""
+
+    @abstractmethod
+    def reference(self, input: Any) -> Any:
+        """The oracle: the exact answer (exact components) or the baseline's answer (heuristic)."""
+
+    @abstractmethod
+    def fixed_cases(self) -> list[Case]:
+        """Edge cases, always run first (quick ones first: the cascade stops at the first failure)."""
+
+    @abstractmethod
+    def random_cases(self, seed: int, count: int) -> list[Case]:
+        """Seeded random cases; the same seed gives the same cases on every machine."""
+
+    @abstractmethod
+    def call(self, instance: Instance, input: Any) -> CallOutput:
+        """Write input into the module, call it, read the output back. Raises CaseFailure on a trap
+        or on output that cannot even be decoded (out-of-range pointers, wrong lengths)."""
+
+    @abstractmethod
+    def workloads(self, split: Split) -> list[Workload]:
+        """Training workloads (generated with our own seeds) or held-out ones (never trained on)."""
+
+    @abstractmethod
+    def measure(self, instance: Instance, workload: Workload) -> dict[str, float]:
+        """Run one workload; returns metrics, at least `objective.metric` and "fuel". Raises CaseFailure
+        when the output is invalid (an invalid answer has no score, whatever it claims)."""
+
+    def check_output(self, input: Any, output: Any) -> None:
+        """Raise CaseFailure unless output is acceptable. Exact components: equal to the reference."""
+        expected = self.reference(input)
+        if output != expected:
+            raise CaseFailure(f"expected {summarize(expected)}, got {summarize(output)}")
+
+    # ------------------------------------------------------------------ derived, shared
+
+    def wasm_policy(self) -> WasmPolicy:
+        return WasmPolicy(required_exports=self.exports, max_memory_pages=self.max_memory_pages)
+
+    def baseline_block(self, language: CodeLanguage) -> str:
+        return split_skeleton(self.skeleton(language))[1]
+
+    def info(self) -> dict:
+        return {
+            "name": self.name,
+            "kind": self.kind.value,
+            "aliases": list(self.aliases),
+            "objective": f"{self.objective.direction} {self.objective.aggregation} {self.objective.metric}",
+            "languages": [language.value for language in self.languages],
+            "exports": [str(spec) for spec in self.exports],
+            "description": self.description,
+        }
+
+
+def summarize(value: Any, limit: int = 300) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+
+
+# ---------------------------------------------------------------------- EVOLVE blocks and candidates
+
+_MARKER_LINE = re.compile(rf"^[^\n]*\b({EVOLVE_START}|{EVOLVE_END})\b[^\n]*$", re.MULTILINE)
+
+
+class CandidateShapeError(ValueError):
+    """A candidate that is neither a block nor the skeleton with only its block changed."""
+
+
+def split_skeleton(program: str) -> tuple[str, str, str]:
+    """(head including the start marker line, block, tail from the end marker line on)."""
+    markers = list(_MARKER_LINE.finditer(program))
+    kinds = [m.group(1) for m in markers]
+    if kinds != [EVOLVE_START, EVOLVE_END]:
+        raise CandidateShapeError(
+            f"a program must have exactly one {EVOLVE_START} line followed by one {EVOLVE_END} line; found {kinds or 'none'}"
+        )
+    start, end = markers
+    head = program[: start.end() + 1]
+    return head, program[start.end() + 1 : end.start()], program[end.start() :]
+
+
+def _normalize(text: str) -> str:
+    """Whitespace-insensitive form for comparing harness code (trailing spaces and blank lines)."""
+    return "\n".join(line.rstrip() for line in text.strip().splitlines() if line.strip())
+
+
+def assemble(skeleton: str, candidate: str) -> str:
+    """Put a candidate into the skeleton. A candidate is either just the block, or a whole program whose
+    code outside the block is the skeleton's; a whole program that edits the harness is rejected."""
+    head, _, tail = split_skeleton(skeleton)
+    if EVOLVE_START not in candidate and EVOLVE_END not in candidate:
+        return head + candidate.strip("\n") + "\n" + tail
+    c_head, c_block, c_tail = split_skeleton(candidate)
+    for part, ours, theirs in (("before", head, c_head), ("after", tail, c_tail)):
+        if _normalize(ours) != _normalize(theirs):
+            raise CandidateShapeError(
+                f"the candidate changes code {part} the EVOLVE block; only the block between "
+                f"{EVOLVE_START} and {EVOLVE_END} may change (send just the block, or the skeleton unchanged around it)"
+            )
+    return head + c_block.strip("\n") + "\n" + tail

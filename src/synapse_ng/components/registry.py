@@ -1,0 +1,44 @@
+"""The registry of components: every module in this package that defines a Component is registered.
+
+Adding a component is adding one module here; nothing else changes.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+import pkgutil
+
+from ..errors import UsageError
+from .base import Component
+
+_NOT_COMPONENT_MODULES = {"base", "registry"}
+
+
+@functools.lru_cache(maxsize=1)
+def all_components() -> dict[str, Component]:
+    package = importlib.import_module(__package__)
+    found: dict[str, Component] = {}
+    for module_info in pkgutil.iter_modules(package.__path__):
+        if module_info.name in _NOT_COMPONENT_MODULES or module_info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__package__}.{module_info.name}")
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if issubclass(cls, Component) and cls is not Component and not inspect.isabstract(cls) and cls.__module__ == module.__name__:
+                component = cls()
+                found[component.name] = component
+    return dict(sorted(found.items()))
+
+
+def get_component(name: str) -> Component:
+    """A component by its name or one of the seed's names that map to it."""
+    components = all_components()
+    key = name.strip().lower()
+    if key in components:
+        return components[key]
+    for component in components.values():
+        if key in component.aliases:
+            return component
+    known = ", ".join(f"{c.name} ({', '.join(c.aliases)})" if c.aliases else c.name for c in components.values())
+    raise UsageError(f"unknown component {name!r}; known components (and the names that map to them): {known}")

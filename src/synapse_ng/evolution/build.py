@@ -1,0 +1,83 @@
+"""A candidate for a component, from text or bytes to a checked module (or the reason it is not one)."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from dataclasses import dataclass
+
+from ..errors import ToolchainError
+from ..components import CandidateShapeError, Component, assemble
+from ..models import CodeLanguage
+from ..toolchain import CompileOptions, CompileStatus, compile_source
+from ..wasm.inspect import inspect_wasm
+
+WASM_LANGUAGE = "wasm"  # a candidate handed over as a compiled module
+
+
+@dataclass(frozen=True)
+class BuiltModule:
+    wasm: bytes
+    language: str
+    compiler_version: str
+    source: str | None  # the assembled program, when built from source
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.wasm).hexdigest()
+
+    def describe(self) -> dict:
+        return {"sha256": self.sha256, "size": len(self.wasm), "language": self.language, "compiler": self.compiler_version}
+
+
+@dataclass(frozen=True)
+class BuildFailure:
+    stage: str  # "shape", "policy", "compile", "verify"
+    message: str
+    log: str = ""
+
+
+def build_candidate(
+    component: Component, candidate: str | bytes, language: CodeLanguage = CodeLanguage.RUST, options: CompileOptions | None = None
+) -> BuiltModule | BuildFailure:
+    """Text is an EVOLVE block or a whole program in `language`; bytes are a compiled module."""
+    if isinstance(candidate, (bytes, bytearray)):
+        module = BuiltModule(bytes(candidate), WASM_LANGUAGE, "", None)
+    else:
+        if language not in component.languages:
+            supported = ", ".join(lang.value for lang in component.languages)
+            return BuildFailure("shape", f"{component.name} has no {language.value} skeleton; write the candidate in {supported}")
+        try:
+            program = assemble(component.skeleton(language), candidate)
+        except CandidateShapeError as error:
+            return BuildFailure("shape", str(error))
+        options = options or CompileOptions()
+        exports = tuple(spec.name for spec in component.exports)
+        options = CompileOptions(
+            rustc_path=options.rustc_path,
+            clang_path=options.clang_path,
+            timeout_s=options.timeout_s,
+            memory_bytes=options.memory_bytes,
+            max_memory_pages=component.max_memory_pages,
+            exports=exports,
+            keep_source=options.keep_source,
+        )
+        compiled = compile_source(program, language, options)
+        if compiled.status is CompileStatus.REJECTED:
+            return BuildFailure("policy", "rejected by the source policy: " + "; ".join(str(v) for v in compiled.violations), compiled.log)
+        if not compiled.ok:
+            return BuildFailure("compile", f"compilation {compiled.status.value}", compiled.log)
+        module = BuiltModule(compiled.wasm, language.value, compiled.compiler_version, program)
+    report = inspect_wasm(module.wasm, component.wasm_policy())
+    if not report.ok:
+        return BuildFailure("verify", "the module failed the static checks: " + "; ".join(report.reasons))
+    return module
+
+
+@functools.lru_cache(maxsize=16)
+def build_baseline(component: Component, language: CodeLanguage = CodeLanguage.RUST) -> BuiltModule:
+    """Version 0: the skeleton as shipped, compiled by this machine's toolchain."""
+    built = build_candidate(component, component.skeleton(language), language)
+    if isinstance(built, BuildFailure):
+        raise ToolchainError(f"the {component.name} baseline does not build here ({built.stage}): {built.message}\n{built.log}")
+    return built

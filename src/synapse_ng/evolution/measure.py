@@ -1,0 +1,123 @@
+"""Measuring inside a worker process: the correctness cascade, then the workloads, on candidate and baseline.
+
+The worker is a fresh spawned process (no inherited threads or wasmtime state) with a time limit that
+kills it, so a hang or a crash of the runtime cannot take the engine or the node down with it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing
+import traceback
+from typing import Any
+
+from ..components import CaseFailure, Component, ComponentKind, Split
+from ..components.base import summarize
+from ..wasm.sandbox import Sandbox
+
+
+def aggregate(component: Component, workloads: list[dict]) -> dict:
+    objective = component.objective
+    metric = objective.metric
+    cand = [w["candidate"][metric] for w in workloads]
+    base = [w["baseline"][metric] for w in workloads]
+    for w in workloads:
+        w["improvement_pct"] = objective.improvement_pct(w["candidate"][metric], w["baseline"][metric])
+    improvements = [w["improvement_pct"] for w in workloads]
+    return {
+        "metric": metric,
+        "candidate": objective.aggregate(cand) if cand else None,
+        "baseline": objective.aggregate(base) if base else None,
+        "improvement_pct": sum(improvements) / len(improvements) if improvements else 0.0,
+    }
+
+
+def run_in_worker(function, job: dict, time_limit_s: float) -> dict | None:
+    """Run function(job) in a fresh process; None if it had to be killed at the time limit."""
+    context = multiprocessing.get_context("spawn")  # no inherited threads or wasmtime state
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(target=_worker_main, args=(function, job, sender), daemon=True)
+    process.start()
+    sender.close()
+    try:
+        if receiver.poll(time_limit_s):
+            try:
+                return receiver.recv()
+            except EOFError:
+                return {"error": f"the worker died without an answer (exit code {process.exitcode}); the runtime crashed"}
+        return None
+    finally:
+        if process.is_alive():
+            process.kill()
+        process.join()
+        receiver.close()
+
+
+def _worker_main(function, job: dict, sender) -> None:
+    try:
+        result = function(job)
+    except BaseException:  # report everything: the parent decides
+        result = {"error": traceback.format_exc()}
+    sender.send(result)
+    sender.close()
+
+
+def _failure(stage: str, case_id: str, component: Component, input: Any, error: Exception, output: Any = None) -> dict:
+    failure = {"stage": stage, "case": case_id, "input": summarize(input), "message": f"{stage} {case_id}: {error}"}
+    if component.kind is ComponentKind.EXACT and stage == "cases":
+        failure["expected"] = summarize(component.reference(input))
+        failure["got"] = summarize(output) if output is not None else None
+    return failure
+
+
+def component_ref(component: Component) -> str:
+    """How a worker finds the component: its class's import path (test components work too)."""
+    cls = type(component)
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _load_component(ref: str) -> Component:
+    module_name, _, class_name = ref.partition(":")
+    return getattr(importlib.import_module(module_name), class_name)()
+
+
+def measure_job(job: dict) -> dict:
+    """Inside the worker: the correctness cascade, then every workload on candidate and baseline."""
+    component = _load_component(job["component"])
+    result: dict = {"cases_passed": 0, "cases_total": 0, "first_failure": None, "workloads": []}
+    candidate = Sandbox(job["candidate"], component.limits)
+    baseline = Sandbox(job["baseline"], component.limits)
+    cases = component.fixed_cases() + component.random_cases(job["case_seed"], job["random_cases"])
+    result["cases_total"] = len(cases)
+    instance = candidate.instantiate()
+    if instance.startup.trap is not None:
+        result["first_failure"] = {"stage": "cases", "case": "instantiate", "input": "", "message": f"instantiation trapped: {instance.startup.trap}"}
+        return result
+    for case in cases:
+        output = None
+        try:
+            output = component.call(instance, case.input).value
+            component.check_output(case.input, output)
+        except CaseFailure as error:
+            result["first_failure"] = _failure("cases", case.id, component, case.input, error, output)
+            return result
+        result["cases_passed"] += 1
+    for split in job["splits"]:
+        for workload in component.workloads(Split(split)):
+            try:
+                measured = component.measure(candidate.instantiate(), workload)
+            except CaseFailure as error:
+                result["first_failure"] = _failure("workloads", workload.id, component, "", error)
+                return result
+            reference = component.measure(baseline.instantiate(), workload)
+            result["workloads"].append(
+                {
+                    "id": workload.id,
+                    "split": workload.split.value,
+                    "origin": workload.origin,
+                    "seed": workload.seed,
+                    "candidate": measured,
+                    "baseline": reference,
+                }
+            )
+    return result
