@@ -11,7 +11,12 @@ import textwrap
 
 import pytest
 
-from synapse_ng.toolchain.policy import C_ALLOWED_HEADERS, Violation, check_c, check_rust
+from synapse_ng.toolchain.policy import (
+    C_ALLOWED_HEADERS,
+    Violation,
+    check_c,
+    check_rust,
+)
 
 
 def src(text: str) -> str:
@@ -197,6 +202,8 @@ def test_realistic_bin_packing_heuristic_passes():
         "fn f() -> impl Sized + use<> {}",
         "let v = vec![std::f64::INFINITY; 3]; assert!(v.len() < std::usize::MAX);",
         "let include = 1; let env = 2; let asm = 3; let path = include + env + asm;",
+        'let env = 1; let s = format!("{}", env); assert_eq!(env, 1);',
+        "fn f() {}\r\nmod inline {\r\n}\r\n",
         "mod inline_module { pub fn f() {} }",
         "macro_rules! make { ($n:ident) => { mod $n { pub fn f() {} } }; } make!(generated);",
         "macro_rules! export { ($n:ident) => { #[no_mangle] pub extern \"C\" fn $n() -> u32 { 1 } }; } export!(one);",
@@ -349,6 +356,7 @@ STD_OS = {
         2,
     ),
     "std path passed into a macro": ('macro_rules! id { ($($t:tt)*) => { $($t)* }; }\nfn f() { id!(std::io); }', 2),
+    "std passed into a redefined std macro": ("macro_rules! vec { ($($t:tt)*) => { $($t)* }; }\nfn f() { vec![std::io]; }", 2),
 }
 
 
@@ -407,6 +415,14 @@ def test_rust_messages_explain_the_ban():
 def test_rust_unterminated_literal_does_not_crash():
     assert check_rust('const S: &str = "never closed') == []
     assert check_rust("/* never closed") == []
+
+
+def test_rust_crlf_line_numbers():
+    assert [(v.rule, v.line) for v in check_rust("fn f() {}\r\n\r\nmod secrets;\r\n")] == [("file-module", 3)]
+
+
+def test_c_crlf_line_numbers():
+    assert [(v.rule, v.line) for v in check_c("#include <stdint.h>\r\n\r\n#include <stdio.h>\r\n")] == [("c-include", 3)]
 
 
 def test_rust_shebang_line_cannot_hide_code():
@@ -513,7 +529,8 @@ C_ATTACKS = {
     "__asm": ('void f(void) { __asm("nop"); }', [("c-asm", 1)]),
     "asm after a trigraph-spliced comment": ('// ??/\nasm("nop");', [("c-asm", 2)]),
     "asm hidden from non-raw lexing": ('const char *s = R"x(")x"; void f(void) { asm("nop"); }', [("c-asm", 1)]),
-    "asm after raw string with splice": ("const char *s = R\"x( )x\\\n' )x\"; void f(void) { asm(\"nop\"); }", [("c-asm", 2)]),
+    # Inside a raw string clang undoes line splices: the string ends at the second )x", not the first.
+    "asm after raw string with splice": ("const char *s = R\"x( )x\\\n\"' )x\"; void f(void) { asm(\"nop\"); }", [("c-asm", 2)]),
     "asm between digit separators": ('int a = 1\'2; void f(void) { asm("nop"); } int b = 3\'4;', [("c-asm", 1)]),
     # c-import
     "import_module": (

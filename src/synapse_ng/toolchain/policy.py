@@ -1,9 +1,9 @@
 """Source policy: refuse candidate programs that would reach the host while they are compiled.
 
 Threat model. Candidates are untrusted, LLM-written Rust or C. The compiler runs on our machine, in a
-fresh directory, with an empty environment and resource limits (see `isolate.py`); the wasm module it
-produces runs in a sandbox that grants no imports. What is left is what the *compiler itself* does on
-the candidate's behalf, before any sandbox applies:
+fresh directory, with an empty environment and resource limits (see `isolate.py`), and the wasm module
+it produces runs sandboxed. What is left is what the *compiler itself* does on the candidate's behalf,
+before any sandbox applies, and what the program asks of its host:
 
 - read host files into the program (`include_str!`, `#[path]`, `mod x;`, `#[debugger_visualizer]`,
   C `#include "..."`, `#embed`) and so leak them into a binary we publish or run;
@@ -30,6 +30,7 @@ from __future__ import annotations
 import bisect
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 __all__ = ["C_ALLOWED_HEADERS", "Violation", "check_c", "check_rust"]
@@ -81,65 +82,91 @@ class _Report:
 _RUST_WS = frozenset("\t\n\v\f\r \x85\u200e\u200f\u2028\u2029")
 
 # Keywords (strict and reserved) never name a macro: `if !(x)` and `return !(x)` are not invocations.
-_RUST_KEYWORDS = frozenset(
-    "as break const continue crate else enum extern false fn for if impl in let loop match mod move mut "
-    "pub ref return self Self static struct super trait true type unsafe use where while async await dyn "
-    "abstract become box do final macro override priv typeof unsized virtual yield try gen".split()
-)
+_RUST_KEYWORDS = frozenset({
+    "as", "break", "const", "continue", "crate", "else", "enum", "extern", "false", "fn", "for", "if", "impl",
+    "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return", "self", "Self", "static",
+    "struct", "super", "trait", "true", "type", "unsafe", "use", "where", "while", "async", "await", "dyn",
+    "abstract", "become", "box", "do", "final", "macro", "override", "priv", "typeof", "unsized", "virtual",
+    "yield", "try", "gen",
+})  # fmt: skip
 
-# Built-in macros that reach outside the program, and the rule each one breaks.
+# Built-in macros that reach outside the program: name -> (rule, why it is banned).
+_READS_FILE = "reads a host file at compile time; candidates must be self-contained"
+_READS_ENV = "bakes a build-environment variable into the binary; candidates must not read the host environment"
+_RAW_CODE = "embeds raw machine code the policy cannot inspect; write plain Rust"
 _RUST_MACROS = {
-    "include": ("include-macro", "reads a host file at compile time; candidates must be self-contained"),
-    "include_str": ("include-macro", "reads a host file at compile time; candidates must be self-contained"),
-    "include_bytes": ("include-macro", "reads a host file at compile time; candidates must be self-contained"),
-    "env": ("env-macro", "bakes a build-environment variable into the binary; candidates must not read the host environment"),
-    "option_env": ("env-macro", "bakes a build-environment variable into the binary; candidates must not read the host environment"),
-    "asm": ("inline-asm", "embeds raw machine code the policy cannot inspect; write plain Rust"),
-    "global_asm": ("inline-asm", "embeds raw machine code the policy cannot inspect; write plain Rust"),
-    "naked_asm": ("inline-asm", "embeds raw machine code the policy cannot inspect; write plain Rust"),
-    "llvm_asm": ("inline-asm", "embeds raw machine code the policy cannot inspect; write plain Rust"),
+    "include": ("include-macro", _READS_FILE),
+    "include_str": ("include-macro", _READS_FILE),
+    "include_bytes": ("include-macro", _READS_FILE),
+    "env": ("env-macro", _READS_ENV),
+    "option_env": ("env-macro", _READS_ENV),
+    "asm": ("inline-asm", _RAW_CODE),
+    "global_asm": ("inline-asm", _RAW_CODE),
+    "naked_asm": ("inline-asm", _RAW_CODE),
+    "llvm_asm": ("inline-asm", _RAW_CODE),
 }
 
-# Attributes, and the rule each one breaks. Matched by name wherever an attribute can be: `#[..]`,
-# `#![..]`, inside `cfg_attr(pred, ..)` and inside Rust 2024's `unsafe(..)`.
+# Attributes: name -> (rule, message). Matched by name wherever an attribute can be: `#[..]`, `#![..]`,
+# inside `cfg_attr(pred, ..)` and inside Rust 2024's `unsafe(..)`.
+_NO_IMPORTS = "candidates may not import anything"
+_PROC_MACRO = "defines a procedural macro, which runs arbitrary code inside the compiler"
 _RUST_ATTRIBUTES = {
-    "path": ("path-attribute", "#[path] points a module at an arbitrary host file; candidates must be one self-contained file"),
-    "debugger_visualizer": ("path-attribute", "#[debugger_visualizer] reads a host file at compile time and embeds it in the binary"),
-    "link": ("link-attribute", "#[link] links host libraries or names a wasm import module; candidates may not import anything"),
-    "link_name": ("link-attribute", "#[link_name] names a host import; candidates may not import anything"),
-    "wasm_import_module": ("link-attribute", "#[wasm_import_module] names a host import module; candidates may not import anything"),
-    "link_section": ("link-attribute", "#[link_section] places data in a chosen linker/custom section; candidates may not steer linking"),
-    "link_ordinal": ("link-attribute", "#[link_ordinal] names a host import; candidates may not import anything"),
-    "feature": ("feature-gate", "#![feature] enables unstable compiler features; candidates must compile on stable Rust"),
-    "proc_macro": ("proc-macro", "#[proc_macro] defines a procedural macro, which runs arbitrary code inside the compiler"),
-    "proc_macro_derive": ("proc-macro", "#[proc_macro_derive] defines a procedural macro, which runs arbitrary code inside the compiler"),
-    "proc_macro_attribute": ("proc-macro", "#[proc_macro_attribute] defines a procedural macro, which runs arbitrary code inside the compiler"),
+    "path": (
+        "path-attribute",
+        "#[path] points a module at an arbitrary host file; candidates must be one self-contained file",
+    ),
+    "debugger_visualizer": (
+        "path-attribute",
+        "#[debugger_visualizer] reads a host file at compile time and embeds it in the binary",
+    ),
+    "link": ("link-attribute", f"#[link] links host libraries or names a wasm import module; {_NO_IMPORTS}"),
+    "link_name": ("link-attribute", f"#[link_name] names a host import; {_NO_IMPORTS}"),
+    "wasm_import_module": ("link-attribute", f"#[wasm_import_module] names a host import module; {_NO_IMPORTS}"),
+    "link_ordinal": ("link-attribute", f"#[link_ordinal] names a host import; {_NO_IMPORTS}"),
+    "link_section": (
+        "link-attribute",
+        "#[link_section] places data in a chosen linker/custom section; candidates may not steer linking",
+    ),
+    "feature": (
+        "feature-gate",
+        "#![feature] enables unstable compiler features; candidates must compile on stable Rust",
+    ),
+    "proc_macro": ("proc-macro", f"#[proc_macro] {_PROC_MACRO}"),
+    "proc_macro_derive": ("proc-macro", f"#[proc_macro_derive] {_PROC_MACRO}"),
+    "proc_macro_attribute": ("proc-macro", f"#[proc_macro_attribute] {_PROC_MACRO}"),
 }
 # Attribute names that stay dangerous even if a macro assembles the `#[..]` around them. The others
 # only act on things banned in macros anyway (`path` needs `mod x;`, `link` needs an extern block,
 # `feature` must sit at the crate root where no macro expands), and `path`/`link` are common words.
-_RUST_MACRO_ATTRIBUTE_WORDS = ("debugger_visualizer", "link_section", "proc_macro", "proc_macro_derive", "proc_macro_attribute")
+_RUST_MACRO_ATTRIBUTE_WORDS = frozenset(
+    {"debugger_visualizer", "link_section", "proc_macro", "proc_macro_derive", "proc_macro_attribute"}
+)
 
 # std modules that reach the OS. `core` and `alloc` have none of them.
 _STD_OS_MODULES = frozenset({"fs", "net", "process", "thread", "env"})
-_STD_OS_REASON = "gives access to OS facilities (files, network, processes, threads, environment) that candidates must not use"
+_STD_OS_REASON = (
+    "gives access to OS facilities (files, network, processes, threads, environment) that candidates must not use"
+)
 
 _ALLOWED_CRATES = frozenset({"core", "alloc", "std"})
 
 # std macros whose arguments are parsed as expressions, patterns or format strings: they cannot splice
 # tokens into paths or items, so their arguments are checked as ordinary code. Exempt only while the
 # candidate does not define or import a macro of the same name.
-_STD_EXPRESSION_MACROS = frozenset(
-    "assert assert_eq assert_ne debug_assert debug_assert_eq debug_assert_ne vec format format_args print "
-    "println eprint eprintln write writeln panic unreachable todo unimplemented matches dbg concat stringify "
-    "cfg compile_error line column file module_path".split()
-)
+_STD_EXPRESSION_MACROS = frozenset({
+    "assert", "assert_eq", "assert_ne", "debug_assert", "debug_assert_eq", "debug_assert_ne", "vec", "format",
+    "format_args", "print", "println", "eprint", "eprintln", "write", "writeln", "panic", "unreachable", "todo",
+    "unimplemented", "matches", "dbg", "concat", "stringify", "cfg", "compile_error", "line", "column", "file",
+    "module_path",
+})  # fmt: skip
 
 _OPENERS = {"(": ")", "[": "]", "{": "}"}
+_DEC_DIGITS = frozenset("0123456789")  # sets, not strings: "" (end of input) is in every string
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 
 
 class _Tok:
-    __slots__ = ("kind", "text", "pos", "raw")
+    __slots__ = ("kind", "pos", "raw", "text")
 
     def __init__(self, kind: str, text: str, pos: int, raw: bool = False) -> None:
         self.kind = kind  # ident, lifetime, str, char, num, punct, unknown
@@ -150,8 +177,8 @@ class _Tok:
     def is_(self, text: str) -> bool:
         return self.kind == "punct" and self.text == text
 
-    def ident(self, text: str) -> bool:
-        return self.kind == "ident" and self.text == text
+    def is_any(self, texts: Iterable[str]) -> bool:
+        return self.kind == "punct" and self.text in texts
 
     def keyword(self, text: str) -> bool:
         return self.kind == "ident" and not self.raw and self.text == text
@@ -176,7 +203,7 @@ class _RustLexer:
     """A transcription of rustc_lexer's rules for everything that decides where comments, literals
     and identifiers begin and end."""
 
-    _DQ_BODY = re.compile(r'(?:[^"\\]|\\.)*', re.S)
+    _DQ_BODY = re.compile(r'(?:[^"\\]|\\.)*', re.DOTALL)
     _BLOCK = re.compile(r"/\*|\*/")
 
     def __init__(self, src: str) -> None:
@@ -269,7 +296,8 @@ class _RustLexer:
             if f in ("b", "o", "x"):
                 p += 1
                 seen = False
-                while self.at(p) == "_" or (self.at(p) in "0123456789abcdefABCDEF" if f == "x" else self.at(p) in "0123456789"):
+                digits = _HEX_DIGITS if f == "x" else _DEC_DIGITS
+                while self.at(p) == "_" or self.at(p) in digits:
                     seen = seen or self.at(p) != "_"
                     p += 1
                 if not seen:
@@ -416,7 +444,7 @@ def _match_brackets(toks: list[_Tok]) -> dict[int, int]:
 
 
 class _UseLeaf:
-    __slots__ = ("segments", "glob", "bound", "at")
+    __slots__ = ("at", "bound", "glob", "segments")
 
     def __init__(self, segments: list[tuple[str, int]], glob: bool, bound: str | None, at: int) -> None:
         self.segments = segments  # (name, token index); metavariables as "$name"
@@ -445,8 +473,13 @@ class _RustScan:
             t = self.toks[i]
             if t.is_(";") or (t.kind == "punct" and t.text in (")", "]", "}")):
                 return i
-            i = self.close[i] + 1 if t.kind == "punct" and t.text in _OPENERS else i + 1
+            i = self.skip(i)
         return i
+
+    def skip(self, i: int) -> int:
+        """The index after the token at i, or after its whole group if it opens one."""
+        t = self.toks[i]
+        return self.close[i] + 1 if t.is_any(_OPENERS) else i + 1
 
     def use_tree(self, pos: int, end: int, prefix: list[tuple[str, int]], leaves: list[_UseLeaf]) -> int:
         segments = list(prefix)
@@ -463,7 +496,7 @@ class _RustScan:
                 while p < stop:
                     p = self.use_tree(p, stop, segments, leaves)
                     while p < stop and not self.toks[p].is_(","):
-                        p = self.close[p] + 1 if self.toks[p].kind == "punct" and self.toks[p].text in _OPENERS else p + 1
+                        p = self.skip(p)
                     p += 1
                 return stop + 1
             if t.kind == "ident":
@@ -504,10 +537,10 @@ class _RustScan:
                 else:
                     names.add(name.text)
                     body = i + 3
-                if self.tok(body).kind == "punct" and self.tok(body).text in _OPENERS:
+                if self.tok(body).is_any(_OPENERS):
                     define[body + 1] += 1
                     define[self.close[body]] -= 1
-            elif (t.raw or t.text not in _RUST_KEYWORDS) and self.tok(i + 2).text in _OPENERS and self.tok(i + 2).kind == "punct":
+            elif (t.raw or t.text not in _RUST_KEYWORDS) and self.tok(i + 2).is_any(_OPENERS):
                 calls.append((t.text, i + 2))
         # A std macro name stops being trusted once the candidate defines or imports its own.
         for i, t in enumerate(self.toks):
@@ -548,7 +581,7 @@ class _RustScan:
                 if self.toks[p].is_(","):
                     parts.append((start, p))
                     start = p + 1
-                p = self.close[p] + 1 if self.toks[p].kind == "punct" and self.toks[p].text in _OPENERS else p + 1
+                p = self.skip(p)
             parts.append((start, stop))
             for a, b in parts[1:]:
                 self.check_attribute(a, b)
@@ -560,132 +593,172 @@ class _RustScan:
                     self.flag(s, *_RUST_ATTRIBUTES[self.toks[s].text])
 
     def run(self) -> list[Violation]:
-        toks = self.toks
+        in_use, leaves, dynamic_names = self.collect_uses()
+        call, define = self.macro_regions(dynamic_names)
+        aliases = self.std_aliases(leaves)
+        std_flagged = self.check_uses(leaves, aliases)
+        for i, t in enumerate(self.toks):
+            if t.is_("#"):
+                j = i + 2 if self.tok(i + 1).is_("!") else i + 1
+                if self.tok(j).is_("["):
+                    self.check_attribute(j + 1, self.close[j])
+            elif t.kind == "ident":
+                self.check_ident(i, call[i] > 0, define[i] > 0, in_use[i], aliases, std_flagged)
+        return self.report.violations()
 
-        # use items and extern crates: where std gets other names, and what is imported.
-        in_use = [False] * len(toks)
+    def collect_uses(self) -> tuple[list[bool], list[_UseLeaf], bool]:
+        """Which tokens sit in `use` items, every imported path, and whether a macro builds imports."""
+        in_use = [False] * len(self.toks)
         leaves: list[_UseLeaf] = []
         dynamic_names = False
-        for i, t in enumerate(toks):
-            if t.keyword("use") and not self.tok(i + 1).is_("<"):  # `impl Trait + use<'a>` is no import
+        for i, t in enumerate(self.toks):
+            if t.keyword("use") and not self.tok(i + 1).is_("<"):  # `impl Trait + use<'a>` imports nothing
                 end = self.item_end(i + 1)
-                for k in range(i, min(end, len(toks))):
+                for k in range(i, min(end, len(self.toks))):
                     in_use[k] = True
-                item: list[_UseLeaf] = []
-                self.use_tree(i + 1, end, [], item)
-                leaves.extend(item)
-                if any(tok.is_("$") for tok in toks[i:end]):
-                    dynamic_names = True
-        call, define = self.macro_regions(dynamic_names)
-        crate_aliases = [
+                self.use_tree(i + 1, end, [], leaves)
+                dynamic_names = dynamic_names or any(tok.is_("$") for tok in self.toks[i:end])
+        return in_use, leaves, dynamic_names
+
+    def std_aliases(self, leaves: list[_UseLeaf]) -> set[str]:
+        """Every name that refers to the std crate: `use std as s`, `use std::{self as s}`,
+        `extern crate std as s`, and aliases of aliases, wherever they are declared. Scope is ignored:
+        a name that is std anywhere is treated as std everywhere."""
+        toks = self.toks
+        pairs = [
             (toks[i + 2].text, toks[i + 4].text)
             for i, t in enumerate(toks)
             if t.keyword("extern") and self.tok(i + 1).keyword("crate") and self.tok(i + 3).keyword("as")
             and self.tok(i + 2).kind == "ident" and self.tok(i + 4).kind == "ident"
         ]
-        # Every name that refers to the std crate: `use std as s`, `use std::{self as s}`,
-        # `extern crate std as s`, and aliases of aliases. Scope is ignored: a name that is std anywhere
-        # is treated as std everywhere.
+        for leaf in leaves:
+            named = [s for s in leaf.segments if s[0] != "self"]  # `std::{self as s}` names std
+            if not leaf.glob and named:
+                pairs.append((named[-1][0], leaf.bound))
         aliases = {"std"}
         changed = True
         while changed:
             changed = False
-            pairs = [(original, alias) for original, alias in crate_aliases]
-            for leaf in leaves:
-                named = [s for s in leaf.segments if s[0] != "self"]  # `std::{self as s}` names std
-                if not leaf.glob and named:
-                    pairs.append((named[-1][0], leaf.bound))
             for original, alias in pairs:
                 if original in aliases and alias and alias not in ("_", "self") and alias not in aliases:
                     aliases.add(alias)
                     changed = True
+        return aliases
 
-        std_flagged: set[int] = set()  # std::env the module, so not also reported as env!
+    def check_uses(self, leaves: list[_UseLeaf], aliases: set[str]) -> set[int]:
+        """std OS modules reached through use trees (`use std::{io, fs}`) and std globs.
+        Returns the tokens reported, so `use std::env` is not reported again as env!."""
+        flagged: set[int] = set()
         for leaf in leaves:
             for (a, _), (b, bi) in zip(leaf.segments, leaf.segments[1:]):
                 if a in aliases and b in _STD_OS_MODULES:
                     self.flag(bi, "std-os-module", self.std_message(a, b))
-                    std_flagged.add(bi)
+                    flagged.add(bi)
                 elif a in aliases and b.startswith("$"):
-                    self.flag(bi, "std-os-module", f"{a}::${b[1:]} lets the macro's caller pick any std module, including fs, net, process, thread and env")
+                    self.flag(bi, "std-os-module", self.std_metavariable_message(a))
             if leaf.glob and leaf.segments and leaf.segments[-1][0] in aliases:
-                name = leaf.segments[-1][0]
                 self.flag(
                     leaf.at,
                     "std-os-module",
-                    f"`{name}::*` imports std::fs, std::net, std::process, std::thread and std::env along with everything else; import the items you need by name",
+                    f"`{leaf.segments[-1][0]}::*` imports std::fs, std::net, std::process, std::thread and "
+                    "std::env along with everything else; import the items you need by name",
+                )
+        return flagged
+
+    def check_ident(
+        self, i: int, in_call: bool, in_def: bool, in_use: bool, aliases: set[str], std_flagged: set[int]
+    ) -> None:
+        t, prev, nxt = self.toks[i], self.tok(i - 1), self.tok(i + 1)
+        name = t.text
+
+        if t.keyword("mod"):
+            if in_call:
+                self.flag(
+                    i,
+                    "file-module",
+                    "`mod` inside a macro invocation can be reassembled into a file module (`mod x;`); "
+                    "declare modules outside macro calls",
+                )
+                return
+            k = i + 2 if nxt.is_("$") else i + 1
+            if self.tok(k).kind == "ident" and self.tok(k + 1).is_("{"):
+                return  # an inline module
+            shown = self.tok(k).text if self.tok(k).kind == "ident" else "x"
+            self.flag(
+                i,
+                "file-module",
+                f"`mod {shown};` loads the module from a host file; write it inline as `mod {shown} {{ ... }}`",
+            )
+            return
+
+        if t.keyword("extern"):
+            if nxt.keyword("crate"):
+                crate = self.tok(i + 2)
+                if in_call or crate.kind != "ident" or crate.text not in _ALLOWED_CRATES:
+                    shown = crate.text if crate.kind == "ident" else "(a crate chosen by a macro)"
+                    self.flag(
+                        i,
+                        "extern-crate",
+                        f"extern crate {shown} links an outside crate; only core, alloc and std are available",
+                    )
+                return
+            k = i + 2 if nxt.kind == "str" else i + 1
+            if self.tok(k).keyword("fn") and not in_call:
+                return  # `extern "C" fn`: a function definition (an export) or a function pointer type
+            if self.tok(k).is_("{"):
+                message = (
+                    "an extern block declares host imports; candidates may only export functions "
+                    '(`pub extern "C" fn` definitions are fine)'
+                )
+            elif in_call:
+                message = (
+                    "`extern` inside a macro invocation can be reassembled into an extern block, "
+                    "which declares host imports"
+                )
+            else:
+                message = "`extern` not followed by `fn` can only be an extern block, which declares host imports"
+            self.flag(i, "extern-block", message)
+            return
+
+        if name in aliases:
+            after = self.tok(i + 2)
+            if in_call:
+                self.flag(
+                    i,
+                    "std-os-module",
+                    f"`{name}` passed into a macro can be spliced into any std path, including "
+                    "std::fs/net/process/thread/env; write std paths outside macro invocations",
+                )
+            elif nxt.is_("::") and after.kind == "ident" and after.text in _STD_OS_MODULES:
+                if not (after.text == "env" and self.tok(i + 3).is_("!")):  # std::env! is the env macro
+                    self.flag(i + 2, "std-os-module", self.std_message(name, after.text))
+                    std_flagged.add(i + 2)
+            elif nxt.is_("::") and after.is_("$"):
+                self.flag(i + 2, "std-os-module", self.std_metavariable_message(name))
+            elif in_def and not (nxt.is_("::") and after.kind == "ident"):
+                self.flag(
+                    i,
+                    "std-os-module",
+                    f"inside macro_rules `{name}` must be followed by `::` and a plain module name; anything "
+                    "else lets the macro's caller complete the path (to std::fs, for one)",
                 )
 
-        for i, t in enumerate(toks):
-            prev, nxt = self.tok(i - 1), self.tok(i + 1)
-            in_call, in_def = call[i] > 0, define[i] > 0
+        if name in _RUST_MACROS and i not in std_flagged:
+            rule, reason = _RUST_MACROS[name]
+            if nxt.is_("!"):
+                self.flag(i, rule, f"{name}! {reason}")
+            elif prev.is_("::") or nxt.is_("::") or in_use:
+                self.flag(i, rule, f"`{name}` names the {name}! macro (imports and aliases count), which {reason}")
+            elif in_call or in_def:
+                self.flag(i, rule, f"`{name}` inside a macro can be spliced into {name}!, which {reason}")
 
-            if t.is_("#"):
-                j = i + 2 if nxt.is_("!") else i + 1
-                if self.tok(j).is_("["):
-                    self.check_attribute(j + 1, self.close[j])
-                continue
-            if t.kind != "ident":
-                continue
-            name = t.text
+        if (in_call or in_def) and name in _RUST_MACRO_ATTRIBUTE_WORDS:
+            rule, reason = _RUST_ATTRIBUTES[name]
+            self.flag(i, rule, f"`{name}` inside a macro can be spliced into an attribute: {reason}")
 
-            if t.keyword("mod"):
-                if in_call:
-                    self.flag(i, "file-module", "`mod` inside a macro invocation can be reassembled into a file module (`mod x;`); declare modules outside macro calls")
-                    continue
-                k = i + 2 if nxt.is_("$") else i + 1
-                if self.tok(k).kind == "ident" and self.tok(k + 1).is_("{"):
-                    continue
-                shown = self.tok(k).text if self.tok(k).kind == "ident" else "x"
-                self.flag(i, "file-module", f"`mod {shown};` loads the module from a host file; write it inline as `mod {shown} {{ ... }}`")
-                continue
-
-            if t.keyword("extern"):
-                if nxt.keyword("crate"):
-                    crate = self.tok(i + 2)
-                    if in_call or crate.kind != "ident" or crate.text not in _ALLOWED_CRATES:
-                        shown = crate.text if crate.kind == "ident" else "(a crate chosen by a macro)"
-                        self.flag(i, "extern-crate", f"extern crate {shown} links an outside crate; only core, alloc and std are available")
-                    continue
-                k = i + 2 if nxt.kind == "str" else i + 1
-                if self.tok(k).keyword("fn") and not in_call:
-                    continue  # `extern "C" fn` is a function definition or pointer type: an export, fine
-                if self.tok(k).is_("{"):
-                    message = "an extern block declares host imports; candidates may only export functions (`pub extern \"C\" fn` definitions are fine)"
-                elif in_call:
-                    message = "`extern` inside a macro invocation can be reassembled into an extern block, which declares host imports"
-                else:
-                    message = "`extern` not followed by `fn` can only be an extern block, which declares host imports"
-                self.flag(i, "extern-block", message)
-                continue
-
-            if name in aliases:
-                after = self.tok(i + 2)
-                if in_call:
-                    self.flag(i, "std-os-module", f"`{name}` passed into a macro can be spliced into any std path, including std::fs/net/process/thread/env; write std paths outside macro invocations")
-                elif nxt.is_("::") and after.kind == "ident" and after.text in _STD_OS_MODULES:
-                    if not (after.text == "env" and self.tok(i + 3).is_("!")):  # std::env! is the env macro
-                        self.flag(i + 2, "std-os-module", self.std_message(name, after.text))
-                        std_flagged.add(i + 2)
-                elif nxt.is_("::") and after.is_("$"):
-                    self.flag(i + 2, "std-os-module", f"{name}::$... lets the macro's caller pick any std module, including fs, net, process, thread and env")
-                elif in_def and not (nxt.is_("::") and after.kind == "ident"):
-                    self.flag(i, "std-os-module", f"inside macro_rules `{name}` must be followed by `::` and a plain module name; anything else lets the macro's caller complete the path (to std::fs, for one)")
-
-            if name in _RUST_MACROS and i not in std_flagged:
-                rule, reason = _RUST_MACROS[name]
-                if nxt.is_("!"):
-                    self.flag(i, rule, f"{name}! {reason}")
-                elif prev.is_("::") or nxt.is_("::") or in_use[i]:
-                    self.flag(i, rule, f"`{name}` names the {name}! macro (importing or aliasing it is banned too), which {reason}")
-                elif in_call or in_def:
-                    self.flag(i, rule, f"`{name}` inside a macro can be spliced into {name}!, which {reason}")
-
-            if (in_call or in_def) and name in _RUST_MACRO_ATTRIBUTE_WORDS:
-                rule, reason = _RUST_ATTRIBUTES[name]
-                self.flag(i, rule, f"`{name}` inside a macro can be spliced into an attribute: {reason}")
-
-        return self.report.violations()
+    @staticmethod
+    def std_metavariable_message(root: str) -> str:
+        return f"{root}::$... lets the macro's caller pick any std module, including fs, net, process, thread and env"
 
     @staticmethod
     def std_message(root: str, module: str) -> str:
@@ -761,7 +834,7 @@ _C_HEADER_DIRECTIVES = _C_INCLUDE_DIRECTIVES | {"embed"}
 _C_RAW_PREFIXES = frozenset({"R", "LR", "uR", "UR", "u8R"})
 _C_PUNCT = re.compile(
     r"%:%:|\.\.\.|<<=|>>=|->|\+\+|--|<<|>>|<=|>=|==|!=|&&|\|\||[*/%+\-&^|]=|##|<:|:>|<%|%>|%:|::|[^\s]",
-    re.S,
+    re.DOTALL,
 )
 _C_UCN = r"\\u[0-9A-Fa-f]{4}|\\U[0-9A-Fa-f]{8}"
 _C_UCN_RE = re.compile(_C_UCN)
@@ -769,6 +842,10 @@ _C_IDENT = re.compile(rf"(?:[A-Za-z_$]|{_C_UCN}|[^\x00-\x7f])(?:[A-Za-z0-9_$]|{_
 _C_STRING = re.compile(r'"(?:[^"\\\n]|\\[^\n])*"?')
 _C_CHAR = re.compile(r"'(?:[^'\\\n]|\\[^\n])*'?")
 _ALLOWED_LIST = ", ".join(f"<{h}>" for h in sorted(C_ALLOWED_HEADERS))
+
+
+def _ascii_identifier_char(c: str) -> bool:
+    return c.isascii() and (c.isalnum() or c == "_")
 
 
 def _c_space(c: str) -> bool:
@@ -779,7 +856,9 @@ def _c_space(c: str) -> bool:
 class _CScan:
     """One lexing of the logical text under one compiler configuration."""
 
-    def __init__(self, source: str, logical: _LogicalText, raw_strings: bool, digit_separators: bool, report: _Report) -> None:
+    def __init__(
+        self, source: str, logical: _LogicalText, raw_strings: bool, digit_separators: bool, report: _Report
+    ) -> None:
         self.source = source
         self.lt = logical
         self.text = logical.text
@@ -806,11 +885,9 @@ class _CScan:
         prev = ""
         while p < n:
             c = t[p]
-            if c.isascii() and (c.isalnum() or c in "_."):
+            if (c.isascii() and (c.isalnum() or c in "_.")) or (c in "+-" and prev in ("e", "E", "p", "P")):
                 prev, p = c, p + 1
-            elif c in "+-" and prev in ("e", "E", "p", "P"):
-                prev, p = c, p + 1
-            elif c == "'" and self.digit_separators and p + 1 < n and t[p + 1].isascii() and (t[p + 1].isalnum() or t[p + 1] == "_"):
+            elif c == "'" and self.digit_separators and _ascii_identifier_char(t[p + 1 : p + 2]):
                 prev, p = t[p + 1], p + 2
             elif c >= "\x80" and not _c_space(c):
                 prev, p = c, p + 1
@@ -867,17 +944,20 @@ class _CScan:
             return after
         end, header = self.header_end(after)
         if name == "embed":
-            self.flag(hash_at, "c-embed", "#embed reads a host file into the program at compile time; candidates must be self-contained")
-        elif name == "include" and header and header[0] == "<" and header[1:-1] in C_ALLOWED_HEADERS:
-            pass
-        elif header is None:
-            self.flag(hash_at, "c-include", f"#{name} with a computed or missing header can name any host file; only {_ALLOWED_LIST} may be included, written literally")
+            message = "#embed reads a host file into the program at compile time; candidates must be self-contained"
+            self.flag(hash_at, "c-embed", message)
+            return end
+        if name == "include" and header and header[0] == "<" and header[1:-1] in C_ALLOWED_HEADERS:
+            return end
+        if header is None:
+            message = f"#{name} with a computed or missing header can name any host file"
         elif name != "include":
-            self.flag(hash_at, "c-include", f"#{name} {header} is not allowed; only #include of {_ALLOWED_LIST}")
+            message = f"#{name} {header} is not allowed"
         elif header[0] == '"':
-            self.flag(hash_at, "c-include", f'#include {header} is not allowed: quotes search the directory of the source first and can name any host file; only {_ALLOWED_LIST}')
+            message = f"#include {header} is not allowed: quotes search the source's own directory first"
         else:
-            self.flag(hash_at, "c-include", f"#include {header} is not allowed; only {_ALLOWED_LIST}")
+            message = f"#include {header} is not allowed"
+        self.flag(hash_at, "c-include", f"{message}; the only headers are #include {_ALLOWED_LIST}")
         return end
 
     def run(self) -> None:
@@ -930,7 +1010,8 @@ class _CScan:
                     # Not a directive (the `#` does not start the line), so clang includes nothing;
                     # but the candidate is trying to, and nothing legitimate looks like this.
                     rule = "c-embed" if word == "embed" else "c-include"
-                    self.flag(last_at, rule, f"`#{word}` off the start of a line; candidates may not include or embed host files")
+                    message = f"`#{word}` off the start of a line; candidates may not include or embed host files"
+                    self.flag(last_at, rule, message)
                 self.word(start, word)
                 previous = word
             else:
@@ -940,7 +1021,11 @@ class _CScan:
                 if previous == "#" and at_line_start:
                     directive_hash = start
                 elif previous == "##":
-                    self.flag(start, "c-token-paste", "## pastes tokens into new identifiers (asm, import_module, __has_include...) that this check cannot see; write identifiers out in full")
+                    message = (
+                        "## pastes tokens into new identifiers (asm, import_module, __has_include...) that this "
+                        "check cannot see; write identifiers out in full"
+                    )
+                    self.flag(start, "c-token-paste", message)
 
     def word(self, at: int, word: str) -> None:
         if word in _C_ASM:
@@ -948,7 +1033,8 @@ class _CScan:
         elif word in _C_IMPORT:
             self.flag(at, "c-import", f"`{word}` makes a function a host import; candidates may only export functions")
         elif word in ("__has_include", "__has_include_next"):
-            self.flag(at, "c-include", f"{word} probes host files at compile time; only {_ALLOWED_LIST} are available, so there is nothing to probe")
+            message = f"{word} probes host files at compile time; only {_ALLOWED_LIST} exist, nothing needs probing"
+            self.flag(at, "c-include", message)
         elif word == "__has_embed":
             self.flag(at, "c-embed", "__has_embed probes host files at compile time; candidates must be self-contained")
 
