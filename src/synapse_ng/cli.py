@@ -299,6 +299,13 @@ def _describe_evaluation(evaluation) -> str:
             lines.append(
                 f"{w['id']:<14} {w['split']:<8} {w['candidate'][metric]:>14.6g} {w['baseline'][metric]:>14.6g} {w.get('improvement_pct', 0):>9.3f}%"
             )
+            for side in ("candidate", "baseline"):
+                others = " ".join(
+                    f"{k}={v}" if isinstance(v, int) else f"{k}={v:.6g}"
+                    for k, v in w[side].items()
+                    if k != metric and isinstance(v, (int, float))
+                )
+                lines.append(f"    {side + ':':<11} {others}")
     if evaluation.aggregate:
         a = evaluation.aggregate
         lines.append(f"improvement: {a['improvement_pct']:.3f} % (mean over workloads; positive is better)")

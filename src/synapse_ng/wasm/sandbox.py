@@ -183,6 +183,7 @@ class Instance:
         )
         self._instance: wasmtime.Instance | None = None
         self._memory: wasmtime.Memory | None = None
+        self._functions: dict[str, tuple[wasmtime.Func, list[str]]] = {}
         # Growth stops at the store limit or at the module's own declared maximum, whichever is lower.
         self._memory_cap = limits.memory_bytes
         # Instantiation runs the start function and data initialisers: bounded like any call.
@@ -212,15 +213,21 @@ class Instance:
     def call(self, name: str, *args) -> CallResult:
         if self.startup.trap is not None:
             return self.startup
-        func = self._instance.exports(self.store).get(name) if self._instance else None
-        if not isinstance(func, wasmtime.Func):
-            functions = [e.name for e in self._sandbox.module.exports if isinstance(e.type, wasmtime.FuncType)]
-            raise SandboxError(f"no exported function {name!r}; the module exports: {', '.join(functions) or 'none'}")
-        params = func.type(self.store).params
+        func, params = self._function(name)
         if len(params) != len(args):
             raise SandboxError(f"{name} takes {len(params)} argument(s) ({', '.join(map(str, params))}), got {len(args)}")
         typed = [_to_val(value, kind) for value, kind in zip(args, params)]
         return self._bounded(lambda: _as_tuple(func(self.store, *typed)))
+
+    def _function(self, name: str) -> tuple[wasmtime.Func, list[str]]:
+        """The export and its parameter types, looked up once per instance: calls are the hot path."""
+        if name not in self._functions:
+            func = self._instance.exports(self.store).get(name) if self._instance else None
+            if not isinstance(func, wasmtime.Func):
+                functions = [e.name for e in self._sandbox.module.exports if isinstance(e.type, wasmtime.FuncType)]
+                raise SandboxError(f"no exported function {name!r}; the module exports: {', '.join(functions) or 'none'}")
+            self._functions[name] = (func, [str(kind) for kind in func.type(self.store).params])
+        return self._functions[name]
 
     def _bounded(self, action) -> CallResult:
         limits = self._sandbox.limits
@@ -286,8 +293,7 @@ def _trap_message(text: str) -> str:
     return causes[-1] if causes else (lines[-1] if lines else "trap")
 
 
-def _to_val(value, kind: wasmtime.ValType):
-    name = str(kind)
+def _to_val(value, name: str):
     if name == "i32":
         return wasmtime.Val.i32(_wrap(int(value), 32))
     if name == "i64":
