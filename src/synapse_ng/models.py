@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from enum import Enum
 
 
@@ -57,3 +58,93 @@ class LLMProviderConfig:
         if data["api_key"]:
             data["api_key"] = "***"
         return data
+
+
+class InefficiencyType(str, Enum):
+    """Kinds of chronic problem (the seed's values)."""
+
+    PERFORMANCE = "performance"
+    SCALABILITY = "scalability"
+    RESOURCE_USAGE = "resource_usage"
+    CONSENSUS = "consensus"
+    AUCTION = "auction"
+    TASK_ALLOCATION = "task_allocation"
+    REPUTATION = "reputation"
+    NETWORK_TOPOLOGY = "network_topology"
+
+
+InefficencyType = InefficiencyType  # the seed's spelling, kept so its callers keep working
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+@dataclass
+class Inefficiency:
+    """A detected chronic problem, as the engine receives it (severity 0..1)."""
+
+    type: InefficiencyType
+    description: str
+    severity: float
+    current_metric: float
+    target_metric: float
+    affected_component: str
+    suggested_improvement: str
+    timestamp: str = field(default_factory=_now)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= float(self.severity) <= 1.0:
+            raise ValueError(f"severity must be within [0, 1], got {self.severity}")
+
+
+SEVERITY_LEVELS = {"low": 0.25, "medium": 0.5, "high": 0.75, "critical": 1.0}
+
+
+@dataclass
+class HealthIssue:
+    """What the immune system reports (the seed's fields; severity is a level name)."""
+
+    issue_type: str
+    severity: str  # "low", "medium", "high", "critical"
+    current_value: float
+    target_value: float
+    recommended_action: str
+    description: str
+    detected_at: str = field(default_factory=_now)
+    issue_source: str = "config"  # "config", "algorithm", "network", "resource"
+    affected_component: str = ""
+
+    @property
+    def severity_value(self) -> float:
+        """The level as a number in [0, 1], as an Inefficiency carries it."""
+        try:
+            return SEVERITY_LEVELS[self.severity.lower()]
+        except KeyError:
+            raise ValueError(f"unknown severity {self.severity!r}; use one of {', '.join(SEVERITY_LEVELS)}") from None
+
+
+@dataclass
+class GeneratedCode:
+    """A candidate the engine hands on, with what was *measured* about it.
+
+    estimated_improvement keeps the seed's name, but here it is the improvement measured on held-out
+    workloads (in percent, positive is better), or None when nothing could be measured (a component
+    the engine does not know): such code is never eligible for automatic deployment.
+    """
+
+    language: CodeLanguage
+    source_code: str
+    description: str
+    target_component: str
+    estimated_improvement: float | None
+    wasm_binary: bytes | None = field(default=None, repr=False)
+    wasm_hash: str | None = None
+    compilation_log: str | None = None
+    evidence: dict | None = field(default=None, repr=False)
+    measured: bool = False
+    run_id: str | None = None
+
+    @property
+    def eligible_for_deployment(self) -> bool:
+        return self.measured and self.evidence is not None and (self.estimated_improvement or 0) > 0
