@@ -367,14 +367,14 @@ class _Server(ThreadingHTTPServer):
 
 
 class LoopbackServer:
-    def __init__(self, wire: Wire, *steps: Ok | Reply | _Hang):
+    def __init__(self, wire: Wire, *steps: Ok | Reply | _Hang, port: int = 0):
         self.wire = wire
         self.steps = list(steps) or [OK]
         self.requests: list[Recorded] = []
         self._lock = threading.Lock()
         self._released = threading.Event()
         self._connections: set[socket.socket] = set()
-        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server = _Server(("127.0.0.1", port), _Handler)
         self._server.owner = self
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name=f"{wire.name}-server", daemon=True)
         self._thread.start()
