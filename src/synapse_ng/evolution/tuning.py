@@ -1,0 +1,281 @@
+"""The cheap operator: re-tune the numeric constants of a good block, no language model involved.
+
+    numeric_literals(block, language) -> [Literal(start, end, text, value, is_float)]
+    retune(block, language, rng, count=None) -> str | None
+
+`numeric_literals` finds the number tokens of a block with the language's own lexer (edits.tokenize),
+so a digit inside a comment, a string, a char literal or an identifier (`x1`, `f64`, `u32`) is never a
+literal. Handled forms: Rust `1.0f64`, `3u32`, `0x1F`, `0b101`, `0o17`, `1e-3`, `2.5E+3_f32`, `1_000`
+(a tuple field such as `pair.0` is not a literal, and nothing inside `#[...]` attributes is); C `1.5f`,
+`10UL`, `0x1Fu`, `017` (octal), `.5`, `1e-3` (in directives only `#define` values count); WAT only the
+operand of `i32.const` / `i64.const` / `f32.const` / `f64.const`, sign included. `value` is an int or a
+float; hex floats, `nan` and `inf` are left out.
+
+`retune` perturbs `count` literals (1..3, drawn from `rng` when not given), chosen without replacement
+among the *tunable* ones, floats three times as likely as integers:
+
+- a float is multiplied by a factor drawn log-uniformly in [0.5, 2] and, one time in four, also gets
+  a small Gaussian nudge (5 % of its value); it keeps a decimal point (or its exponent form), its
+  suffix and its sign, and is written with four significant digits;
+- an integer moves by 1 up to 25 % of its value (at least 1), up or down, never crossing to 0 or to the
+  other sign; it stays a decimal integer with its suffix and digit grouping (`1_000` -> `1_250`).
+
+Not tunable (left as they are): zeros (0, 0.0: loop starts, initial values, clamps), the integer 1
+(`n - 1`, `i + 1`: structure, not a constant), and non-decimal integers (hex/octal/binary: bit masks and
+hash constants). `retune` returns None when no literal is tunable, so the caller falls back to the
+model. Everything is drawn from `rng`, in a fixed order: the same seed gives the same block.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+from dataclasses import dataclass
+
+from ..models import CodeLanguage
+from .edits import tokenize
+
+__all__ = ["Literal", "numeric_literals", "retune"]
+
+FLOAT_WEIGHT = 3
+NOISE_CHANCE = 0.25
+NOISE_SCALE = 0.05
+INT_SPREAD = 0.25
+SIGNIFICANT_DIGITS = 4
+
+
+@dataclass(frozen=True)
+class Literal:
+    start: int  # offset in the block
+    end: int
+    text: str  # exactly as written, suffix included
+    value: int | float
+    is_float: bool
+
+
+# ------------------------------------------------------------------------------------------ parsing
+
+_RUST_DEC = re.compile(
+    r"(?P<body>[0-9][0-9_]*(?:\.[0-9_]*)?(?:[eE][+-]?[0-9_]*[0-9][0-9_]*)?)(?P<suffix>_*(?:[iu](?:8|16|32|64|128|size)|f32|f64))?$"
+)
+_RUST_RADIX = re.compile(r"0(?P<base>[xob])(?P<digits>[0-9a-fA-F_]*?)(?P<suffix>_*[iu](?:8|16|32|64|128|size))?$")
+_C_FLOAT = re.compile(r"(?P<body>(?:[0-9]*\.[0-9]*|[0-9]+)(?:[eE][+-]?[0-9]+)?)(?P<suffix>[fFlL]?)$")
+_C_INT = re.compile(r"(?P<body>0[xX][0-9a-fA-F]+|0[bB][01]+|[0-9]+)(?P<suffix>[uU]?[lL]{0,2}|[lL]{1,2}[uU])$")
+_WAT_INT = re.compile(r"(?P<sign>[+-]?)(?P<body>0x[0-9a-fA-F_]+|[0-9][0-9_]*)$")
+_WAT_FLOAT = re.compile(r"(?P<sign>[+-]?)(?P<body>[0-9][0-9_]*(?:\.[0-9_]*)?(?:[eE][+-]?[0-9_]+)?)$")
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    value: int | float
+    is_float: bool
+    radix: int
+    sign: str  # "-" or "+" written before the digits (WAT), else ""
+    body: str  # the digits (and point/exponent) as written
+    suffix: str
+
+
+def _parse(text: str, language: CodeLanguage) -> _Parsed | None:
+    if language is CodeLanguage.C:
+        m = _C_INT.match(text)
+        if m and not ("." in text or (not text.lower().startswith("0x") and "e" in text.lower())):
+            body = m.group("body")
+            lower = body.lower()
+            if lower.startswith("0x"):
+                return _Parsed(int(body, 0), False, 16, "", body, m.group("suffix"))
+            if lower.startswith("0b"):
+                return _Parsed(int(body, 0), False, 2, "", body, m.group("suffix"))
+            if len(body) > 1 and body.startswith("0"):
+                try:
+                    return _Parsed(int(body, 8), False, 8, "", body, m.group("suffix"))
+                except ValueError:
+                    return None
+            return _Parsed(int(body), False, 10, "", body, m.group("suffix"))
+        m = _C_FLOAT.match(text)
+        if m and ("." in m.group("body") or "e" in m.group("body").lower()):
+            try:
+                return _Parsed(float(m.group("body")), True, 10, "", m.group("body"), m.group("suffix"))
+            except ValueError:
+                return None
+        return None
+    if language is CodeLanguage.WAT:
+        m = _WAT_INT.match(text)
+        if m:
+            body = m.group("body")
+            value = int(body.replace("_", ""), 16 if body.startswith("0x") else 10)
+            return _Parsed(
+                -value if m.group("sign") == "-" else value, False, 16 if body.startswith("0x") else 10, m.group("sign"), body, ""
+            )
+        m = _WAT_FLOAT.match(text)
+        if m:
+            value = float(m.group("body").replace("_", ""))
+            return _Parsed(-value if m.group("sign") == "-" else value, True, 10, m.group("sign"), m.group("body"), "")
+        return None
+    # Rust (and the Rust-like default)
+    m = _RUST_RADIX.match(text)
+    if m:
+        base = {"x": 16, "o": 8, "b": 2}[m.group("base")]
+        digits = m.group("digits").replace("_", "")
+        try:
+            return _Parsed(
+                int(digits, base),
+                False,
+                base,
+                "",
+                text[: m.start("suffix")] if m.group("suffix") else text,
+                m.group("suffix") or "",
+            )
+        except ValueError:
+            return None
+    m = _RUST_DEC.match(text)
+    if not m:
+        return None
+    body, suffix = m.group("body"), m.group("suffix") or ""
+    is_float = "." in body or "e" in body.lower() or suffix.lstrip("_") in ("f32", "f64")
+    clean = body.replace("_", "")
+    try:
+        value: int | float = float(clean) if is_float else int(clean)
+    except ValueError:
+        return None
+    return _Parsed(value, is_float, 10, "", body, suffix)
+
+
+def _language(language: CodeLanguage | str) -> CodeLanguage:
+    return language if isinstance(language, CodeLanguage) else CodeLanguage.from_name(str(language))
+
+
+def _literals(block: str, language: CodeLanguage) -> list[tuple[Literal, _Parsed]]:
+    tokens = [t for t in tokenize(block, language) if t.kind not in ("ws", "comment")]
+    found = []
+    attribute_depth = 0  # Rust: inside #[...]
+    directive: str | None = None  # C: the directive the tokens belong to
+    for index, token in enumerate(tokens):
+        previous = tokens[index - 1] if index else None
+        if language is CodeLanguage.C:
+            if token.kind == "eol":
+                directive = None
+                continue
+            if token.text == "#" and directive is None and index + 1 < len(tokens) and _starts_line(block, token.start):
+                directive = tokens[index + 1].text
+                continue
+        elif language is not CodeLanguage.WAT:
+            if (
+                token.text == "["
+                and previous is not None
+                and (previous.text == "#" or (previous.text == "!" and index >= 2 and tokens[index - 2].text == "#"))
+            ):
+                attribute_depth = 1
+                continue
+            if attribute_depth:
+                attribute_depth += token.text == "["
+                attribute_depth -= token.text == "]"
+                continue
+        if token.kind != "number":
+            continue
+        if language is CodeLanguage.C and directive is not None and directive != "define":
+            continue
+        if language is CodeLanguage.WAT and not (previous is not None and previous.text.endswith(".const")):
+            continue
+        if language not in (CodeLanguage.C, CodeLanguage.WAT) and previous is not None and previous.text == ".":
+            continue  # a tuple field (`pair.0`), not a constant
+        parsed = _parse(token.text, language)
+        if parsed is None:
+            continue
+        found.append((Literal(token.start, token.end, token.text, parsed.value, parsed.is_float), parsed))
+    return found
+
+
+def _starts_line(text: str, offset: int) -> bool:
+    line_start = text.rfind("\n", 0, offset) + 1
+    return not text[line_start:offset].strip()
+
+
+def numeric_literals(block: str, language: CodeLanguage | str) -> list[Literal]:
+    """The numeric literals of a block, in order (see the module docstring for what counts)."""
+    return [literal for literal, _ in _literals(block, _language(language))]
+
+
+# ---------------------------------------------------------------------------------------- retuning
+
+
+def _tunable(parsed: _Parsed) -> bool:
+    if parsed.value == 0:
+        return False
+    if parsed.is_float:
+        return math.isfinite(parsed.value)
+    return parsed.radix == 10 and abs(parsed.value) != 1
+
+
+def _format_float(magnitude: float, parsed: _Parsed) -> str:
+    exponent_form = "e" in parsed.body.lower()
+    if exponent_form:
+        mantissa, exponent = f"{magnitude:.{SIGNIFICANT_DIGITS - 1}e}".split("e")
+        mantissa = mantissa.rstrip("0")
+        mantissa = mantissa + "0" if mantissa.endswith(".") else mantissa
+        e = "E" if "E" in parsed.body else "e"
+        text = f"{mantissa}{e}{int(exponent)}"
+    else:
+        decimals = max(1, SIGNIFICANT_DIGITS - 1 - math.floor(math.log10(magnitude)))
+        text = f"{magnitude:.{decimals}f}"
+        if "." in text:
+            text = text.rstrip("0")
+            text = text + "0" if text.endswith(".") else text
+        else:
+            text += ".0"
+    return parsed.sign + text + parsed.suffix
+
+
+def _format_int(magnitude: int, parsed: _Parsed) -> str:
+    digits = f"{magnitude:_}" if "_" in parsed.body else str(magnitude)
+    return parsed.sign + digits + parsed.suffix
+
+
+def _perturb(literal: Literal, parsed: _Parsed, rng: random.Random) -> str:
+    magnitude = abs(parsed.value)
+    if parsed.is_float:
+        for _ in range(8):
+            factor = math.exp(rng.uniform(math.log(0.5), math.log(2.0)))
+            new = magnitude * factor
+            if rng.random() < NOISE_CHANCE:
+                nudged = new + rng.gauss(0.0, NOISE_SCALE * magnitude)
+                new = nudged if nudged > 0 else new
+            text = _format_float(new, parsed)
+            if text != literal.text and float(f"{new:.{SIGNIFICANT_DIGITS - 1}e}") != magnitude:
+                return text
+        return _format_float(magnitude * 1.5, parsed)
+    spread = max(1, round(magnitude * INT_SPREAD))
+    delta = rng.randint(1, spread)
+    if rng.random() < 0.5 and magnitude - delta >= 1:
+        new = magnitude - delta
+    else:
+        new = magnitude + delta
+    return _format_int(new, parsed)
+
+
+def retune(block: str, language: CodeLanguage | str, rng: random.Random, count: int | None = None) -> str | None:
+    """The block with 1..3 of its tunable numeric literals perturbed (nothing else changes), or None
+    when it has none. `count` (default: drawn from 1..3) is capped at the number of tunable literals."""
+    language = _language(language)
+    candidates = [(literal, parsed) for literal, parsed in _literals(block, language) if _tunable(parsed)]
+    if not candidates:
+        return None
+    if count is None:
+        count = rng.randint(1, 3)
+    count = max(1, min(int(count), len(candidates)))
+    pool = list(candidates)
+    chosen = []
+    for _ in range(count):
+        weights = [FLOAT_WEIGHT if parsed.is_float else 1 for _, parsed in pool]
+        pick = rng.choices(range(len(pool)), weights=weights)[0]
+        chosen.append(pool.pop(pick))
+    replacements = sorted(
+        ((literal, _perturb(literal, parsed, rng)) for literal, parsed in chosen), key=lambda pair: pair[0].start
+    )
+    out, cursor = [], 0
+    for literal, text in replacements:
+        out.append(block[cursor : literal.start])
+        out.append(text)
+        cursor = literal.end
+    out.append(block[cursor:])
+    return "".join(out)

@@ -1,0 +1,283 @@
+"""The search and the seed's engine API, driven by a scripted model behind a real loopback server that
+speaks the OpenAI (or Ollama) wire protocol, so every answer goes through our real HTTP client; the
+candidates are really compiled, checked, run and measured. (A search with the real embedded model is in
+test_engine_local.py.)"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from llm_servers import LoopbackServer, Ok, OllamaWire, OpenAIWire
+from square_component import SquareSum
+
+from synapse_ng.evolution.search import Budget, EvolutionSearch, SearchConfig
+from synapse_ng.evolution.store import Store
+from synapse_ng.llm.registry import create_provider
+from synapse_ng.models import Inefficiency, InefficencyType, LLMProviderConfig
+
+COMPONENT = SquareSum()
+FAST = "fn sum_squares(values: &[i32]) -> i64 { values.iter().map(|&v| (v as i64) * (v as i64)).sum() }"
+BROKEN = "fn sum_squares(values: &[i32]) -> i64 { values.iter().map(|&v| v * v).sum::<i32>() }"
+WRONG = "fn sum_squares(values: &[i32]) -> i64 { values.len() as i64 }"
+
+
+def answer(block: str) -> Ok:
+    return Ok(text=f"Here is a faster version.\n\n```rust\n{block}\n```\nIt multiplies instead of adding.")
+
+
+def provider_for(server: LoopbackServer):
+    return create_provider(LLMProviderConfig("openai_api", model_name="scripted", api_endpoint=server.url + "/v1", timeout_seconds=30))
+
+
+def run_search(tmp_path, server, *, samples, **config):
+    store = Store(tmp_path / "ws")
+    search = EvolutionSearch(
+        COMPONENT, provider_for(server), store, problem="sum_squares is slow on long inputs",
+        config=SearchConfig(islands=1, concurrency=1, tune_share=0.0, random_cases=5, **config),
+        budget=Budget(samples=samples),
+    )  # fmt: skip
+    return store, asyncio.run(search.run())
+
+
+def test_a_search_repairs_dedups_and_keeps_a_measured_held_out_improvement(tmp_path):
+    # 1: a block that does not compile, 2: the repair (the fast block), 3: the same block again, 4: a wrong one.
+    server = LoopbackServer(OpenAIWire(), answer(BROKEN), answer(FAST), answer(FAST), answer(WRONG))
+    try:
+        store, result = run_search(tmp_path, server, samples=3, repair_tries=1)
+    finally:
+        server.close()
+    assert result.improved, result.reason
+    assert result.heldout.improvement_pct > 50
+    assert result.heldout.evidence["candidate"]["sha256"] == result.built.sha256
+    rows = store.candidates(result.run_id)
+    by_operator = [(row.operator, row.status) for row in rows]
+    assert by_operator[0] == ("baseline", "correct")
+    assert any(op.endswith("+repair") and status == "correct" for op, status in by_operator)
+    assert ("llm-block", "duplicate") in by_operator or ("llm-edits", "duplicate") in by_operator
+    assert any(status == "incorrect" for _, status in by_operator)
+    # The repair request carried the compiler's complaint back to the model.
+    repair_prompt = json.dumps(server.requests[1].body)
+    assert "mismatched types" in repair_prompt or "expected `i64`" in repair_prompt
+    assert result.progress.compile_failed == 0 or result.progress.compiled >= 1
+    statistics = store.statistics()
+    assert statistics["best_improvement_per_component"]["square_sum"] == pytest.approx(result.heldout.improvement_pct)
+
+
+def test_no_improvement_is_reported_with_its_reason(tmp_path):
+    server = LoopbackServer(OpenAIWire(), answer(WRONG))
+    try:
+        store, result = run_search(tmp_path, server, samples=2)
+    finally:
+        server.close()
+    assert not result.improved
+    assert "no candidate beat the baseline" in result.reason
+    assert store.get_run(result.run_id).status == "no_improvement"
+
+
+def test_a_token_budget_stops_the_search(tmp_path):
+    server = LoopbackServer(OpenAIWire(tokens_in=500, tokens_out=500), answer(WRONG))
+    store = Store(tmp_path / "ws")
+    search = EvolutionSearch(
+        COMPONENT, provider_for(server), store, problem="p",
+        config=SearchConfig(islands=1, concurrency=1, tune_share=0.0, random_cases=2), budget=Budget(samples=50, tokens=2500),
+    )  # fmt: skip
+    try:
+        result = asyncio.run(search.run())
+    finally:
+        server.close()
+    assert result.progress.samples == 3  # 1000 tokens a sample: stops once 2500 are spent
+    assert "token budget" in result.reason
+
+
+def test_a_model_that_keeps_failing_ends_the_run_with_its_error(tmp_path):
+    from llm_servers import Reply
+
+    server = LoopbackServer(OpenAIWire(), Reply(401, {"error": {"message": "bad key", "type": "invalid_request_error"}}))
+    try:
+        store, result = run_search(tmp_path, server, samples=10)
+    finally:
+        server.close()
+    assert not result.improved
+    assert "failed 3 times in a row" in result.reason and "401" in result.reason
+
+
+RESUMABLE = textwrap.dedent(
+    """
+    import asyncio, sys
+    sys.path.insert(0, {tests!r})
+    from square_component import SquareSum
+    from synapse_ng.evolution.search import Budget, EvolutionSearch, SearchConfig
+    from synapse_ng.evolution.store import Store
+    from synapse_ng.llm.registry import create_provider
+    from synapse_ng.models import LLMProviderConfig
+    store = Store({workspace!r})
+    provider = create_provider(LLMProviderConfig("openai_api", model_name="scripted", api_endpoint={url!r}))
+    search = EvolutionSearch(SquareSum(), provider, store, problem="p",
+        config=SearchConfig(islands=2, concurrency=1, tune_share=0.0, random_cases=2, seed=7), budget=Budget(samples=6))
+    asyncio.run(search.run({resume}))
+    """
+)
+
+
+def test_a_killed_run_resumes_and_loses_only_what_was_in_flight(tmp_path):
+    blocks = [FAST.replace("sum()", "sum::<i64>()"), WRONG, FAST, WRONG.replace("len()", "len() * 2"), FAST + " ", BROKEN]
+    server = LoopbackServer(OpenAIWire(), *[answer(b) for b in blocks])
+    workspace = tmp_path / "ws"
+    script = RESUMABLE.format(tests=str(Path(__file__).parent), workspace=str(workspace), url=server.url + "/v1", resume="None")
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        database = workspace / "engine.sqlite3"
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:  # wait until the baseline and two samples are committed
+            if database.exists():
+                with sqlite3.connect(database) as db:
+                    if db.execute("select count(*) from candidates").fetchone()[0] >= 3:
+                        break
+            time.sleep(0.2)
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+        store = Store(workspace)
+        (run,) = store.list_runs()
+        before = store.candidates(run.run_id)
+        assert len(before) >= 3
+        resume = RESUMABLE.format(tests=str(Path(__file__).parent), workspace=str(workspace), url=server.url + "/v1", resume=repr(run.run_id))
+        finished = subprocess.run([sys.executable, "-c", resume], capture_output=True, text=True, timeout=600)
+        assert finished.returncode == 0, finished.stderr
+    finally:
+        server.close()
+    after = Store(workspace).candidates(run.run_id)
+    assert [row.id for row in after[: len(before)]] == [row.id for row in before]  # nothing lost
+    assert sum(1 for row in after if row.operator != "baseline") == 6  # the budget, across both processes
+    assert sum(1 for row in after if row.operator == "baseline") == 1  # the baseline was not measured again
+    evaluated = [row.source_hash for row in after if row.status not in ("duplicate",) and row.source_hash]
+    assert len(evaluated) == len(set(evaluated))  # no source evaluated twice
+    assert Store(workspace).get_run(run.run_id).status in ("improved", "no_improvement")
+
+
+# -------------------------------------------------------------------------------- the seed's API
+
+
+def test_the_engine_returns_measured_generated_code(tmp_path):
+    from synapse_ng.evolution.engine import EvolutionaryEngineManager
+
+    sorted_tally = (Path(__file__).parent / "test_cli_components.py").read_text().split('SORTED_TALLY = r"""')[1].split('"""')[0]
+    server = LoopbackServer(OpenAIWire(), answer(sorted_tally))
+    try:
+        engine = EvolutionaryEngineManager(
+            LLMProviderConfig("openai_api", "scripted", server.url + "/v1"), str(tmp_path / "ws"),
+            budget=Budget(samples=1), search_config=SearchConfig(islands=1, concurrency=1, tune_share=0.0, random_cases=5),
+        )  # fmt: skip
+        issue = Inefficiency(
+            type=InefficencyType.CONSENSUS, description="Consensus exceeds 5s", severity=0.7, current_metric=8.0,
+            target_metric=3.0, affected_component="raft_consensus", suggested_improvement="Optimize the tally",
+        )  # fmt: skip
+        generated = asyncio.run(engine.generate_optimized_code(issue, {"peer_count": 12}))
+    finally:
+        server.close()
+    assert generated is not None and generated.measured and generated.eligible_for_deployment
+    assert generated.estimated_improvement > 50  # measured on votes_1k/10k/100k, not severity x 100
+    assert generated.wasm_binary[:4] == b"\0asm" and len(generated.wasm_hash) == 64
+    assert generated.evidence["component"] == "raft_consensus"
+    assert "peer_count: 12" in json.dumps(server.requests[0].body)
+    stats = engine.get_statistics()
+    for key in ("total_generations", "successful_compilations", "failed_compilations", "success_rate", "workspace_dir",
+                "llm_provider", "llm_model", "avg_generation_time_seconds", "avg_compilation_time_seconds"):  # fmt: skip
+        assert key in stats
+    assert stats["best_improvement_per_component"]["raft_consensus"] == pytest.approx(generated.estimated_improvement)
+    # Statistics are read from the store: a new engine on the same workspace sees them.
+    again = EvolutionaryEngineManager(LLMProviderConfig("openai_api", "scripted", "http://127.0.0.1:9/v1"), str(tmp_path / "ws"))
+    assert again.get_statistics()["total_generations"] == stats["total_generations"]
+
+
+def test_an_unknown_component_gets_unmeasured_free_form_code(tmp_path):
+    from synapse_ng.evolution.engine import EvolutionaryEngineManager
+
+    program = '#[no_mangle]\npub extern "C" fn execute(ptr: i32, len: i32) -> i32 { ptr.wrapping_add(len) }'
+    server = LoopbackServer(OpenAIWire(), answer(program))
+    try:
+        engine = EvolutionaryEngineManager(LLMProviderConfig("openai_api", "scripted", server.url + "/v1"), str(tmp_path / "ws"))
+        issue = Inefficiency(
+            type=InefficencyType.REPUTATION, description="slow", severity=0.5, current_metric=2.0,
+            target_metric=1.0, affected_component="reputation_engine", suggested_improvement="cache",
+        )  # fmt: skip
+        generated = asyncio.run(engine.generate_optimized_code(issue))
+    finally:
+        server.close()
+    assert generated is not None and generated.wasm_binary[:4] == b"\0asm"
+    assert generated.estimated_improvement is None and not generated.measured
+    assert not generated.eligible_for_deployment
+
+
+SEED_TEST_SCRIPT = '''
+import asyncio
+from synapse_ng import (
+    EvolutionaryEngineManager,
+    LLMProviderConfig,
+    Inefficiency,
+    InefficencyType
+)
+
+async def test():
+    # Configure LLM
+    llm_config = LLMProviderConfig(
+        provider_name="ollama_local",
+        model_name="codellama:7b",
+        api_endpoint="http://localhost:11434/api/generate"
+    )
+    
+    # Initialize engine
+    engine = EvolutionaryEngineManager(llm_config=llm_config)
+    
+    # Create test issue
+    issue = Inefficiency(
+        type=InefficencyType.CONSENSUS,
+        description="Consensus exceeds 5s",
+        severity=0.7,
+        current_metric=8.0,
+        target_metric=3.0,
+        affected_component="raft_consensus",
+        suggested_improvement="Optimize log replication"
+    )
+    
+    # Generate code
+    generated = await engine.generate_optimized_code(issue)
+    
+    if generated:
+        print(f"✓ Success!")
+        print(f"  Source: {len(generated.source_code)} chars")
+        if generated.wasm_binary:
+            print(f"  WASM: {len(generated.wasm_binary)} bytes")
+            print(f"  Hash: {generated.wasm_hash}")
+    else:
+        print("✗ Failed")
+
+asyncio.run(test())
+'''
+
+
+def test_the_seed_test_script_runs_unchanged_but_for_the_import_path(tmp_path):
+    """The seed's own "Test Script", against a server speaking Ollama's protocol on Ollama's port."""
+    sorted_tally = (Path(__file__).parent / "test_cli_components.py").read_text().split('SORTED_TALLY = r"""')[1].split('"""')[0]
+    try:
+        server = LoopbackServer(OllamaWire(models={"codellama:7b"}), Ok(text=f"```rust\n{sorted_tally}\n```"), port=11434)
+    except OSError:
+        pytest.skip("port 11434 is taken on this machine (a real Ollama?)")
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    try:
+        done = subprocess.run([sys.executable, "-c", SEED_TEST_SCRIPT], capture_output=True, text=True, timeout=900, env=env, cwd=tmp_path)
+    finally:
+        server.close()
+    assert done.returncode == 0, done.stderr
+    assert "✓ Success!" in done.stdout and "WASM:" in done.stdout and "Hash:" in done.stdout
+    assert server.requests and server.requests[0].path == "/api/chat"
