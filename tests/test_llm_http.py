@@ -6,7 +6,6 @@ servers do, and record what the client sent, so the tests assert both sides of t
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import time
 import traceback
@@ -598,15 +597,6 @@ def test_registry_refuses_an_unknown_name():
         create_provider(config)
     assert "unknown LLM provider 'gemini'" in str(caught.value)
     assert "local, ollama_local, openai_api, anthropic_api" in str(caught.value)
-
-
-def test_registry_local_is_not_installed_yet():
-    if importlib.util.find_spec("synapse_ng.llm.local") is not None:
-        pytest.skip("synapse_ng.llm.local exists; its own tests cover it")
-    with pytest.raises(LLMError) as caught:
-        create_provider(LLMProviderConfig())
-    assert "embedded model is not installed" in str(caught.value) and "scripts/setup.sh" in str(caught.value)
-    assert caught.value.provider == "local"
 
 
 @pytest.mark.parametrize("kind", KINDS)

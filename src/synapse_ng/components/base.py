@@ -105,6 +105,9 @@ class Component(ABC):
     exports: tuple[ExportSpec, ...]
     languages: tuple[CodeLanguage, ...] = (CodeLanguage.RUST, CodeLanguage.C)
     max_memory_pages: int = 1024
+    # Ideas that are known to matter for this problem, given to the model with the goal: domain
+    # knowledge a human expert would put in the prompt (never data from the held-out workloads).
+    hints: tuple[str, ...] = ()
     # Limits of one call into the module; generous for the baseline at the largest workload.
     limits: SandboxLimits = SandboxLimits()
 

@@ -499,6 +499,14 @@ class TaskAllocation(Component):
         aggregation="mean",
         description="mean number of bins used over a workload's instances (lower is better)",
     )
+    hints = (
+        "A score that only falls as the remaining capacity rises (-(remaining - item), scaled or shifted) ranks "
+        "the bins exactly like best fit and packs exactly like it: to do better, the score must depend on the "
+        "item and the bin in another way.",
+        "A gap left after placing the item that is too small for typical later items is wasted; an exact fit "
+        "is ideal. Items range over a known interval (about 20-100 of 150, or a Weibull shape around 45 of 100).",
+        "Scores may compare bins with each other (the array is in bin order), e.g. relative to the fullest bin.",
+    )
     exports = (
         ExportSpec("items_ptr", (), ("i32",)),
         ExportSpec("assignment_ptr", (), ("i32",)),

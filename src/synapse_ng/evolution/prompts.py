@@ -403,6 +403,9 @@ def _goal(component: Component) -> str:
         )
     else:
         lines.append("Kind: heuristic. Any valid output counts and the objective decides; invalid output scores nothing.")
+    if component.hints:
+        lines.append("What is known to matter:")
+        lines += [f"- {hint}" for hint in component.hints]
     return "\n".join(lines)
 
 

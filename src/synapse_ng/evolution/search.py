@@ -291,6 +291,12 @@ class EvolutionSearch:
             return
         self.progress.correct += 1
         self.last_error[island] = None
+        if score == parent.score and operator != "tune":
+            # Small models often rewrite the parent into an equivalent: say so, or it keeps doing it.
+            self.last_error[island] = (
+                f"Your last block was correct but scored exactly what its parent scored ({score:g}): it made the "
+                "same decisions. Write a genuinely different rule, not a rescaling of the same one."
+            )
         member = Member(candidate_id, block, score, evaluation.improvement_pct, _scores(evaluation))
         self._admit(island, member)
         if member.improvement_pct > self.progress.best_improvement_pct:
