@@ -269,6 +269,7 @@ class EvolutionSearch:
                          message=built.message, compile_log=built.log, compile_s=compile_s)  # fmt: skip
             return
         self.progress.compiled += 1
+        logger.info("sample %d: compiled in %.2fs, %d bytes, SHA-256 %s", sample, compile_s, len(built.wasm), built.sha256)
         evaluation = await asyncio.to_thread(
             evaluate,
             self.component,
@@ -320,7 +321,10 @@ class EvolutionSearch:
             last_error=self.last_error[island],
             mode=mode,
         )
+        logger.info("sample %d: built prompt (%d chars) from candidate %d", sample, sum(len(m.content) for m in messages), parent.candidate_id)
         completion, seconds = await self._complete(messages, sample)
+        if completion is not None:
+            logger.info("sample %d: generated %d chars in %.2fs (%d tokens out)", sample, len(completion.text), seconds, completion.tokens_out)
         if completion is None:
             return None, f"llm-{mode}", (0, 0), seconds, "the model call failed"
         tokens = (completion.tokens_in, completion.tokens_out)

@@ -44,6 +44,12 @@ def oversize_violation(source: str) -> Violation | None:
     )
 
 
+def screen(source: str, policy) -> list[Violation]:
+    """Everything a source is refused for before any compiler runs: its size, then the language's policy."""
+    too_big = oversize_violation(source)
+    return ([too_big] if too_big else []) + policy(source)
+
+
 def rejected(language: CodeLanguage, violations: list[Violation], compiler: str, version: str) -> CompileResult:
     log = "rejected by the source policy:\n" + "\n".join(str(v) for v in violations)
     return CompileResult(language, CompileStatus.REJECTED, None, log, 0.0, compiler, version, tuple(violations))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from ..errors import CompilerNotFound, TargetMissing
 from ..models import CodeLanguage
-from .build import REMAPPED_SOURCE_DIR, CompileOptions, compile_in_tempdir, oversize_violation, rejected
+from .build import REMAPPED_SOURCE_DIR, CompileOptions, compile_in_tempdir, rejected, screen
 from .policy import check_c
 from .result import CompileResult
 
@@ -47,10 +47,7 @@ def find_clang(configured: str | None = None) -> Clang:
 
 def compile_c(source: str, options: CompileOptions = CompileOptions()) -> CompileResult:
     clang = find_clang(options.clang_path)
-    violations = check_c(source)
-    too_big = oversize_violation(source)
-    if too_big:
-        violations.insert(0, too_big)
+    violations = screen(source, check_c)
     if violations:
         return rejected(CodeLanguage.C, violations, clang.path, clang.version)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from ..errors import CompilerNotFound, TargetMissing
 from ..models import CodeLanguage
-from .build import REMAPPED_SOURCE_DIR, CompileOptions, compile_in_tempdir, oversize_violation, rejected
+from .build import REMAPPED_SOURCE_DIR, CompileOptions, compile_in_tempdir, rejected, screen
 from .policy import check_rust
 from .result import CompileResult
 
@@ -69,10 +69,7 @@ def find_rustc(configured: str | None = None) -> Rustc:
 
 def compile_rust(source: str, options: CompileOptions = CompileOptions()) -> CompileResult:
     rustc = find_rustc(options.rustc_path)
-    violations = check_rust(source)
-    too_big = oversize_violation(source)
-    if too_big:
-        violations.insert(0, too_big)
+    violations = screen(source, check_rust)
     if violations:
         return rejected(CodeLanguage.RUST, violations, rustc.path, rustc.version)
 
