@@ -36,7 +36,7 @@ want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "setup: installing synapse-ng and its dependencies into .venv"
     .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -e ".[test,model]"
+    .venv/bin/python -m pip install -q -e ".[test,model,ray]"
     echo "$want" > "$stamp"
 fi
 

@@ -413,34 +413,43 @@ def _llm_config(provider: str, model: str | None, endpoint: str | None):
 @click.option("--islands", type=int, default=2, show_default=True)
 @click.option("--concurrency", type=int, default=2, show_default=True, help="Samples in flight.")
 @click.option("--resume", "resume_run_id", help="Continue a killed run.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="Where evaluations run.")
+@click.option("--ray-address", help="A running Ray cluster ('auto' or HOST:PORT); default: a private local instance.")
 @click.option("--workspace", help=f"Store and artifacts (default: ${DEFAULT_WORKSPACE_ENV} or ~/.synapse-ng).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def evolve(component_name, provider, model, endpoint, samples, minutes, tokens, seed, islands, concurrency, resume_run_id, workspace, as_json) -> None:
+def evolve(component_name, provider, model, endpoint, samples, minutes, tokens, seed, islands, concurrency, resume_run_id,
+           executor, ray_address, workspace, as_json) -> None:  # fmt: skip
     """Evolve a better implementation of a component with a language model, measured on held-out work."""
     import asyncio
 
     from .components import get_component
+    from .evolution.executors import create_executor
     from .evolution.search import Budget, EvolutionSearch, SearchConfig
     from .evolution.store import Store
     from .llm.registry import create_provider
 
+    runner = None
     try:
         component = get_component(component_name)
         if samples < 0 or (minutes is not None and minutes <= 0) or islands < 1 or concurrency < 1:
             raise UsageError("--samples must be >= 0, --minutes > 0, --islands and --concurrency >= 1")
         store = Store(_workspace(workspace))
         llm = create_provider(_llm_config(provider, model, endpoint))
+        runner = create_executor(executor, ray_address)
         problem = f"Make {component.name} better: {component.objective.description}."
         search = EvolutionSearch(
             component, llm, store, problem=problem,
             config=SearchConfig(islands=islands, concurrency=concurrency, seed=seed),
             budget=Budget(samples=samples, minutes=minutes, tokens=tokens),
-            on_progress=None if as_json else _print_progress,
+            on_progress=None if as_json else _print_progress, executor=runner,
         )  # fmt: skip
         result = asyncio.run(search.run(resume_run_id))
         paths = _write_result(store, result) if result.improved else {}
     except SynapseError as error:
         _fail(as_json, error)
+    finally:
+        if runner is not None:
+            runner.close()
     _emit(as_json, _result_dict(result, paths), _describe_result(result, paths))
     sys.exit(errors.EXIT_OK)
 

@@ -52,6 +52,7 @@ class Evaluation:
     aggregate: dict | None = None  # candidate, baseline, improvement_pct
     evidence: dict | None = None
     wall_s: float = 0.0
+    evaluated_by: str = "local"  # where the measuring ran ("local", or the Ray node and worker)
 
     @property
     def correct(self) -> bool:

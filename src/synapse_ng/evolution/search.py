@@ -29,6 +29,7 @@ from ..toolchain import CompileOptions
 from .build import BuildFailure, BuiltModule, build_candidate
 from .edits import extract_candidate, source_hash
 from .evaluate import Evaluation, Status, evaluate
+from .executors import LocalExecutor
 from .prompts import ParentInfo, build_messages, repair_messages
 from .store import Store
 from .tuning import retune
@@ -117,6 +118,7 @@ class EvolutionSearch:
         budget: Budget = Budget(),
         compile_options: CompileOptions | None = None,
         on_progress: Callable[[Progress], None] | None = None,
+        executor=None,
     ):
         self.component = component
         self.provider = provider
@@ -126,6 +128,7 @@ class EvolutionSearch:
         self.budget = budget
         self.compile_options = compile_options
         self.on_progress = on_progress
+        self.executor = executor or LocalExecutor()
         self.rng = random.Random(config.seed)
         self.islands: list[list[Member]] = [[] for _ in range(config.islands)]
         self.last_error: list[str | None] = [None] * config.islands
@@ -270,15 +273,14 @@ class EvolutionSearch:
             return
         self.progress.compiled += 1
         logger.info("sample %d: compiled in %.2fs, %d bytes, SHA-256 %s", sample, compile_s, len(built.wasm), built.sha256)
-        evaluation = await asyncio.to_thread(
-            evaluate,
+        evaluation = await self.executor.evaluate(
             self.component,
             block,
             self.config.language,
             Split.TRAIN,
+            built=built,
             random_cases=self.config.random_cases,
             time_limit_s=self.config.eval_time_limit_s,
-            built=built,
         )
         score = evaluation.aggregate["candidate"] if evaluation.aggregate else None
         candidate_id = self._record(
