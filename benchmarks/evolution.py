@@ -25,10 +25,15 @@ from synapse_ng.models import LLMProviderConfig
 from synapse_ng.wasm.sandbox import WASMTIME_VERSION
 
 FUNSEARCH = {"or3": 3.11, "weibull_5k": 0.68}
+PROBLEMS = {
+    "task_allocation": "Online bin packing: use fewer bins than best fit on items from the same distributions as the training workloads.",
+    "raft_consensus": "Closing a proposal is slow: the vote tally de-duplicates votes with a quadratic scan. Make it use less fuel.",
+}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--component", default="task_allocation")
     parser.add_argument("--minutes", type=float, default=20.0)
     parser.add_argument("--samples", type=int, default=10_000, help="Upper bound; the minutes usually end the run.")
     parser.add_argument("--provider", default="local")
@@ -39,12 +44,12 @@ def main() -> None:
     args = parser.parse_args()
 
     workspace = Path(args.workspace or tempfile.mkdtemp(prefix="synapse-evolution-bench-"))
-    component = get_component("task_allocation")
+    component = get_component(args.component)
     provider = create_provider(LLMProviderConfig(args.provider, args.model, args.endpoint, timeout_seconds=600))
     store = Store(workspace)
     search = EvolutionSearch(
         component, provider, store,
-        problem="Online bin packing: use fewer bins than best fit on items from the same distributions as the training workloads.",
+        problem=PROBLEMS.get(component.name, f"Make {component.name} better: {component.objective.description}."),
         config=SearchConfig(seed=args.seed), budget=Budget(samples=args.samples, minutes=args.minutes),
         on_progress=lambda p: print(f"  {p.elapsed_s / 60:5.1f} min  samples {p.samples:3d}  compiled {p.compiled:3d}  correct {p.correct:3d}  best {p.best_improvement_pct:+.3f} %", flush=True),
     )  # fmt: skip
@@ -59,10 +64,15 @@ def main() -> None:
     first = f"{p.first_improvement_s / 60:.1f} min" if p.first_improvement_s is not None else "never"
     print(f"first candidate better than best fit on the training workloads: {first}")
     print(f"outcome: {result.reason}")
-    if result.heldout and result.heldout.workloads:
+    if result.heldout and result.heldout.workloads and component.name == "task_allocation":
         print(f"\n{'held-out':<12} {'best fit':>10} {'evolved':>10} {'FunSearch':>10}   (excess over L1)")
         for w in result.heldout.workloads:
             print(f"{w['id']:<12} {w['baseline']['excess_pct']:>9.2f}% {w['candidate']['excess_pct']:>9.2f}% {FUNSEARCH[w['id']]:>9.2f}%")
+    elif result.heldout and result.heldout.workloads:
+        metric = component.objective.metric
+        print(f"\n{'held-out':<12} {'baseline':>16} {'evolved':>16} {'better by':>10}   ({metric})")
+        for w in result.heldout.workloads:
+            print(f"{w['id']:<12} {w['baseline'][metric]:>16,} {w['candidate'][metric]:>16,} {w['improvement_pct']:>9.2f}%")
     if result.best:
         print(f"\nbest block (candidate {result.best.candidate_id}):\n{result.best.block}")
 
