@@ -222,10 +222,13 @@ def test_compile_wasm_script_keeps_the_seed_usage_and_output(tmp_path):
     assert failed.returncode == 3 and "mismatched types" in failed.stdout
 
 
-def test_demo_compiles_verifies_and_runs_every_language():
+def test_demo_compiles_verifies_runs_and_measures():
     done = synapse("demo", "--json")
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(done.stdout)
     assert {s["language"] for s in report["samples"]} == {"rust", "c", "wat"}
     assert all(s["correct"] and s["verified"] and s["fuel_used"] > 0 for s in report["samples"])
     assert all(g["stopped"] for g in report["guards"])
+    evaluation = {w["id"]: w for w in report["evaluation"]["workloads"]}
+    assert evaluation["weibull_5k"]["baseline_bins"] == 2067.0 and round(evaluation["weibull_5k"]["candidate_excess_pct"], 2) == 0.68
+    assert report["evaluation"]["reproduced"]
