@@ -51,7 +51,12 @@ def _evaluate_on_a_node(ref: str, block: str, language: str, split: str, built: 
 
 class RayExecutor:
     """Evaluations as Ray tasks: `address` joins a running cluster ("auto" or "HOST:PORT"); None starts a
-    private local instance for this process, shut down again by `close()`."""
+    private local instance for this process, shut down again by `close()`.
+
+    A Ray driver installs fatal-signal handlers that pre-empt wasmtime's trap handling in its process
+    (a trapping module there kills the process with SIGILL). The search never runs a sandbox in its own
+    process (every evaluation is in a spawned worker or a Ray task), so they coexist; but do not call the
+    sandbox directly in a process that holds a RayExecutor."""
 
     name = "ray"
 
