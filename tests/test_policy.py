@@ -584,3 +584,23 @@ def test_c_unterminated_literals_do_not_crash():
     assert check_c('const char *s = "never closed') == []
     assert check_c("/* never closed") == []
     assert check_c('const char *s = R"x(never closed') == []
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        '#pragma GCC dependency "/etc/passwd"\nint f(void) { return 0; }\n',
+        '#pragma clang attribute push (__attribute__((visibility("default"))), apply_to = function)\nint f(void) { return 0; }\n',
+        '_Pragma("GCC dependency \\"/etc/passwd\\"")\nint f(void) { return 0; }\n',
+        '%:pragma GCC poison x\nint f(void) { return 0; }\n',
+    ],
+)
+def test_c_pragmas_are_rejected(source):
+    violations = check_c(source)
+    assert [v.rule for v in violations] == ["c-pragma"]
+    assert violations[0].line == 1
+
+
+def test_optimisation_pragmas_are_allowed():
+    source = "#pragma once\nint f(int n) {\n  int s = 0;\n#pragma clang loop vectorize(enable)\n  for (int i = 0; i < n; i++) s += i;\n#pragma unroll\n  for (int i = 0; i < 4; i++) s += i;\n  return s;\n}\n"
+    assert check_c(source) == []

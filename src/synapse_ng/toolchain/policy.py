@@ -829,6 +829,15 @@ class _LogicalText:
 
 _C_ASM = frozenset({"asm", "__asm", "__asm__", "_asm"})
 _C_IMPORT = frozenset({"import_module", "import_name", "__import_module__", "__import_name__"})
+# Pragmas reach the host too (`#pragma GCC dependency "file"` stats a host file, `push_macro` games can
+# hide names); no candidate needs one.
+_PRAGMA_MESSAGE = (
+    "this pragma can reach the compiler's host (e.g. GCC dependency reads a file's date); only optimisation "
+    "pragmas are allowed: once, unroll, nounroll, clang loop, GCC unroll, GCC ivdep"
+)
+# Pragmas that only steer optimisation; the rest (and the _Pragma operator, whose operand is a string
+# this scan does not parse) are refused.
+_C_SAFE_PRAGMAS = frozenset({("once",), ("unroll",), ("nounroll",), ("clang", "loop"), ("GCC", "unroll"), ("GCC", "ivdep")})
 _C_INCLUDE_DIRECTIVES = frozenset({"include", "include_next", "import", "__include_macros"})
 _C_HEADER_DIRECTIVES = _C_INCLUDE_DIRECTIVES | {"embed"}
 _C_RAW_PREFIXES = frozenset({"R", "LR", "uR", "UR", "u8R"})
@@ -940,6 +949,12 @@ class _CScan:
         return p, None
 
     def directive(self, hash_at: int, name: str, after: int) -> int:
+        if name == "pragma":
+            line_end = self.text.find("\n", after)
+            words = re.findall(r"[A-Za-z_]\w*", self.text[after : len(self.text) if line_end < 0 else line_end])
+            if tuple(words[:2]) not in _C_SAFE_PRAGMAS and tuple(words[:1]) not in _C_SAFE_PRAGMAS:
+                self.flag(hash_at, "c-pragma", _PRAGMA_MESSAGE)
+            return after
         if name not in _C_HEADER_DIRECTIVES:
             return after
         end, header = self.header_end(after)
@@ -1037,6 +1052,8 @@ class _CScan:
             self.flag(at, "c-include", message)
         elif word == "__has_embed":
             self.flag(at, "c-embed", "__has_embed probes host files at compile time; candidates must be self-contained")
+        elif word in ("_Pragma", "__pragma"):
+            self.flag(at, "c-pragma", _PRAGMA_MESSAGE)
 
 
 def check_c(source: str) -> list[Violation]:
