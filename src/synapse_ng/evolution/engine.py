@@ -19,7 +19,7 @@ import logging
 import time
 from pathlib import Path
 
-from ..components import Component, get_component
+from ..components import get_component
 from ..errors import UsageError
 from ..models import CodeLanguage, GeneratedCode, HealthIssue, Inefficiency, LLMProviderConfig
 from ..toolchain import CompileOptions, compile_source
@@ -232,6 +232,3 @@ def get_evolutionary_engine_manager() -> EvolutionaryEngineManager | None:
 def is_evolutionary_engine_manager_enabled() -> bool:
     return _manager is not None
 
-
-def component_for(issue: Inefficiency | HealthIssue) -> Component:
-    return get_component(issue.affected_component)

@@ -112,7 +112,9 @@ def evaluate(
         else:
             evaluation.status, evaluation.stage = Status.CORRECT, "done"
             evaluation.aggregate = aggregate(component, evaluation.workloads)
-            evaluation.evidence = build_evidence(component, built, baseline, evaluation.workloads, case_seed, random_cases, evaluation.cases_total)
+            evaluation.evidence = build_evidence(
+                component, built, baseline, evaluation.workloads, evaluation.aggregate, case_seed, random_cases, evaluation.cases_total
+            )
     evaluation.wall_s = time.monotonic() - started
     return evaluation
 

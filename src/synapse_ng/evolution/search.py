@@ -364,9 +364,6 @@ class EvolutionSearch:
 
     # --------------------------------------------------------------------------- the population
 
-    def _objective_better(self, a: float, b: float) -> bool:
-        return self.component.objective.better(a, b)
-
     def _sorted(self, members: list[Member]) -> list[Member]:
         reverse = self.component.objective.direction == "max"
         return sorted(members, key=lambda m: m.score, reverse=reverse)

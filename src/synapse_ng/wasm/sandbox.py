@@ -207,9 +207,6 @@ class Instance:
             raise SandboxError("the module exports no memory, so there is nothing to read or write")
         return LinearMemory(self.store, self._memory)
 
-    def export_names(self) -> list[str]:
-        return [export.name for export in self._sandbox.module.exports]
-
     def call(self, name: str, *args) -> CallResult:
         if self.startup.trap is not None:
             return self.startup
