@@ -309,3 +309,16 @@ def test_repair_messages_carry_the_block_the_errors_and_block_line_numbers():
 def test_repair_prompts_fit(component, language):
     messages = repair_messages(component, language, component.baseline_block(language), RUSTC_LOG)
     assert sum(len(m.content) for m in messages) <= PROMPT_BUDGET
+
+
+def test_a_direction_is_given_as_the_one_idea_to_try_just_before_the_answer():
+    component = get_component("task_allocation")
+    assert component.directions, "task_allocation should have directions for the model"
+    idea = component.directions[0]
+    messages = build_messages(component, RUST, problem=PROBLEM, parent=_parent(component, RUST), last_error=RUSTC_LOG, direction=idea)
+    user = messages[1].content
+    assert f"## Idea to try this time\n{idea}" in user
+    assert user.index("## Your last attempt failed") < user.index("## Idea to try this time") < user.index("## Answer")
+    assert sum(len(m.content) for m in messages) <= PROMPT_BUDGET
+    without = build_messages(component, RUST, problem=PROBLEM, parent=_parent(component, RUST))
+    assert "Idea to try" not in without[1].content

@@ -281,3 +281,54 @@ def test_the_seed_test_script_runs_unchanged_but_for_the_import_path(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "✓ Success!" in done.stdout and "WASM:" in done.stdout and "Hash:" in done.stdout
     assert server.requests and server.requests[0].path == "/api/chat"
+
+
+# ------------------------------------------------------------------ population rules, without a model
+
+
+def _bare_search(tmp_path, component, **config):
+    from synapse_ng.evolution.search import Member
+
+    search = EvolutionSearch(component, None, Store(tmp_path / "ws"), problem="-", config=SearchConfig(islands=1, **config))
+    return search, Member
+
+
+def test_an_island_keeps_one_program_per_measured_behaviour(tmp_path):
+    from synapse_ng.components import get_component
+
+    search, Member = _bare_search(tmp_path, get_component("task_allocation"), elites=3)
+    best_fit = Member(1, "best fit", 315.1, 0.0, {"train_or bins": 105.2, "train_weibull bins": 209.9})
+    rescaled = Member(2, "best fit * 0.5", 315.1, 0.0, {"train_or bins": 105.2, "train_weibull bins": 209.9})
+    different = Member(3, "gap penalty", 316.0, -0.3, {"train_or bins": 105.4, "train_weibull bins": 210.6})
+    better = Member(4, "gap penalty, tuned", 313.0, 0.7, {"train_or bins": 104.8, "train_weibull bins": 208.2})
+    for member in (best_fit, rescaled, different, better):
+        search._admit(0, member)
+    assert [m.candidate_id for m in search.islands[0]] == [4, 1, 3]  # the rescaling took no slot
+    search._admit(0, better)  # migration of a member already there
+    assert [m.candidate_id for m in search.islands[0]] == [4, 1, 3]
+
+
+def test_directions_come_in_turn_with_a_free_turn(tmp_path):
+    from synapse_ng.components import get_component
+
+    component = get_component("task_allocation")
+    search, _ = _bare_search(tmp_path, component)
+    n = len(component.directions)
+    turns = [search._direction(sample) for sample in range(2 * (n + 1))]
+    assert turns[:n] == list(component.directions) and turns[n] is None and turns[n + 1 :] == turns[: n + 1]
+    assert EvolutionSearch(COMPONENT, None, Store(tmp_path / "ws2"), problem="-")._direction(0) is None  # none declared
+
+
+def test_the_tuner_works_on_an_elite_that_has_constants(tmp_path):
+    from synapse_ng.components import get_component
+
+    search, Member = _bare_search(tmp_path, get_component("task_allocation"), exploit=1.0)
+    baseline = get_component("task_allocation").baseline_block(search.config.language)
+    search._admit(0, Member(1, baseline, 315.1, 0.0, {"a": 1.0}))
+    assert search._tune(0) is None  # best fit has no constant
+    penalty = "fn priority(item: f64, bins: &[f64]) -> Vec<f64> {\n    bins.iter().map(|&r| { let gap = r - item; if gap > 0.0 && gap < 20.0 { -gap - 10.0 } else { -gap } }).collect()\n}\n"
+    search._admit(0, Member(2, penalty, 316.0, -0.3, {"a": 2.0}))
+    for _ in range(30):
+        parent, block = search._tune(0)
+        assert parent.candidate_id == 2 and block != penalty
+        assert block.replace("20.0", "").replace("10.0", "") != penalty.replace("20.0", "").replace("10.0", "")

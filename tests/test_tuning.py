@@ -10,7 +10,7 @@ import pytest
 
 from synapse_ng.components import assemble, get_component
 from synapse_ng.evolution.edits import tokenize
-from synapse_ng.evolution.tuning import Literal, numeric_literals, retune
+from synapse_ng.evolution.tuning import Literal, can_retune, numeric_literals, retune
 from synapse_ng.models import CodeLanguage
 from synapse_ng.toolchain import compile_source
 
@@ -189,3 +189,25 @@ def test_a_retuned_block_still_compiles():
     assert tuned != EVOLVED
     result = compile_source(assemble(component.skeleton(RUST), tuned), RUST)
     assert result.ok, result.log
+
+
+def test_a_wide_scale_jumps_further_and_a_narrow_one_is_refused():
+    block = "fn priority(item: f64, bins: &[f64]) -> Vec<f64> { bins.iter().map(|&r| -(r - item) - 50.0).collect() }"
+    narrow = {float(re.search(r"- ([0-9.]+)\)", retune(block, RUST, random.Random(s), count=1)).group(1)) for s in range(200)}
+    wide = {float(re.search(r"- ([0-9.]+)\)", retune(block, RUST, random.Random(s), count=1, scale=10.0)).group(1)) for s in range(200)}
+    assert 50.0 * 0.5 * 0.8 <= min(narrow) and max(narrow) <= 50.0 * 2 * 1.2
+    assert min(wide) < 50.0 * 0.3 and max(wide) > 50.0 * 3.3  # factors well beyond [0.5, 2]
+    # (the occasional Gaussian nudge is 5 % of the old value, so the low end can dip below 0.1 x)
+    assert 0 < min(wide) and max(wide) <= 50.0 * 10 * 1.2
+    # An integer's step stretches by log2(scale): 40 moves by at most 10 narrow, 33 wide.
+    ints = "fn f(x: u32) -> u32 { x + 40 }"
+    steps = {int(retune(ints, RUST, random.Random(s), scale=10.0).split("+ ")[1].split()[0]) for s in range(200)}
+    assert max(steps) > 50 and min(steps) < 30 and min(steps) >= 7
+    with pytest.raises(ValueError, match="scale must be > 1"):
+        retune(block, RUST, random.Random(0), scale=1.0)
+
+
+def test_can_retune_says_whether_there_is_a_constant():
+    assert can_retune(EVOLVED, RUST)
+    assert not can_retune(get_component("task_allocation").baseline_block(RUST), RUST)
+    assert not can_retune("fn f(x: u32) -> u32 { x + 1 } // 2.5 in a comment", RUST)

@@ -108,6 +108,9 @@ class Component(ABC):
     # Ideas that are known to matter for this problem, given to the model with the goal: domain
     # knowledge a human expert would put in the prompt (never data from the held-out workloads).
     hints: tuple[str, ...] = ()
+    # Concrete directions to try, one per prompt in turn: a small model follows one specific idea far
+    # better than a list of them, and rotating them spreads the population over different structures.
+    directions: tuple[str, ...] = ()
     # Limits of one call into the module; generous for the baseline at the largest workload.
     limits: SandboxLimits = SandboxLimits()
 

@@ -507,6 +507,15 @@ class TaskAllocation(Component):
         "is ideal. Items range over a known interval (about 20-100 of 150, or a Weibull shape around 45 of 100).",
         "Scores may compare bins with each other (the array is in bin order), e.g. relative to the fullest bin.",
     )
+    directions = (
+        "Start from best fit and subtract a penalty when the gap the item would leave (remaining - item) is "
+        "positive but smaller than a threshold: such a gap is too small for later items. Put the threshold "
+        "and the penalty in named constants.",
+        "Start from best fit and add a bonus when the gap the item would leave is still large enough for a "
+        "typical later item. Put the size and the bonus in named constants.",
+        "Use a different rule for small items than for large ones (compare the item with a size constant).",
+        "Score a bin by how full it would be after the item, compared with the fullest bin that can hold it.",
+    )
     exports = (
         ExportSpec("items_ptr", (), ("i32",)),
         ExportSpec("assignment_ptr", (), ("i32",)),

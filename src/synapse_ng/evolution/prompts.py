@@ -13,8 +13,9 @@ in order: the problem, the goal (objective metric and direction, exact or heuris
 the block changes, the required signature, language constraints, no I/O, no crates), the harness
 excerpt (the code around the block, cut down to what the block needs: the header comment, the types
 and constants it may use, the block's signature with its doc comment, and the lines of the harness
-that call it), the parent block with its scores, up to two inspirations, the last failure, and the
-answer format: one fenced block (mode "block") or SEARCH/REPLACE edits of the parent (mode "edits").
+that call it), the parent block with its scores, up to two inspirations, the last failure, the idea
+to try this time (when the search passes one of the component's directions), and the answer format:
+one fenced block (mode "block") or SEARCH/REPLACE edits of the parent (mode "edits").
 
 Sizes: the whole prompt (system + user) is kept within PROMPT_BUDGET characters, and what the other
 sections leave of it goes to the harness excerpt (at most SKELETON_BUDGET). The excerpt shrinks in
@@ -458,11 +459,14 @@ def build_messages(
     inspirations: Sequence[ParentInfo] = (),
     last_error: str | None = None,
     mode: str = "block",
+    direction: str | None = None,
     budget: int = PROMPT_BUDGET,
 ) -> list[Message]:
-    """[system, user] asking for a better block than `parent` (see the module docstring). `budget`: the
-    characters the prompt may take (raise it for models with a large context: more harness, and the
-    inspirations, which do not fit 6,000 characters next to a 1.5k-character parent)."""
+    """[system, user] asking for a better block than `parent` (see the module docstring). `direction`:
+    one idea to try this time (one of the component's `directions`), placed just before the answer
+    instructions. `budget`: the characters the prompt may take (raise it for models with a large
+    context: more harness, and the inspirations, which do not fit 6,000 characters next to a
+    1.5k-character parent)."""
     language = _lang(language)
     if mode not in MODES:
         raise ValueError(f"unknown prompt mode {mode!r}; known: {', '.join(MODES)}")
@@ -486,6 +490,8 @@ def build_messages(
             )
         if error_text:
             sections.append(f"## Your last attempt failed; avoid this\n```\n{error_text}\n```")
+        if direction:
+            sections.append(f"## Idea to try this time\n{direction.strip()}")
         sections.append(f"## Answer\n{_answer(component, language, mode)}")
         return "\n\n".join(sections)
 

@@ -2,8 +2,10 @@
 
 Each island keeps its best few correct programs (elites). A sample picks an island, a parent from its
 elites (mostly the best, sometimes any, so the search keeps exploring), and either asks the model for a
-better block (the parent, its measured scores, good programs from other islands and the last failure
-go into the prompt) or re-tunes the parent's numeric constants without a model. Compile errors go back
+better block (the parent, its measured scores, good programs from other islands, the last failure and,
+in turn, one of the component's directions go into the prompt) or re-tunes the constants of an elite
+without a model. An island keeps one program per measured behaviour, so its slots are not taken by
+rescalings of the same rule. Compile errors go back
 to the model for a bounded number of repairs. A block whose normalised source was seen before is never
 evaluated again. Candidates are measured on *training* workloads only; every few samples the best
 program of each island migrates to the next. At the end the best training improvement is re-measured on
@@ -32,11 +34,13 @@ from .evaluate import Evaluation, Status, evaluate
 from .executors import LocalExecutor
 from .prompts import ParentInfo, build_messages, repair_messages
 from .store import Store
-from .tuning import retune
+from .tuning import can_retune, retune
 
 logger = logging.getLogger(__name__)
 
 MAX_CONSECUTIVE_LLM_ERRORS = 3
+WIDE_JUMP = 10.0
+WIDE_JUMP_CHANCE = 1 / 3
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,7 @@ class SearchConfig:
     elites: int = 4  # kept per island
     migration_every: int = 8  # samples
     repair_tries: int = 1
-    tune_share: float = 0.25  # of samples, when the parent has constants to tune
+    tune_share: float = 0.25  # of samples, when an elite has constants to tune
     exploit: float = 0.7  # chance to take an island's best as parent, else a random elite
     concurrency: int = 2  # samples in flight (model calls overlap evaluations)
     language: CodeLanguage = CodeLanguage.RUST
@@ -237,8 +241,7 @@ class EvolutionSearch:
                     self.on_progress(self.progress)
 
     async def _sample(self, island: int, sample: int) -> None:
-        parent = self._pick_parent(island)
-        block, operator, tokens, generation_s, problem = await self._propose(island, parent, sample)
+        parent, block, operator, tokens, generation_s, problem = await self._propose(island, sample)
         if block is None:
             self._record(island, parent, operator, tokens, generation_s, source=problem or "", status="no_code", stage="extract", message=problem or "")
             self.last_error[island] = problem
@@ -307,13 +310,15 @@ class EvolutionSearch:
             if self.progress.first_improvement_s is None:
                 self.progress.first_improvement_s = self._elapsed()
 
-    async def _propose(self, island: int, parent: Member, sample: int):
-        """(block or None, operator, (tokens in, out), seconds, problem text if no block)."""
+    async def _propose(self, island: int, sample: int):
+        """(parent, block or None, operator, (tokens in, out), seconds, problem text if no block)."""
         if self.rng.random() < self.config.tune_share:
-            tuned = retune(parent.block, self.config.language, self.rng)
+            tuned = self._tune(island)
             if tuned is not None:
-                return tuned, "tune", (0, 0), 0.0, None
+                return *tuned, "tune", (0, 0), 0.0, None
+        parent = self._pick_parent(island)
         mode = "edits" if self.rng.random() < 0.3 else "block"
+        direction = self._direction(sample)
         messages = build_messages(
             self.component,
             self.config.language,
@@ -322,18 +327,42 @@ class EvolutionSearch:
             inspirations=[self._parent_info(m) for m in self._inspirations(island, parent)],
             last_error=self.last_error[island],
             mode=mode,
+            direction=direction,
         )
-        logger.info("sample %d: built prompt (%d chars) from candidate %d", sample, sum(len(m.content) for m in messages), parent.candidate_id)
+        logger.info(
+            "sample %d: built prompt (%d chars) from candidate %d%s", sample, sum(len(m.content) for m in messages),
+            parent.candidate_id, f", idea: {direction[:60]}..." if direction else "",
+        )  # fmt: skip
         completion, seconds = await self._complete(messages, sample)
         if completion is not None:
             logger.info("sample %d: generated %d chars in %.2fs (%d tokens out)", sample, len(completion.text), seconds, completion.tokens_out)
         if completion is None:
-            return None, f"llm-{mode}", (0, 0), seconds, "the model call failed"
+            return parent, None, f"llm-{mode}", (0, 0), seconds, "the model call failed"
         tokens = (completion.tokens_in, completion.tokens_out)
         extraction = extract_candidate(completion.text, parent.block, self.config.language)
         if extraction.block is None:
-            return None, f"llm-{mode}", tokens, seconds, extraction.error or "no code in the answer"
-        return extraction.block, f"llm-{mode}", tokens, seconds, None
+            return parent, None, f"llm-{mode}", tokens, seconds, extraction.error or "no code in the answer"
+        return parent, extraction.block, f"llm-{mode}", tokens, seconds, None
+
+    def _tune(self, island: int) -> tuple[Member, str] | None:
+        """(parent, its block with constants re-tuned), or None when no elite of the island has a constant
+        to tune. The parent is the best elite that has constants, or (1 - exploit of the time) a random
+        one of them. One time in WIDE_JUMP_CHANCE the step is wide (factors up to 10): a model's first
+        guess at a threshold or a penalty is often off by an order of magnitude."""
+        tunable = [m for m in self.islands[island] if can_retune(m.block, self.config.language)]
+        if not tunable:
+            return None
+        parent = tunable[0] if len(tunable) == 1 or self.rng.random() < self.config.exploit else self.rng.choice(tunable)
+        scale = WIDE_JUMP if self.rng.random() < WIDE_JUMP_CHANCE else 2.0
+        return parent, retune(parent.block, self.config.language, self.rng, scale=scale)
+
+    def _direction(self, sample: int) -> str | None:
+        """The component's directions in turn, with one turn in (len + 1) left free for the model's own ideas."""
+        directions = self.component.directions
+        if not directions:
+            return None
+        slot = sample % (len(directions) + 1)
+        return directions[slot] if slot < len(directions) else None
 
     async def _repair(self, block: str, log: str):
         messages = repair_messages(self.component, self.config.language, block, log)
@@ -369,7 +398,13 @@ class EvolutionSearch:
         return sorted(members, key=lambda m: m.score, reverse=reverse)
 
     def _admit(self, island: int, member: Member) -> None:
-        self.islands[island] = self._sorted(self.islands[island] + [member])[: self.config.elites]
+        """Keep the island's best few, one per measured behaviour: a block that scores exactly what an elite
+        scores on every workload (for a heuristic, almost always the same decisions, e.g. best fit rescaled)
+        does not take a second slot, so the slots hold programs that behave differently."""
+        members = self.islands[island]
+        if any(m.candidate_id == member.candidate_id or (member.scores and m.scores == member.scores) for m in members):
+            return
+        self.islands[island] = self._sorted(members + [member])[: self.config.elites]
 
     def _pick_parent(self, island: int) -> Member:
         elites = self.islands[island] or [self.baseline]

@@ -1,7 +1,8 @@
 """The cheap operator: re-tune the numeric constants of a good block, no language model involved.
 
     numeric_literals(block, language) -> [Literal(start, end, text, value, is_float)]
-    retune(block, language, rng, count=None) -> str | None
+    retune(block, language, rng, count=None, scale=2.0) -> str | None
+    can_retune(block, language) -> bool
 
 `numeric_literals` finds the number tokens of a block with the language's own lexer (edits.tokenize),
 so a digit inside a comment, a string, a char literal or an identifier (`x1`, `f64`, `u32`) is never a
@@ -14,10 +15,11 @@ float; hex floats, `nan` and `inf` are left out.
 `retune` perturbs `count` literals (1..3, drawn from `rng` when not given), chosen without replacement
 among the *tunable* ones, floats three times as likely as integers:
 
-- a float is multiplied by a factor drawn log-uniformly in [0.5, 2] and, one time in four, also gets
+- a float is multiplied by a factor drawn log-uniformly in [0.5, 2] (in [1/scale, scale] when a wider
+  `scale` is asked for) and, one time in four, also gets
   a small Gaussian nudge (5 % of its value); it keeps a decimal point (or its exponent form), its
   suffix and its sign, and is written with four significant digits;
-- an integer moves by 1 up to 25 % of its value (at least 1), up or down, never crossing to 0 or to the
+- an integer moves by 1 up to 25 % of its value (times log2(scale); at least 1), up or down, never crossing to 0 or to the
   other sign; it stays a decimal integer with its suffix and digit grouping (`1_000` -> `1_250`).
 
 Not tunable (left as they are): zeros (0, 0.0: loop starts, initial values, clamps), the integer 1
@@ -36,7 +38,7 @@ from dataclasses import dataclass
 from ..models import CodeLanguage
 from .edits import tokenize
 
-__all__ = ["Literal", "numeric_literals", "retune"]
+__all__ = ["Literal", "can_retune", "numeric_literals", "retune"]
 
 FLOAT_WEIGHT = 3
 NOISE_CHANCE = 0.25
@@ -231,11 +233,11 @@ def _format_int(magnitude: int, parsed: _Parsed) -> str:
     return parsed.sign + digits + parsed.suffix
 
 
-def _perturb(literal: Literal, parsed: _Parsed, rng: random.Random) -> str:
+def _perturb(literal: Literal, parsed: _Parsed, rng: random.Random, scale: float) -> str:
     magnitude = abs(parsed.value)
     if parsed.is_float:
         for _ in range(8):
-            factor = math.exp(rng.uniform(math.log(0.5), math.log(2.0)))
+            factor = math.exp(rng.uniform(-math.log(scale), math.log(scale)))
             new = magnitude * factor
             if rng.random() < NOISE_CHANCE:
                 nudged = new + rng.gauss(0.0, NOISE_SCALE * magnitude)
@@ -244,7 +246,7 @@ def _perturb(literal: Literal, parsed: _Parsed, rng: random.Random) -> str:
             if text != literal.text and float(f"{new:.{SIGNIFICANT_DIGITS - 1}e}") != magnitude:
                 return text
         return _format_float(magnitude * 1.5, parsed)
-    spread = max(1, round(magnitude * INT_SPREAD))
+    spread = max(1, round(magnitude * INT_SPREAD * math.log2(scale)))
     delta = rng.randint(1, spread)
     if rng.random() < 0.5 and magnitude - delta >= 1:
         new = magnitude - delta
@@ -253,9 +255,22 @@ def _perturb(literal: Literal, parsed: _Parsed, rng: random.Random) -> str:
     return _format_int(new, parsed)
 
 
-def retune(block: str, language: CodeLanguage | str, rng: random.Random, count: int | None = None) -> str | None:
+def can_retune(block: str, language: CodeLanguage | str) -> bool:
+    """Whether `retune` has a constant to change in this block."""
+    language = _language(language)
+    return any(_tunable(parsed) for _, parsed in _literals(block, language))
+
+
+def retune(
+    block: str, language: CodeLanguage | str, rng: random.Random, count: int | None = None, scale: float = 2.0
+) -> str | None:
     """The block with 1..3 of its tunable numeric literals perturbed (nothing else changes), or None
-    when it has none. `count` (default: drawn from 1..3) is capped at the number of tunable literals."""
+    when it has none. `count` (default: drawn from 1..3) is capped at the number of tunable literals.
+    `scale` (> 1) bounds a float's factor to [1/scale, scale] and stretches an integer's step by log2(scale):
+    the search sometimes takes a wide jump, since a model's first guess at a threshold or a penalty can be
+    off by an order of magnitude."""
+    if not scale > 1.0:
+        raise ValueError(f"scale must be > 1, not {scale!r}")
     language = _language(language)
     candidates = [(literal, parsed) for literal, parsed in _literals(block, language) if _tunable(parsed)]
     if not candidates:
@@ -270,7 +285,7 @@ def retune(block: str, language: CodeLanguage | str, rng: random.Random, count: 
         pick = rng.choices(range(len(pool)), weights=weights)[0]
         chosen.append(pool.pop(pick))
     replacements = sorted(
-        ((literal, _perturb(literal, parsed, rng)) for literal, parsed in chosen), key=lambda pair: pair[0].start
+        ((literal, _perturb(literal, parsed, rng, scale)) for literal, parsed in chosen), key=lambda pair: pair[0].start
     )
     out, cursor = [], 0
     for literal, text in replacements:
