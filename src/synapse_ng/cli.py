@@ -593,6 +593,99 @@ def model_path(as_json) -> None:
     _emit(as_json, {"ok": True, "path": str(path)}, str(path))
 
 
+# ------------------------------------------------------------------------------------------ nodes
+
+
+@cli.group()
+def node() -> None:
+    """Run a Synapse-NG node."""
+
+
+@node.command("run")
+@click.option("--data", "data_dir", required=True, help="The node's directory: identity key, state, config (node.json).")
+@click.option("--port", type=int, help="HTTP port (default: node.json, else 8700).")
+@click.option("--host", help="Address to listen on (default 127.0.0.1).")
+@click.option("--peer", "peers", multiple=True, metavar="URL", help="A peer's base URL (repeatable); adds to node.json's.")
+@click.option("--no-auto-vote", is_flag=True, help="Do not vote automatically: a human votes through the API.")
+@click.option("--provider", help="LLM provider for the engine (local, ollama_local, openai_api, anthropic_api).")
+@click.option("--model", "model_name", help="LLM model name.")
+@click.option("--endpoint", help="LLM endpoint URL.")
+def node_run(data_dir, port, host, peers, no_auto_vote, provider, model_name, endpoint) -> None:
+    """Start a node (FastAPI on uvicorn) and run until SIGINT/SIGTERM."""
+    from .node.config import NodeConfig
+    from .node.serve import serve
+
+    logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
+    try:
+        config = NodeConfig.load(Path(data_dir), port=port, host=host, llm_provider=provider, llm_model=model_name, llm_endpoint=endpoint)
+        config.peers = list(dict.fromkeys([*config.peers, *peers]))
+        if no_auto_vote:
+            config.auto_vote = False
+        serve(config)
+    except SynapseError as error:
+        _fail(False, error)
+
+
+@cli.group()
+def network() -> None:
+    """A local network of node processes on loopback."""
+
+
+@network.command("up")
+@click.option("--nodes", type=click.IntRange(1, 64), default=3, show_default=True)
+@click.option("--data", "root", default="synapse-network", show_default=True, help="Directory holding one sub-directory per node.")
+@click.option("--base-port", type=int, help="First port (default: free ports).")
+def network_up(nodes, root, base_port) -> None:
+    """Start N nodes that know each other, print their URLs, and stop them all cleanly on Ctrl-C/SIGTERM."""
+    import signal as signals
+    import time
+
+    from .network import LocalNetwork
+
+    net = LocalNetwork(Path(root), nodes, base_port=base_port)
+    stop = []
+    signals.signal(signals.SIGTERM, lambda *_: stop.append(True))
+    try:
+        net.prepare()
+        net.start()
+        net.wait_ready()
+        for i, url in enumerate(net.urls):
+            click.echo(f"node {i}  {url}  id {net.ids[i][:16]}  data {net.dir(i)}")
+        click.echo("network up; Ctrl-C stops every node")
+        while not stop:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    except SynapseError as error:
+        net.stop()
+        _fail(False, error)
+    finally:
+        net.stop()
+        click.echo("network stopped")
+
+
+@cli.group()
+def upgrade() -> None:
+    """Operate on a node's upgrades."""
+
+
+@upgrade.command("rollback")
+@click.option("--node", "node_url", required=True, help="The node's base URL.")
+@click.option("--component", required=True)
+@click.option("--reason", default="operator rollback", show_default=True)
+def upgrade_rollback(node_url, component, reason) -> None:
+    """Roll back the live upgrade of COMPONENT everywhere (a signed rollback message from that node)."""
+    import httpx
+
+    try:
+        response = httpx.post(node_url.rstrip("/") + f"/api/upgrades/{component}/rollback", json={"reason": reason}, timeout=30)
+    except httpx.HTTPError as error:
+        _fail(False, UsageError(f"cannot reach {node_url}: {error}; is the node running?"))
+    if response.status_code >= 400:
+        _fail(False, UsageError(f"{node_url} refused the rollback ({response.status_code}): {response.json().get('error')}"))
+    click.echo(f"rollback {response.json()['id'][:16]} of proposal {response.json()['proposal_id'][:16]} signed and spreading")
+
+
 def main() -> None:
     cli(prog_name="synapse-ng")
 

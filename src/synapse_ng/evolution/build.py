@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..errors import ToolchainError
 from ..components import CandidateShapeError, Component, assemble
@@ -76,8 +79,45 @@ def build_candidate(
 
 @functools.lru_cache(maxsize=16)
 def build_baseline(component: Component, language: CodeLanguage = CodeLanguage.RUST) -> BuiltModule:
-    """Version 0: the skeleton as shipped, compiled by this machine's toolchain."""
+    """Version 0: the skeleton as shipped, compiled by this machine's toolchain.
+
+    Rust baselines are cached on disk, keyed by the compiler (path and version), the skeleton and the
+    build settings: every node process needs all three baselines at start, and the compiler is
+    deterministic, so the cache gives the very bytes a compile would (it is re-hashed on every read)."""
+    cache = _baseline_cache_path(component, language)
+    if cache is not None and cache.exists():
+        try:
+            record = json.loads(cache.read_text())
+            wasm = bytes.fromhex(record["wasm"])
+            if hashlib.sha256(wasm).hexdigest() == record["sha256"] and inspect_wasm(wasm, component.wasm_policy()).ok:
+                return BuiltModule(wasm, language.value, record["compiler"], component.skeleton(language))
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # a damaged entry is rebuilt below
     built = build_candidate(component, component.skeleton(language), language)
     if isinstance(built, BuildFailure):
         raise ToolchainError(f"the {component.name} baseline does not build here ({built.stage}): {built.message}\n{built.log}")
+    if cache is not None:
+        record = {"sha256": built.sha256, "compiler": built.compiler_version, "wasm": built.wasm.hex()}
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            temporary = cache.with_suffix(f".{os.getpid()}.tmp")
+            temporary.write_text(json.dumps(record))
+            os.replace(temporary, cache)
+        except OSError:
+            pass  # no cache: the next process compiles again
     return built
+
+
+def _baseline_cache_path(component: Component, language: CodeLanguage) -> Path | None:
+    if language is not CodeLanguage.RUST:
+        return None
+    from ..toolchain.rust import find_rustc
+
+    try:
+        rustc = find_rustc()
+    except ToolchainError:
+        return None
+    key = "\n".join([rustc.path, rustc.version, str(component.max_memory_pages), ",".join(spec.name for spec in component.exports),
+                     component.skeleton(language)])  # fmt: skip
+    root = Path(os.environ.get("SYNAPSE_CACHE_DIR") or Path.home() / ".cache" / "synapse-ng") / "baselines"
+    return root / f"{component.name}-{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"

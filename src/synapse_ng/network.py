@@ -1,0 +1,139 @@
+"""A local network of node processes on loopback: `synapse-ng network up`, the demo, the tests and the
+network benchmark all start nodes this way, as real processes talking real HTTP.
+
+    net = LocalNetwork(root, nodes=5, overrides={...})
+    net.prepare()        identities first, then every node's members.json and node.json (ports, peers)
+    net.start()          one `synapse-ng node run` process per node, logs in root/nodeN/node.log
+    net.wait_ready()     until every node answers /api/identity
+    net.kill(i) / net.restart(i) / net.stop()
+
+A network prepared once keeps its identities, ports and state: `start` after `stop` resumes it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from .errors import UsageError
+from .node.config import CONFIG_FILE, MEMBERS_FILE, NodeConfig
+from .node.identity import Identity
+
+STOP_GRACE_S = 10.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LocalNetwork:
+    def __init__(self, root: Path, nodes: int = 3, *, base_port: int | None = None, overrides: dict | None = None, env: dict | None = None):
+        if not 1 <= nodes <= 64:
+            raise UsageError(f"a local network has 1..64 nodes, not {nodes}")
+        self.root = Path(root)
+        self.count = nodes
+        self.base_port = base_port
+        self.overrides = overrides or {}
+        self.env = env or {}
+        self.processes: list[subprocess.Popen | None] = [None] * nodes
+        self.ports: list[int] = []
+        self.ids: list[str] = []
+
+    def dir(self, index: int) -> Path:
+        return self.root / f"node{index}"
+
+    def url(self, index: int) -> str:
+        return f"http://127.0.0.1:{self.ports[index]}"
+
+    @property
+    def urls(self) -> list[str]:
+        return [self.url(i) for i in range(self.count)]
+
+    def prepare(self) -> None:
+        existing = self.dir(0) / CONFIG_FILE
+        if existing.exists():
+            self.ports = [json.loads((self.dir(i) / CONFIG_FILE).read_text())["port"] for i in range(self.count)]
+            self.ids = [Identity.load_or_create(self.dir(i) / "identity.key").node_id for i in range(self.count)]
+            return
+        self.ports = [self.base_port + i if self.base_port else free_port() for i in range(self.count)]
+        for i in range(self.count):
+            self.dir(i).mkdir(parents=True, exist_ok=True)
+        self.ids = [Identity.load_or_create(self.dir(i) / "identity.key").node_id for i in range(self.count)]
+        members = [{"node_id": self.ids[i], "url": self.url(i)} for i in range(self.count)]
+        for i in range(self.count):
+            (self.dir(i) / MEMBERS_FILE).write_text(json.dumps(members, indent=2) + "\n")
+            config = NodeConfig(data_dir=str(self.dir(i)), port=self.ports[i], peers=[self.url(j) for j in range(self.count) if j != i])
+            for key, value in self.overrides.items():
+                setattr(config, key, value)
+            config.save()
+
+    def start(self, indices: list[int] | None = None) -> None:
+        for i in indices if indices is not None else range(self.count):
+            if self.processes[i] is not None and self.processes[i].poll() is None:
+                continue
+            log = open(self.dir(i) / "node.log", "ab")
+            self.processes[i] = subprocess.Popen(
+                [sys.executable, "-m", "synapse_ng.cli", "node", "run", "--data", str(self.dir(i))],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, **self.env},
+            )  # fmt: skip
+            log.close()
+
+    def wait_ready(self, timeout_s: float = 120.0, indices: list[int] | None = None) -> None:
+        deadline = time.monotonic() + timeout_s
+        for i in indices if indices is not None else range(self.count):
+            while True:
+                process = self.processes[i]
+                if process is not None and process.poll() is not None:
+                    raise UsageError(f"node {i} exited with {process.returncode}; see {self.dir(i) / 'node.log'}")
+                try:
+                    if httpx.get(self.url(i) + "/api/identity", timeout=2.0).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise UsageError(f"node {i} did not answer within {timeout_s:g} s; see {self.dir(i) / 'node.log'}")
+                time.sleep(0.2)
+
+    def kill(self, index: int) -> None:
+        """SIGKILL: no clean-up at all, as a crash."""
+        process = self.processes[index]
+        if process is not None and process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        self.processes[index] = None
+
+    def restart(self, index: int) -> None:
+        self.start([index])
+        self.wait_ready(indices=[index])
+
+    def stop(self) -> None:
+        """SIGTERM to every node (uvicorn shuts down cleanly), SIGKILL to any still alive after a grace period."""
+        for process in self.processes:
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_S
+        for i, process in enumerate(self.processes):
+            if process is None:
+                continue
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+            self.processes[i] = None
+
+    def __enter__(self) -> "LocalNetwork":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -1,0 +1,298 @@
+"""A node's HTTP API (FastAPI; the OpenAPI document is at /openapi.json, the docs at /docs).
+
+Every request body is a pydantic model, so malformed JSON and wrong types get a 422 that says which
+field is wrong; a refused message gets the status that says why (401 bad signature, 403 unknown
+identity, 404 unknown proposal, 409 replay or closed proposal, 413 too large, 422 invalid body).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, Literal
+
+from fastapi import FastAPI, HTTPException, Path, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..components.task_allocation import MAX_CAPACITY, MAX_ITEMS
+from .envelope import Envelope, EnvelopeError
+from .node import Node, Refusal
+
+logger = logging.getLogger(__name__)
+
+HEX64 = r"^[0-9a-f]{64}$"
+ProposalId = Annotated[str, Path(pattern=HEX64, description="a proposal id: 64 lowercase hex characters")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class ConfigChangeRequest(Strict):
+    title: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=10_000)
+    changes: dict[str, int | float] = Field(min_length=1, description="tunable config keys and their new values")
+
+
+class CodeUpgradeRequest(Strict):
+    component: str = Field(min_length=1, max_length=64)
+    wasm_base64: str = Field(min_length=4, description="the module, base64")
+    evidence: dict[str, Any] = Field(description="the evidence record `synapse-ng evaluate --evidence-out` writes")
+    source: str = Field(default="", max_length=200_000)
+    language: Literal["rust", "c", "wat"] = "rust"
+    title: str = Field(default="", max_length=200)
+    description: str = Field(default="", max_length=10_000)
+
+
+class VoteRequest(Strict):
+    choice: Literal["yes", "no", "abstain"]
+    reason: str = Field(default="", max_length=2000)
+
+
+class GossipBatch(Strict):
+    messages: list[dict[str, Any]] = Field(max_length=1000)
+
+
+class FetchRequest(Strict):
+    ids: list[Annotated[str, Field(pattern=HEX64)]] = Field(max_length=1000)
+
+
+class RollbackRequest(Strict):
+    reason: str = Field(default="operator rollback", max_length=2000)
+
+
+class TaskBatch(Strict):
+    capacity: int = Field(ge=1, le=MAX_CAPACITY)
+    items: list[Annotated[int, Field(ge=1)]] = Field(max_length=MAX_ITEMS)
+
+
+class BodyLimit:
+    """Refuses a request body larger than `limit` bytes with a 413, whether or not it declares its length.
+
+    The body is read here, up to the limit, before the app sees any of it (the app's own body parsing
+    would turn an error raised while reading into a generic 400)."""
+
+    def __init__(self, app, limit: int):
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            return await _too_large(send, self.limit)
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.limit:
+                return await _too_large(send, self.limit)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        delivered = False
+
+        async def replay():
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+async def _too_large(send, limit: int) -> None:
+    body = f'{{"error": "request body larger than {limit} bytes"}}'.encode()
+    await send({"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app(node: Node, *, manage_node: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if manage_node:
+            await node.start()
+        try:
+            yield
+        finally:
+            if manage_node:
+                await node.stop()
+
+    app = FastAPI(title="Synapse-NG node", version="0.1.0", lifespan=lifespan,
+                  description="A self-governing node: governance, rollouts, immune system, the components at work.")  # fmt: skip
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError):
+        node.metrics.refused.labels(status="422").inc()
+        problems = []
+        for item in error.errors():
+            where = ".".join(str(part) for part in item.get("loc", ()) if part != "body") or "body"
+            problems.append(f"{where}: {item.get('msg')}")
+        return JSONResponse({"error": "invalid request: " + "; ".join(problems[:10]), "details": problems[:50]}, status_code=422)
+
+    @app.exception_handler(Refusal)
+    async def refused(request: Request, refusal: Refusal):
+        node.metrics.refused.labels(status=str(refusal.status)).inc()
+        return JSONResponse({"error": refusal.message}, status_code=refusal.status)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException):
+        return JSONResponse({"error": str(error.detail)}, status_code=error.status_code)
+
+    # ------------------------------------------------------------------ identity and health
+
+    @app.get("/api/identity")
+    def identity():
+        return {"node_id": node.id, "url": node.config.url, "members": node.members(), "started_at": node.started_at}
+
+    @app.get("/api/evolutionary-engine/stats")
+    def engine_stats():
+        return node.engine().get_statistics()
+
+    @app.get("/api/health")
+    def health():
+        measurements = node.last_measurements
+        return {
+            "measurements": measurements,
+            "targets": [t.__dict__ for t in node.immune.targets] if hasattr(node.immune, "targets") else [],
+            "consecutive": dict(getattr(node.immune, "consecutive", {})),
+            "peers": [link.to_dict() for link in node.peers.values()],
+        }
+
+    @app.get("/api/health/issues")
+    def issues():
+        return {"issues": [issue.__dict__ for issue in list(getattr(node.immune, "history", []))]}
+
+    # ------------------------------------------------------------------ governance
+
+    @app.get("/api/proposals")
+    def list_proposals():
+        return {"proposals": [_proposal_view(node, p) for p in node.proposals()]}
+
+    @app.get("/api/proposals/{proposal_id}")
+    def get_proposal(proposal_id: ProposalId):
+        proposal = node.state.message(proposal_id)
+        if proposal is None or proposal.kind != "proposal":
+            raise Refusal(404, f"unknown proposal {proposal_id[:16]}")
+        return _proposal_view(node, proposal, full=True)
+
+    @app.post("/api/proposals", status_code=201)
+    def create_proposal(request: ConfigChangeRequest):
+        envelope = node.create_proposal("config_change", request.title, request.description, {"changes": request.changes})
+        return _proposal_view(node, envelope)
+
+    @app.post("/api/proposals/code-upgrade", status_code=201)
+    def create_code_upgrade(request: CodeUpgradeRequest):
+        try:
+            wasm = base64.b64decode(request.wasm_base64, validate=True)
+        except (binascii.Error, ValueError):
+            raise Refusal(422, "wasm_base64 is not valid base64") from None
+        envelope = node.propose_upgrade(request.component, wasm, request.evidence, source=request.source, language=request.language,
+                                        title=request.title, description=request.description)  # fmt: skip
+        return _proposal_view(node, envelope)
+
+    @app.post("/api/proposals/{proposal_id}/vote", status_code=201)
+    def vote(proposal_id: ProposalId, request: VoteRequest):
+        envelope = node.cast_vote(proposal_id, request.choice, request.reason)
+        return {"id": envelope.id, "proposal_id": proposal_id, "choice": request.choice, "voter": node.id}
+
+    @app.post("/api/messages", status_code=201)
+    def submit_message(message: dict[str, Any]):
+        """A message signed by a member elsewhere (a client holding its own key)."""
+        try:
+            envelope = Envelope.from_dict(message)
+        except EnvelopeError as error:
+            raise Refusal(422, str(error)) from None
+        accepted = node.ingest(envelope, direct=True)
+        return {"id": accepted.id, "new": accepted.new}
+
+    # ------------------------------------------------------------------ gossip
+
+    @app.post("/api/gossip")
+    def gossip(batch: GossipBatch):
+        return {"results": node.ingest_batch(batch.messages)}
+
+    @app.get("/api/gossip/inventory")
+    def inventory():
+        return {"ids": node.state.inventory()}
+
+    @app.post("/api/gossip/fetch")
+    def fetch(request: FetchRequest):
+        found = [node.state.message(i) for i in request.ids]
+        return {"messages": [m.to_dict() for m in found if m is not None]}
+
+    @app.get("/api/artifacts/{sha256}")
+    def artifact(sha256: Annotated[str, Path(pattern=HEX64)]):
+        wasm = node.state.artifact(sha256)
+        if wasm is None:
+            raise Refusal(404, f"no artifact {sha256[:16]} here")
+        return Response(wasm, media_type="application/wasm")
+
+    # ------------------------------------------------------------------ upgrades and components
+
+    @app.get("/api/upgrades")
+    def upgrades():
+        return {"rollouts": {pid: status.to_dict() for pid, status in node.rollouts().items()}}
+
+    @app.get("/api/upgrades/history")
+    def history():
+        return {"history": node.state.history()}
+
+    @app.post("/api/upgrades/{component}/rollback", status_code=201)
+    def rollback(component: Annotated[str, Path(pattern=r"^[a-z_]{1,64}$")], request: RollbackRequest):
+        if component not in node.runtimes:
+            raise Refusal(404, f"unknown component {component!r}; known: {', '.join(node.runtimes)}")
+        envelope = node.operator_rollback(component, request.reason)
+        return {"id": envelope.id, "proposal_id": envelope.body["proposal_id"]}
+
+    @app.get("/api/components")
+    def components():
+        return {"components": node.component_versions()}
+
+    @app.post("/api/tasks")
+    async def tasks(batch: TaskBatch):
+        too_big = [i for i, size in enumerate(batch.items) if size > batch.capacity]
+        if too_big:
+            raise Refusal(422, f"items {too_big[:5]} are larger than the capacity {batch.capacity}")
+        return await asyncio.to_thread(node.allocate, batch.items, batch.capacity)
+
+    @app.get("/metrics")
+    def metrics():
+        for name, runtime in node.runtimes.items():
+            node.metrics.component_faults.labels(component=name).set(runtime.faults)
+            node.metrics.component_fallbacks.labels(component=name).set(runtime.fallbacks)
+        for metric, value in node.last_measurements.items():
+            node.metrics.health.labels(metric=metric).set(value)
+        return Response(node.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    app.add_middleware(BodyLimit, limit=node.config.max_request_bytes)
+    return app
+
+
+def _proposal_view(node: Node, proposal: Envelope, full: bool = False) -> dict:
+    body = proposal.body
+    params = dict(body["params"])
+    if not full:
+        params.pop("evidence", None)
+        params.pop("source", None)
+    view = {
+        "id": proposal.id, "type": body["type"], "title": body["title"], "author": proposal.author,
+        "created_at": proposal.created_at, "deadline": body["deadline"], "params": params,
+        "outcome": node.outcome(proposal),
+        "votes": [{"voter": v.author, **v.body} for v in node.state.messages(kind="vote", proposal_id=proposal.id)],
+    }  # fmt: skip
+    if full:
+        view["description"] = body["description"]
+        view["verdict"] = node.state.get(f"verdict:{proposal.id}")
+    return view
+

@@ -1,0 +1,126 @@
+"""A node's configuration: defaults, an optional JSON file in the data directory, and what a config_change
+proposal may change at run time (TUNABLE, with the type each key takes)."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ..errors import UsageError
+
+CONFIG_FILE = "node.json"
+MEMBERS_FILE = "members.json"
+
+# key -> (type, minimum, maximum): what a config_change proposal may set, checked before anyone votes.
+TUNABLE: dict[str, tuple[type, float, float]] = {
+    "gossip_fanout": (int, 1, 32),
+    "anti_entropy_interval_s": (float, 0.2, 600.0),
+    "immune_interval_s": (float, 0.2, 3600.0),
+    "chronic_after": (int, 1, 100),
+    "health_window_s": (float, 0.5, 3600.0),
+    "deadline_s": (float, 1.0, 7 * 86400.0),
+    "target.allocation_excess_pct": (float, 0.0, 100.0),
+    "target.tally_fuel_per_vote": (float, 0.0, 1e9),
+    "target.dissemination_ms": (float, 0.0, 1e7),
+    "target.peers_reachable": (float, 0.0, 1.0),
+}
+
+
+@dataclass
+class NodeConfig:
+    data_dir: str = "."
+    host: str = "127.0.0.1"
+    port: int = 8700
+    peers: list[str] = field(default_factory=list)
+    # governance
+    quorum: float = 0.5
+    deadline_s: float = 30.0
+    grace_s: float = 1.0
+    code_threshold: tuple[int, int] = (2, 3)
+    config_threshold: tuple[int, int] = (1, 2)
+    auto_vote: bool = True
+    verify_time_limit_s: float = 600.0
+    # rollout
+    stage_fractions: tuple[float, ...] = (0.1, 0.5, 1.0)
+    health_window_s: float = 10.0
+    health_tolerance_pct: float = 5.0
+    # gossip
+    gossip_fanout: int = 2
+    anti_entropy_interval_s: float = 2.0
+    peer_timeout_s: float = 5.0
+    # immune system and engine
+    immune_interval_s: float = 5.0
+    chronic_after: int = 3
+    targets: dict[str, float] = field(default_factory=dict)
+    evolve: bool = True
+    proposal_cooldown_s: float = 60.0
+    llm_provider: str = "local"
+    llm_model: str = ""
+    llm_endpoint: str = ""
+    evolve_samples: int = 24
+    evolve_minutes: float = 10.0
+    evolve_seed: int = 1
+    # HTTP
+    max_request_bytes: int = 8 * 1024 * 1024
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def path(self) -> Path:
+        return Path(self.data_dir)
+
+    @classmethod
+    def load(cls, data_dir: Path, **overrides: Any) -> "NodeConfig":
+        """Defaults, then data_dir/node.json if present, then `overrides` (from the command line)."""
+        values: dict[str, Any] = {}
+        file = Path(data_dir) / CONFIG_FILE
+        if file.exists():
+            try:
+                values = json.loads(file.read_text())
+            except (OSError, json.JSONDecodeError) as error:
+                raise UsageError(f"node config {file} is not valid JSON: {error}") from None
+            if not isinstance(values, dict):
+                raise UsageError(f"node config {file} must hold a JSON object")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise UsageError(f"node config {file} has unknown keys {unknown}; known: {sorted(known)}")
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        values["data_dir"] = str(data_dir)
+        for key in ("code_threshold", "config_threshold", "stage_fractions"):
+            if key in values:
+                values[key] = tuple(values[key])
+        return cls(**values)
+
+    def save(self) -> None:
+        data = asdict(self)
+        data.pop("data_dir")
+        (self.path / CONFIG_FILE).write_text(json.dumps(data, indent=2) + "\n")
+
+    def apply_changes(self, changes: dict[str, Any]) -> None:
+        check_changes(changes)
+        for key, value in changes.items():
+            if key.startswith("target."):
+                self.targets[key.removeprefix("target.")] = float(value)
+            else:
+                kind = TUNABLE[key][0]
+                setattr(self, key, kind(value))
+
+
+def check_changes(changes: Any) -> None:
+    """Refuses a config change a node could not apply, with the reason (before anyone votes on it)."""
+    if not isinstance(changes, dict) or not changes:
+        raise UsageError("a config change is a non-empty object of key -> value; tunable keys: " + ", ".join(TUNABLE))
+    for key, value in changes.items():
+        if key not in TUNABLE:
+            raise UsageError(f"config key {key!r} cannot be changed by a proposal; tunable keys: {', '.join(TUNABLE)}")
+        kind, low, high = TUNABLE[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
+            raise UsageError(f"config key {key!r} takes {'an integer' if kind is int else 'a number'}, not {value!r}")
+        if not math.isfinite(value) or not low <= value <= high:
+            raise UsageError(f"config key {key!r} must be within {low:g}..{high:g}, not {value!r}")

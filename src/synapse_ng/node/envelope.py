@@ -1,0 +1,239 @@
+"""The signed envelope every replicated fact travels in (event sourcing: the state IS a set of these).
+
+    env = sign_envelope(identity, "vote", {"proposal_id": ..., "choice": "yes", ...})
+    env.id                       sha256 hex of env.signing_bytes(): the message id
+    wire = env.to_dict()         {"kind", "body", "author", "created_at", "signature"}
+    env = Envelope.from_dict(wire)   strict: EnvelopeError naming the bad field
+    verify_envelope(env)         SignatureError unless `author` signed exactly these bytes
+
+What is signed is the canonical JSON of {"kind", "body", "author", "created_at"} (sorted keys, no
+spaces, UTF-8, no NaN). Because the id is the hash of those bytes and ed25519 signatures are
+deterministic, the same message always has the same id however its JSON was ordered on the wire, so a
+replayed message is recognised and never counted twice. The signature is not part of the id.
+
+Envelopes are checked structurally when they are built (from_dict or the constructor); the signature is
+checked separately by verify_envelope, because a store may hold envelopes whose signatures it has
+already verified. The body is copied (through canonical JSON) on construction: treat `env.body` as
+read-only, it is what the author signed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .identity import verify_signature
+
+if TYPE_CHECKING:
+    from .identity import Identity
+
+KINDS = ("proposal", "vote", "stage_report", "rollback")
+FIELDS = ("kind", "body", "author", "created_at", "signature")
+MAX_BODY_BYTES = 4 * 1024 * 1024  # canonical JSON of the body; a code_upgrade carries its source
+
+_AUTHOR = re.compile(r"[0-9a-f]{64}")
+_SIGNATURE = re.compile(r"[0-9a-f]{128}")
+
+
+class EnvelopeError(ValueError):
+    """An envelope (or a body) that is not well-formed; the message names the field."""
+
+
+class SignatureError(EnvelopeError):
+    """A well-formed envelope whose signature does not verify: altered in transit, or forged."""
+
+
+def canonical_json(obj: Any) -> bytes:
+    """The one byte form of a JSON value that signatures and ids are computed over.
+
+    Dict keys must be strings (json would silently turn 1 into "1", so {1: a, "1": b} would sign two
+    equal keys); NaN, infinities, non-JSON types and unencodable strings (lone surrogates) are refused.
+    """
+    _check_keys(obj)
+    try:
+        text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise EnvelopeError(f"not canonical JSON: a string is not valid UTF-8 ({exc.reason})") from None
+    except ValueError as exc:  # NaN / infinity, circular reference
+        hint = " (NaN and infinities have no JSON form; send null or a string)" if "float" in str(exc) else ""
+        raise EnvelopeError(f"not canonical JSON: {exc}{hint}") from None
+    except TypeError as exc:  # a set, bytes, an object, ...
+        raise EnvelopeError(f"not canonical JSON: {exc}; use only dicts, lists, str, int, float, bool, None") from None
+    except RecursionError:
+        raise EnvelopeError("not canonical JSON: nested too deeply") from None
+
+
+def _check_keys(obj: Any) -> None:
+    if not isinstance(obj, (dict, list, tuple)):
+        return
+    stack = [obj]
+    visited: set[int] = set()  # containers already walked: shared ones once, cycles left to json.dumps
+    while stack:
+        item = stack.pop()
+        if id(item) in visited:
+            continue
+        visited.add(id(item))
+        if isinstance(item, dict):
+            for key, value in item.items():
+                if not isinstance(key, str):
+                    raise EnvelopeError(
+                        f"not canonical JSON: dict key {key!r} is a {type(key).__name__}; keys must be strings"
+                    )
+                if isinstance(value, (dict, list, tuple)):
+                    stack.append(value)
+        else:
+            stack.extend(v for v in item if isinstance(v, (dict, list, tuple)))
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _checked_body(body: Any) -> tuple[dict, bytes]:
+    """The body as a fresh JSON dict plus its canonical bytes; EnvelopeError naming `body` otherwise."""
+    if not isinstance(body, dict):
+        raise EnvelopeError(f"field 'body' must be a JSON object, got {type(body).__name__}")
+    try:
+        raw = canonical_json(body)
+    except EnvelopeError as exc:
+        raise EnvelopeError(f"field 'body': {exc}") from None
+    if len(raw) > MAX_BODY_BYTES:
+        raise EnvelopeError(
+            f"field 'body' is {len(raw)} bytes of canonical JSON, over the limit of {MAX_BODY_BYTES}; "
+            f"send large artifacts separately (by sha256) and reference them"
+        )
+    return json.loads(raw), raw
+
+
+def _check_kind(kind: Any) -> None:
+    if not isinstance(kind, str) or kind not in KINDS:
+        raise EnvelopeError(f"field 'kind' must be one of {', '.join(KINDS)}; got {_short(kind)}")
+
+
+def _check_author(author: Any) -> None:
+    if not isinstance(author, str) or not _AUTHOR.fullmatch(author):
+        raise EnvelopeError(
+            f"field 'author' must be 64 lowercase hex chars (the author's ed25519 public key), got {_short(author)}"
+        )
+
+
+def _check_created_at(created_at: Any) -> None:
+    if isinstance(created_at, bool) or not isinstance(created_at, (int, float)):
+        raise EnvelopeError(
+            f"field 'created_at' must be a number (unix seconds), got {type(created_at).__name__} {_short(created_at)}"
+        )
+    if not math.isfinite(created_at):
+        raise EnvelopeError(f"field 'created_at' must be a finite number (unix seconds), got {created_at!r}")
+
+
+def _check_signature(signature: Any) -> None:
+    if not isinstance(signature, str) or not _SIGNATURE.fullmatch(signature):
+        raise EnvelopeError(
+            f"field 'signature' must be 128 lowercase hex chars (an ed25519 signature), got {_short(signature)}"
+        )
+
+
+def _signing_bytes(kind: str, body: dict, author: str, created_at: float) -> bytes:
+    return canonical_json({"kind": kind, "body": body, "author": author, "created_at": created_at})
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class Envelope:
+    """One signed message. Well-formed by construction; see verify_envelope for the signature."""
+
+    kind: str  # "proposal" | "vote" | "stage_report" | "rollback"
+    body: dict  # JSON object, kind-specific (validated by governance / upgrade)
+    author: str  # hex ed25519 public key == node id
+    created_at: float  # unix seconds, set by the author (an int stays an int: it is what was signed)
+    signature: str  # hex ed25519 signature over signing_bytes()
+
+    def __post_init__(self) -> None:
+        _check_kind(self.kind)
+        body, _ = _checked_body(self.body)
+        _check_author(self.author)
+        _check_created_at(self.created_at)
+        _check_signature(self.signature)
+        object.__setattr__(self, "body", body)
+
+    def signing_bytes(self) -> bytes:
+        """Canonical JSON of {"kind", "body", "author", "created_at"}: what the signature covers."""
+        return _signing_bytes(self.kind, self.body, self.author, self.created_at)
+
+    @property
+    def id(self) -> str:
+        """The message id: sha256 hex of signing_bytes(). Equal for a replayed message."""
+        return hashlib.sha256(self.signing_bytes()).hexdigest()
+
+    def to_dict(self) -> dict:
+        """The wire form (JSON-ready); the id is not sent, every receiver computes it."""
+        return {
+            "kind": self.kind,
+            "body": json.loads(canonical_json(self.body)),
+            "author": self.author,
+            "created_at": self.created_at,
+            "signature": self.signature,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Envelope:
+        """Parse the wire form strictly: exactly the five fields, each well-formed (EnvelopeError otherwise)."""
+        if not isinstance(data, dict):
+            raise EnvelopeError(f"an envelope must be a JSON object, got {type(data).__name__}")
+        unknown = sorted(str(key) for key in data if key not in FIELDS)
+        if unknown:
+            raise EnvelopeError(
+                f"unknown field(s) {', '.join(repr(k) for k in unknown)} in envelope; "
+                f"an envelope has exactly {', '.join(FIELDS)}"
+            )
+        missing = [key for key in FIELDS if key not in data]
+        if missing:
+            raise EnvelopeError(f"missing field(s) {', '.join(repr(k) for k in missing)} in envelope")
+        return cls(
+            kind=data["kind"],
+            body=data["body"],
+            author=data["author"],
+            created_at=data["created_at"],
+            signature=data["signature"],
+        )
+
+    def __eq__(self, other: object) -> bool:
+        """Equal iff the same signed bytes and signature (1 == 1.0 in Python, not in a signature)."""
+        if not isinstance(other, Envelope):
+            return NotImplemented
+        return self.signature == other.signature and self.signing_bytes() == other.signing_bytes()
+
+    def __hash__(self) -> int:
+        return hash((self.id, self.signature))
+
+    def __repr__(self) -> str:  # never the body: a code_upgrade's can be megabytes
+        return (
+            f"Envelope(kind={self.kind!r}, id={self.id[:12]!r}, author={self.author[:12]!r}, "
+            f"created_at={self.created_at!r})"
+        )
+
+
+def sign_envelope(identity: Identity, kind: str, body: dict, created_at: float | None = None) -> Envelope:
+    """A new envelope authored and signed by `identity` (created_at defaults to now)."""
+    _check_kind(kind)
+    body, _ = _checked_body(body)
+    if created_at is None:
+        created_at = time.time()
+    _check_created_at(created_at)
+    signature = identity.sign(_signing_bytes(kind, body, identity.node_id, created_at))
+    return Envelope(kind=kind, body=body, author=identity.node_id, created_at=created_at, signature=signature)
+
+
+def verify_envelope(env: Envelope) -> None:
+    """Raise SignatureError unless env.signature is env.author's signature of env.signing_bytes()."""
+    if not verify_signature(env.author, env.signing_bytes(), env.signature):
+        raise SignatureError(
+            f"bad signature on {env.kind} {env.id[:12]} by {env.author[:12]}: it is not that author's "
+            f"signature of this message (altered in transit, or forged); drop the message"
+        )

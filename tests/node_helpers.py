@@ -1,0 +1,126 @@
+"""Helpers for tests that run real node processes on loopback (synapse_ng.network.LocalNetwork)."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import time
+from pathlib import Path
+
+import httpx
+
+from synapse_ng.components import get_component
+from synapse_ng.evolution.build import build_candidate
+from synapse_ng.evolution.evaluate import evaluate
+from synapse_ng.models import CodeLanguage
+from synapse_ng.network import LocalNetwork
+from synapse_ng.node.envelope import sign_envelope
+from synapse_ng.node.identity import Identity
+
+SAMPLES = Path(__file__).resolve().parents[1] / "src" / "synapse_ng" / "samples"
+GAP_PENALTY = (SAMPLES / "gap_penalty.rs").read_text()
+TASKS = get_component("task_allocation")
+
+# A block that packs like best fit but indexes out of bounds (a wasm trap) when an item of size 77 arrives.
+TRAPS_ON_77 = """
+fn priority(item: f64, bins: &[f64]) -> Vec<f64> {
+    let mut scores: Vec<f64> = bins.iter().map(|&remaining| -(remaining - item)).collect();
+    if item == 77.0 {
+        let at = bins.len() + 3;
+        scores[0] = scores[at];
+    }
+    scores
+}
+"""
+
+FAST = {
+    "deadline_s": 12.0,
+    "grace_s": 0.5,
+    "anti_entropy_interval_s": 0.5,
+    "immune_interval_s": 1.0,
+    "health_window_s": 2.0,
+    "evolve": False,
+    "verify_time_limit_s": 120.0,
+}
+
+
+@functools.lru_cache(maxsize=1)
+def honest_upgrade() -> tuple[bytes, dict]:
+    """(wasm, evidence) of the hand-written gap-penalty block: a real, reproducible held-out improvement."""
+    evaluation = evaluate(TASKS, GAP_PENALTY, CodeLanguage.RUST, "heldout")
+    assert evaluation.correct and evaluation.improvement_pct > 0, evaluation.message
+    built = build_candidate(TASKS, GAP_PENALTY, CodeLanguage.RUST)
+    return built.wasm, evaluation.evidence
+
+
+def compiled(block: str) -> bytes:
+    built = build_candidate(TASKS, block, CodeLanguage.RUST)
+    assert not hasattr(built, "stage"), built
+    return built.wasm
+
+
+def start_network(root: Path, nodes: int = 3, **overrides) -> LocalNetwork:
+    net = LocalNetwork(root, nodes, overrides={**FAST, **overrides})
+    net.prepare()
+    net.start()
+    try:
+        net.wait_ready(timeout_s=120)
+        wait_for(lambda: all(len(get(u, "/api/identity")["members"]) == nodes for u in net.urls), 30, "members known")
+    except BaseException:
+        net.stop()
+        raise
+    return net
+
+
+def identity_of(net: LocalNetwork, index: int) -> Identity:
+    return Identity.load_or_create(net.dir(index) / "identity.key")
+
+
+def get(url: str, path: str, **kw) -> dict:
+    response = httpx.get(url + path, timeout=30, **kw)
+    assert response.status_code == 200, (path, response.status_code, response.text[:300])
+    return response.json()
+
+
+def post(url: str, path: str, payload=None, **kw) -> httpx.Response:
+    return httpx.post(url + path, json=payload, timeout=60, **kw)
+
+
+def submit(url: str, identity: Identity, kind: str, body: dict, created_at: float | None = None) -> httpx.Response:
+    return post(url, "/api/messages", sign_envelope(identity, kind, body, created_at).to_dict())
+
+
+def propose_upgrade(url: str, wasm: bytes, evidence: dict, component: str = "task_allocation") -> str:
+    response = post(url, "/api/proposals/code-upgrade", {
+        "component": component, "wasm_base64": base64.b64encode(wasm).decode(), "evidence": evidence, "source": "test",
+    })  # fmt: skip
+    assert response.status_code == 201, response.text[:500]
+    return response.json()["id"]
+
+
+def wait_for(condition, timeout_s: float, what: str, every: float = 0.3):
+    deadline = time.monotonic() + timeout_s
+    last_error = None
+    while time.monotonic() < deadline:
+        try:
+            value = condition()
+            if value:
+                return value
+        except (httpx.HTTPError, AssertionError, KeyError) as error:
+            last_error = error
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what} (last error: {last_error!r})")
+
+
+def outcome(url: str, proposal_id: str) -> dict:
+    return get(url, f"/api/proposals/{proposal_id}")["outcome"]
+
+
+def rollout_state(url: str, proposal_id: str) -> str | None:
+    return get(url, "/api/upgrades")["rollouts"].get(proposal_id, {}).get("state")
+
+
+def send_tasks(url: str, items: list[int], capacity: int = 100) -> dict:
+    response = post(url, "/api/tasks", {"capacity": capacity, "items": items})
+    assert response.status_code == 200, response.text[:300]
+    return response.json()
