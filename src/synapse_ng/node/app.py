@@ -164,14 +164,14 @@ def create_app(node: Node, *, manage_node: bool = True) -> FastAPI:
         measurements = node.last_measurements
         return {
             "measurements": measurements,
-            "targets": [t.__dict__ for t in node.immune.targets] if hasattr(node.immune, "targets") else [],
-            "consecutive": dict(getattr(node.immune, "consecutive", {})),
+            "targets": [{"metric": t.metric, "limit": t.limit, "bound": t.bound, "component": t.component} for t in node.immune.targets],
+            "consecutive": dict(node.immune.consecutive),
             "peers": [link.to_dict() for link in node.peers.values()],
         }
 
     @app.get("/api/health/issues")
     def issues():
-        return {"issues": [issue.__dict__ for issue in list(getattr(node.immune, "history", []))]}
+        return {"issues": [issue.__dict__ for issue in list(node.immune.history)], "actions": list(node.actions)}
 
     # ------------------------------------------------------------------ governance
 

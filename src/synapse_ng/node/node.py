@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass
 import httpx
 
@@ -99,6 +100,7 @@ class Node:
         self._verifying: set[str] = set()
         self._immune_task: asyncio.Task | None = None
         self.last_measurements: dict[str, float] = {}
+        self.actions: deque[dict] = deque(maxlen=200)
         self.started_at = time.time()
 
     # ------------------------------------------------------------------ set-up
@@ -573,7 +575,18 @@ class Node:
         if self._immune_task is not None and not self._immune_task.done():
             return  # an evolution is still running: the next check waits for it
         self.last_measurements = self.measurements()
-        self._immune_task = asyncio.create_task(self.immune.step(self.last_measurements, self))
+        self._immune_task = asyncio.create_task(self._immune_step(self.last_measurements))
+
+    async def _immune_step(self, measurements: dict[str, float]) -> None:
+        try:
+            actions = await self.immune.step(measurements, self)
+        except Exception:
+            logger.exception("the immune system's response failed")
+            return
+        for action in actions:
+            self.actions.append({"at": time.time(), **action.to_dict()})
+            if action.kind not in ("skipped_open_proposal", "reported"):
+                logger.info("immune system: %s %s (%s)", action.kind, action.issue_key, action.detail)
 
     def _designated(self, issue_key: str) -> str:
         """The one member that acts on an issue, so five nodes seeing it open one proposal, not five."""

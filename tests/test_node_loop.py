@@ -1,0 +1,77 @@
+"""The closed loop on a real network: load on the nodes' task_allocation -> the immune system sees a chronic
+excess over the bound -> the designated node runs the Evolutionary Engine -> a code_upgrade proposal with
+measured evidence -> every node re-verifies and votes -> staged rollout -> the upgrade live everywhere.
+
+The model is the only stand-in: a loopback server speaking the OpenAI wire protocol answers with a block
+(the hand-written gap-penalty heuristic). Everything else is real: node processes, HTTP, signatures,
+compilation, the sandbox, measurement on training and held-out workloads, evidence re-runs."""
+
+from __future__ import annotations
+
+import random
+import threading
+
+import pytest
+
+from llm_servers import LoopbackServer, Ok, OpenAIWire
+from node_helpers import GAP_PENALTY, get, identity_of, rollout_state, send_tasks, start_network, wait_for
+
+pytestmark = pytest.mark.timeout(420)
+
+
+def test_chronic_allocation_excess_is_evolved_voted_and_rolled_out_everywhere(tmp_path):
+    server = LoopbackServer(OpenAIWire(), Ok(text=f"A gap-aware version:\n```rust\n{GAP_PENALTY}\n```"))
+    net = start_network(
+        tmp_path, 3, evolve=True, llm_provider="openai_api", llm_model="scripted", llm_endpoint=server.url + "/v1",
+        evolve_samples=1, evolve_minutes=5.0, targets={"allocation_excess_pct": 3.0}, chronic_after=3, deadline_s=20.0,
+        immune_interval_s=1.0, health_window_s=2.0,
+    )  # fmt: skip
+    stop = threading.Event()
+
+    def load():
+        rng = random.Random(5)
+        while not stop.is_set():
+            for url in net.urls:
+                items = [min(100, max(1, round(rng.weibullvariate(45.0, 3.0)))) for _ in range(400)]
+                try:
+                    send_tasks(url, items, capacity=100)
+                except Exception:
+                    pass
+            stop.wait(0.3)
+
+    driver = threading.Thread(target=load, daemon=True)
+    driver.start()
+    try:
+        def upgrade_proposals():
+            return [p for p in get(net.url(0), "/api/proposals")["proposals"] if p["type"] == "code_upgrade"]
+
+        proposals = wait_for(upgrade_proposals, 240, "a code_upgrade proposal from the immune system")
+        proposal = proposals[0]
+        assert proposal["params"]["issue"] == "task_allocation:allocation_excess_pct"
+        assert proposal["params"]["improvement_pct"] > 0
+        author = {identity_of(net, i).node_id: i for i in range(3)}[proposal["author"]]
+        for url in net.urls:
+            wait_for(lambda: rollout_state(url, proposal["id"]) == "completed", 150, f"rollout completed at {url}")
+            assert get(url, "/api/components")["components"]["task_allocation"]["active"] == proposal["id"]
+        view = get(net.url(1), f"/api/proposals/{proposal['id']}")
+        assert view["outcome"]["status"] == "approved" and view["outcome"]["yes"] == 3
+        assert all("evidence reproduced" in v["reason"] for v in view["votes"])
+        # The immune system escalated only after three consecutive checks, and only one node evolved.
+        issues = get(net.url(author), "/api/health/issues")["issues"]
+        assert any(i["issue_source"] == "algorithm" and i["affected_component"] == "task_allocation" for i in issues)
+        assert len(server.requests) >= 1
+        stats = get(net.url(author), "/api/evolutionary-engine/stats")
+        for field in ("total_generations", "successful_compilations", "failed_compilations", "success_rate", "workspace_dir",
+                      "llm_provider", "llm_model", "avg_generation_time_seconds", "avg_compilation_time_seconds"):  # fmt: skip
+            assert field in stats, field
+        assert stats["total_generations"] >= 1 and stats["llm_provider"] == "openai_api"
+        # Never a second proposal for the same issue while the first is open or rolling out.
+        assert len(upgrade_proposals()) == 1
+        metrics = __import__("httpx").get(net.url(author) + "/metrics", timeout=30).text
+        assert "synapse_candidates_evaluated_total" in metrics and "synapse_evolutions_total 1.0" in metrics
+        assert 'synapse_proposals_total{type="code_upgrade"} 1.0' in metrics
+    finally:
+        stop.set()
+        driver.join(10)
+        net.stop()
+        server.close()
