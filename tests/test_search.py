@@ -332,3 +332,27 @@ def test_the_tuner_works_on_an_elite_that_has_constants(tmp_path):
         parent, block = search._tune(0)
         assert parent.candidate_id == 2 and block != penalty
         assert block.replace("20.0", "").replace("10.0", "") != penalty.replace("20.0", "").replace("10.0", "")
+
+
+def test_a_program_that_ties_its_parent_but_has_constants_is_still_tuned_with_wide_steps(tmp_path):
+    from synapse_ng.components import get_component
+
+    search, Member = _bare_search(tmp_path, get_component("task_allocation"), exploit=1.0)
+    baseline = get_component("task_allocation").baseline_block(search.config.language)
+    search.baseline = Member(1, baseline, 315.1, 0.0, {"a": 1.0})
+    search._admit(0, search.baseline)
+    # A gap penalty whose threshold (0.1) is too small to matter: it packs exactly like best fit.
+    plateau = "fn priority(item: f64, bins: &[f64]) -> Vec<f64> {\n    const THRESHOLD: f64 = 0.1;\n    bins.iter().map(|&r| if r > item && r - item < THRESHOLD { -r - 10.0 } else { -r }).collect()\n}\n"
+    twin = Member(2, plateau, 315.1, 0.0, {"a": 1.0})
+    search._admit(0, twin)
+    search._remember_tunable(0, twin)
+    assert [m.candidate_id for m in search.islands[0]] == [1]  # no elite slot for a behavioural twin...
+    thresholds = []
+    for _ in range(40):
+        parent, block = search._tune(0)  # ...but it is tuned, from its plateau, with wide steps
+        assert parent.candidate_id == 2
+        import re
+
+        value = float(re.search(r"THRESHOLD: f64 = ([0-9.e+-]+);", block).group(1))
+        thresholds.append(value)
+    assert max(thresholds) > 0.1 * 3 or min(thresholds) < 0.1 / 3  # beyond what [0.5, 2] steps reach

@@ -22,6 +22,7 @@ import asyncio
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
@@ -41,6 +42,7 @@ logger = logging.getLogger(__name__)
 MAX_CONSECUTIVE_LLM_ERRORS = 3
 WIDE_JUMP = 10.0
 WIDE_JUMP_CHANCE = 1 / 3
+TUNABLE_POOL = 8
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ class SearchConfig:
     elites: int = 4  # kept per island
     migration_every: int = 8  # samples
     repair_tries: int = 1
-    tune_share: float = 0.25  # of samples, when an elite has constants to tune
+    tune_share: float = 0.4  # of samples, when a program has constants to tune (cheap: no model call)
     exploit: float = 0.7  # chance to take an island's best as parent, else a random elite
     concurrency: int = 2  # samples in flight (model calls overlap evaluations)
     language: CodeLanguage = CodeLanguage.RUST
@@ -135,6 +137,9 @@ class EvolutionSearch:
         self.executor = executor or LocalExecutor()
         self.rng = random.Random(config.seed)
         self.islands: list[list[Member]] = [[] for _ in range(config.islands)]
+        # Recent correct programs with constants, elite or not: a rule whose threshold sits at a useless
+        # value behaves exactly like its parent (and takes no elite slot), yet re-tuning it may pay.
+        self.tunable: list[deque[Member]] = [deque(maxlen=TUNABLE_POOL) for _ in range(config.islands)]
         self.last_error: list[str | None] = [None] * config.islands
         self.seen: set[str] = set()
         self.progress = Progress()
@@ -305,6 +310,7 @@ class EvolutionSearch:
             )
         member = Member(candidate_id, block, score, evaluation.improvement_pct, _scores(evaluation))
         self._admit(island, member)
+        self._remember_tunable(island, member)
         if member.improvement_pct > self.progress.best_improvement_pct:
             self.progress.best_improvement_pct = member.improvement_pct
             if self.progress.first_improvement_s is None:
@@ -345,16 +351,24 @@ class EvolutionSearch:
         return parent, extraction.block, f"llm-{mode}", tokens, seconds, None
 
     def _tune(self, island: int) -> tuple[Member, str] | None:
-        """(parent, its block with constants re-tuned), or None when no elite of the island has a constant
-        to tune. The parent is the best elite that has constants, or (1 - exploit of the time) a random
-        one of them. One time in WIDE_JUMP_CHANCE the step is wide (factors up to 10): a model's first
-        guess at a threshold or a penalty is often off by an order of magnitude."""
-        tunable = [m for m in self.islands[island] if can_retune(m.block, self.config.language)]
-        if not tunable:
+        """(parent, its block with constants re-tuned), or None when the island has no program with a
+        constant to tune. The parent is the best elite that has constants (exploit of the time), else any
+        of those elites or of the recent correct programs with constants. The step is wide (factors up to
+        10) one time in WIDE_JUMP_CHANCE, and always when the parent behaves exactly like the baseline:
+        a model's first guess at a threshold or a penalty is often off by an order of magnitude, and a
+        small step from a plateau stays on it."""
+        elites = [m for m in self.islands[island] if can_retune(m.block, self.config.language)]
+        pool = elites + [m for m in self.tunable[island] if all(m.candidate_id != e.candidate_id for e in elites)]
+        if not pool:
             return None
-        parent = tunable[0] if len(tunable) == 1 or self.rng.random() < self.config.exploit else self.rng.choice(tunable)
-        scale = WIDE_JUMP if self.rng.random() < WIDE_JUMP_CHANCE else 2.0
+        parent = elites[0] if elites and self.rng.random() < self.config.exploit else self.rng.choice(pool)
+        plateau = self.baseline is not None and parent.scores == self.baseline.scores
+        scale = WIDE_JUMP if plateau or self.rng.random() < WIDE_JUMP_CHANCE else 2.0
         return parent, retune(parent.block, self.config.language, self.rng, scale=scale)
+
+    def _remember_tunable(self, island: int, member: Member) -> None:
+        if can_retune(member.block, self.config.language):
+            self.tunable[island].append(member)
 
     def _direction(self, sample: int) -> str | None:
         """The component's directions in turn, with one turn in (len + 1) left free for the model's own ideas."""
@@ -503,6 +517,7 @@ class EvolutionSearch:
                     self._admit(island, member)
             else:
                 self._admit(row.island % len(self.islands), member)
+                self._remember_tunable(row.island % len(self.islands), member)
                 self.progress.correct += 1
                 self.progress.best_improvement_pct = max(self.progress.best_improvement_pct, member.improvement_pct)
         logger.info("resuming run %s: %d samples done, %d correct", run_id, self.progress.samples, self.progress.correct)

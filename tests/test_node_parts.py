@@ -1,0 +1,160 @@
+"""A node's parts on their own: the component runtime (fallback on a trap, shadow comparison), the durable
+state, the config a proposal may change, and the on-disk cache of baseline builds."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from node_helpers import GAP_PENALTY, TRAPS_ON_77, compiled
+
+from synapse_ng.components import CaseFailure, get_component
+from synapse_ng.errors import UsageError
+from synapse_ng.evolution import build as build_module
+from synapse_ng.evolution.build import build_baseline
+from synapse_ng.node.config import NodeConfig, check_changes
+from synapse_ng.node.envelope import sign_envelope
+from synapse_ng.node.identity import Identity
+from synapse_ng.node.runtime import BASELINE, ComponentRuntime, VersionError
+from synapse_ng.node.state import NodeState
+
+TASKS = get_component("task_allocation")
+
+
+@pytest.fixture(scope="module")
+def runtime_parts():
+    baseline = build_baseline(TASKS)
+    return baseline, compiled(GAP_PENALTY), compiled(TRAPS_ON_77)
+
+
+def test_a_trap_falls_back_to_the_previous_version_and_is_counted(runtime_parts):
+    baseline, better, trapping = runtime_parts
+    runtime = ComponentRuntime(TASKS, baseline.wasm, baseline.sha256)
+    runtime.activate("v1", trapping, "t" * 64)
+    assert runtime.active == "v1" and runtime.versions() == [BASELINE, "v1"]
+    ok = runtime.call({"capacity": 100, "items": [50, 30, 20]})
+    assert ok.version == "v1" and ok.fault is None and sorted(set(ok.output)) == [0]
+    started = time.time()
+    served = runtime.call({"capacity": 100, "items": [50, 77, 20]})
+    assert served.version == BASELINE and "trapped" in served.fault
+    assert (runtime.faults, runtime.fallbacks) == (1, 1)
+    window = runtime.window(started - 0.001)
+    assert window.traps == 1 and window.fallbacks == 1
+    # The trapped instance was replaced: the next call on v1 works again.
+    assert runtime.call({"capacity": 100, "items": [10, 10]}).version == "v1"
+    assert runtime.revert("v1") and runtime.active == BASELINE and not runtime.revert("v1")
+    assert not runtime.revert(BASELINE)
+
+
+def test_shadow_runs_one_version_on_the_same_inputs(runtime_parts):
+    baseline, better, _ = runtime_parts
+    runtime = ComponentRuntime(TASKS, baseline.wasm, baseline.sha256)
+    runtime.activate("v1", better, "b" * 64)
+    import random
+
+    rng = random.Random(3)
+    inputs = [{"capacity": 100, "items": [min(100, max(1, round(rng.weibullvariate(45, 3)))) for _ in range(800)]} for _ in range(4)]
+    before, after = runtime.shadow(BASELINE, inputs), runtime.shadow("v1", inputs)
+    assert before.calls == after.calls == 4 and before.traps == after.traps == 0
+    assert after.objective < before.objective  # the gap penalty packs these tighter than best fit
+    assert runtime.calls == 0  # shadow calls are not production calls
+    with pytest.raises(VersionError, match="no live version"):
+        runtime.shadow("v9", inputs)
+
+
+def test_a_module_that_fails_the_static_checks_cannot_be_activated(runtime_parts):
+    baseline, _, _ = runtime_parts
+    runtime = ComponentRuntime(TASKS, baseline.wasm, baseline.sha256)
+    bad = __import__("wasmtime").wat2wasm('(module (import "env" "f" (func)))')
+    with pytest.raises(VersionError, match="static checks"):
+        runtime.activate("v1", bad, "x" * 64)
+    assert runtime.versions() == [BASELINE]
+
+
+def test_every_version_failing_is_an_error_not_a_wrong_answer(runtime_parts):
+    baseline, _, trapping = runtime_parts
+    runtime = ComponentRuntime(TASKS, trapping, "t" * 64)  # a trapping "baseline": nothing to fall back to
+    with pytest.raises(CaseFailure, match="every version"):
+        runtime.call({"capacity": 100, "items": [77]})
+
+
+def test_state_keeps_messages_artifacts_and_versions_across_reopening(tmp_path):
+    identity = Identity.generate()
+    state = NodeState(tmp_path / "node.sqlite3")
+    envelope = sign_envelope(identity, "vote", {"proposal_id": "ab" * 32, "choice": "yes", "seq": 1, "reason": ""})
+    assert state.add_message(envelope) and not state.add_message(envelope)  # a replay is not stored twice
+    sha = state.put_artifact(b"\0asm-bytes")
+    state.record_version("task_allocation", "p1", sha, "activated", "stage 0")
+    state.record_version("task_allocation", "p2", sha, "activated", "stage 1")
+    state.record_version("task_allocation", "p1", sha, "reverted", "rolled back")
+    state.set("outcome:x", {"status": "approved"})
+    state.close()
+    again = NodeState(tmp_path / "node.sqlite3")
+    assert again.inventory() == [envelope.id] and again.message(envelope.id) == envelope
+    assert again.messages(kind="vote", proposal_id="ab" * 32) == [envelope]
+    assert again.artifact(sha) == b"\0asm-bytes" and again.artifact("0" * 64) is None
+    assert again.live_versions("task_allocation") == [("p2", sha)]
+    assert [h["event"] for h in again.history("task_allocation")] == ["activated", "activated", "reverted"]
+    assert again.get("outcome:x") == {"status": "approved"} and again.get("missing", 7) == 7
+
+
+def test_a_damaged_artifact_is_never_served(tmp_path):
+    state = NodeState(tmp_path / "node.sqlite3")
+    sha = state.put_artifact(b"module bytes")
+    state._write("UPDATE artifacts SET wasm = ? WHERE sha256 = ?", (b"other bytes", sha))
+    assert state.artifact(sha) is None
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({}, "non-empty"),
+        ({"port": 80}, "cannot be changed by a proposal"),
+        ({"gossip_fanout": 2.5}, "takes an integer"),
+        ({"gossip_fanout": True}, "takes an integer"),
+        ({"gossip_fanout": 0}, "within 1..32"),
+        ({"anti_entropy_interval_s": float("nan")}, "within"),
+        ({"target.peers_reachable": 2.0}, "within 0..1"),
+        ({"deadline_s": "30"}, "takes a number"),
+    ],
+)
+def test_config_changes_a_node_cannot_apply_are_refused_with_the_reason(changes, message):
+    with pytest.raises(UsageError, match=message):
+        check_changes(changes)
+
+
+def test_config_changes_apply_and_the_file_round_trips(tmp_path):
+    config = NodeConfig(data_dir=str(tmp_path), port=9001, peers=["http://127.0.0.1:9002"])
+    config.save()
+    loaded = NodeConfig.load(tmp_path, port=None)
+    assert loaded.port == 9001 and loaded.peers == ["http://127.0.0.1:9002"] and loaded.code_threshold == (2, 3)
+    loaded.apply_changes({"gossip_fanout": 4, "target.allocation_excess_pct": 2.5})
+    assert loaded.gossip_fanout == 4 and loaded.targets == {"allocation_excess_pct": 2.5}
+    (tmp_path / "node.json").write_text(json.dumps({"port": 1, "colour": "red"}))
+    with pytest.raises(UsageError, match="unknown keys"):
+        NodeConfig.load(tmp_path)
+    (tmp_path / "node.json").write_text("{")
+    with pytest.raises(UsageError, match="not valid JSON"):
+        NodeConfig.load(tmp_path)
+
+
+def test_the_baseline_cache_gives_the_bytes_a_compile_gives_and_rebuilds_a_damaged_entry(tmp_path, monkeypatch):
+    monkeypatch.setenv("SYNAPSE_CACHE_DIR", str(tmp_path))
+    component = get_component("gossip_protocol")
+    build_baseline.cache_clear()
+    fresh = build_baseline(component)
+    [entry] = list((tmp_path / "baselines").iterdir())
+    assert json.loads(entry.read_text())["sha256"] == fresh.sha256
+    build_baseline.cache_clear()
+    calls = []
+    monkeypatch.setattr(build_module, "build_candidate", lambda *a, **k: calls.append(a) or fresh)
+    cached = build_baseline(component)
+    assert cached.wasm == fresh.wasm and not calls  # served from disk, no compile
+    record = json.loads(entry.read_text())
+    record["wasm"] = record["wasm"][:-2] + ("00" if record["wasm"][-2:] != "00" else "01")
+    entry.write_text(json.dumps(record))
+    build_baseline.cache_clear()
+    assert build_baseline(component).wasm == fresh.wasm and calls  # damaged: rebuilt
+    build_baseline.cache_clear()
