@@ -223,7 +223,7 @@ def test_compile_wasm_script_keeps_the_seed_usage_and_output(tmp_path):
 
 
 def test_demo_compiles_verifies_runs_and_measures():
-    done = synapse("demo", "--json")
+    done = synapse("demo", "--pipeline", "--json")
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(done.stdout)
     assert {s["language"] for s in report["samples"]} == {"rust", "c", "wat"}

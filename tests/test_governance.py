@@ -580,3 +580,13 @@ def test_malformed_evidence_is_a_no_not_a_crash(honest):
     assert_stopped_at(verify_code_upgrade(upgrade_params({"candidate": 7}, wasm, 1.0), wasm, component=COMPONENT), "hash", "evidence measured")
     verdict = verify_code_upgrade(upgrade_params(honest.evidence, wasm, 1.0), "not bytes", component=COMPONENT)
     assert_stopped_at(verdict, "hash", "must be bytes")
+
+
+def test_a_config_change_may_name_the_issue_it_answers():
+    from synapse_ng.governance import validate_config_change_params
+
+    validate_config_change_params({"changes": {"gossip_fanout": 4}, "issue": "gossip_protocol:dissemination_ms"})
+    with pytest.raises(ProposalError, match="params.issue must be a string"):
+        validate_config_change_params({"changes": {"gossip_fanout": 4}, "issue": 7})
+    with pytest.raises(ProposalError, match="unknown colour"):
+        validate_config_change_params({"changes": {"gossip_fanout": 4}, "colour": "red"})

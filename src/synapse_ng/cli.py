@@ -523,13 +523,29 @@ def stats(workspace, as_json) -> None:
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def demo(as_json) -> None:
-    """The main job: compile, verify and run a sample program in each language, and show the guards at work."""
-    from .demo import run_demo
-
+@click.option("--pipeline", is_flag=True, help="Only the pipeline: compile, verify and run a sample in each language, the guards, one evaluation.")
+@click.option("--nodes", type=click.IntRange(1, 64), default=5, show_default=True)
+@click.option("--minutes", type=float, default=30.0, show_default=True, help="The Evolutionary Engine's time budget.")
+@click.option("--provider", default="local", show_default=True, help="LLM provider (local is the embedded model).")
+@click.option("--model", "model_name", default="", help="LLM model name.")
+@click.option("--endpoint", default="", help="LLM endpoint URL.")
+@click.option("--data", help="Keep the network's state here (default: a new temporary directory).")
+@click.option("--deadline", "deadline_s", type=float, default=45.0, show_default=True, help="Voting deadline of a proposal (s).")
+@click.option("--window", "window_s", type=float, default=5.0, show_default=True, help="Health window of each rollout stage (s).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (with --pipeline).")
+def demo(pipeline, nodes, minutes, provider, model_name, endpoint, data, deadline_s, window_s, as_json) -> None:
+    """The main job: a local network finds a chronic problem in its own hot code, evolves a fix with the
+    embedded model, verifies and votes on it, and rolls it out, with measured before/after figures."""
     try:
-        sys.exit(run_demo(as_json=as_json))
+        if pipeline:
+            from .demo import run_demo
+
+            sys.exit(run_demo(as_json=as_json))
+        from .story import run_story
+
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+        sys.exit(run_story(nodes=nodes, minutes=minutes, provider=provider, model=model_name, endpoint=endpoint, data=data,
+                           deadline_s=deadline_s, window_s=window_s))  # fmt: skip
     except SynapseError as error:
         _fail(as_json, error)
 
@@ -616,6 +632,7 @@ def node_run(data_dir, port, host, peers, no_auto_vote, provider, model_name, en
     from .node.serve import serve
 
     logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         config = NodeConfig.load(Path(data_dir), port=port, host=host, llm_provider=provider, llm_model=model_name, llm_endpoint=endpoint)
         config.peers = list(dict.fromkeys([*config.peers, *peers]))

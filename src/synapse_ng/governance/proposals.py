@@ -211,10 +211,13 @@ def validate_code_upgrade_params(params: Any) -> None:
 
 
 def validate_config_change_params(params: Any) -> None:
-    """The params of a config_change proposal: {"changes": {key: JSON scalar, ...}}, at least one."""
+    """The params of a config_change proposal: {"changes": {key: JSON scalar, ...}, "issue": str (optional)}."""
     if not isinstance(params, dict):
         raise ProposalError(f"proposal field 'params' must be a JSON object, got {type(params).__name__}")
-    _check_keys("config_change params", params, CONFIG_CHANGE_KEYS)
+    # "issue" (optional) names the health issue a config remedy answers, so no second one is opened for it.
+    _check_keys("config_change params", params, CONFIG_CHANGE_KEYS | ({"issue"} & params.keys()))
+    if "issue" in params:
+        _check_str("params.issue", params["issue"], 200)
     changes = params["changes"]
     if not isinstance(changes, dict) or not changes:
         raise ProposalError(f"params.changes must be a non-empty JSON object {{key: value}}, got {_show(changes)}")

@@ -167,6 +167,7 @@ def create_app(node: Node, *, manage_node: bool = True) -> FastAPI:
             "targets": [{"metric": t.metric, "limit": t.limit, "bound": t.bound, "component": t.component} for t in node.immune.targets],
             "consecutive": dict(node.immune.consecutive),
             "peers": [link.to_dict() for link in node.peers.values()],
+            "evolving": node.evolving,
         }
 
     @app.get("/api/health/issues")

@@ -101,6 +101,7 @@ class Node:
         self._immune_task: asyncio.Task | None = None
         self.last_measurements: dict[str, float] = {}
         self.actions: deque[dict] = deque(maxlen=200)
+        self.evolving: dict | None = None  # the engine run under way, if any
         self.started_at = time.time()
 
     # ------------------------------------------------------------------ set-up
@@ -564,8 +565,9 @@ class Node:
         recent = [(self.state.received_at(m.id) or 0) - m.created_at for m in self.state.messages() if m.author != self.id and m.created_at >= since]
         if recent:
             found["dissemination_ms"] = 1000.0 * sum(recent) / len(recent)
-        if self.peers:
-            found["peers_reachable"] = sum(link.reachable for link in self.peers.values()) / len(self.peers)
+        tried = [link for link in self.peers.values() if link.outcomes]  # a peer not contacted yet says nothing
+        if tried:
+            found["peers_reachable"] = sum(link.reachable for link in tried) / len(tried)
         faults = sum(r.faults + r.fallbacks for r in self.runtimes.values())
         found["component_faults"] = float(faults - self.state.get("faults_seen", 0))
         self.state.set("faults_seen", faults)
@@ -623,9 +625,12 @@ class Node:
             return None
         engine = self.engine()
         self.metrics.evolutions.inc()
-        generated = await engine.generate_optimized_code(issue, {"node": self.id[:12], "measurements": self.last_measurements})
-        stats = engine.get_statistics()
-        self.metrics.candidates.set(stats.get("total_generations", 0))
+        self.evolving = {"component": issue.affected_component, "since": time.time(), "issue": issue.description}
+        try:
+            generated = await engine.generate_optimized_code(issue, {"node": self.id[:12], "measurements": self.last_measurements})
+        finally:
+            self.evolving = None
+            self.metrics.candidates.set(engine.get_statistics().get("total_generations", 0))
         return generated
 
     def engine(self):

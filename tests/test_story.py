@@ -1,0 +1,38 @@
+"""The README's main job, `synapse-ng demo`, end to end as a real command: node processes, load, the
+immune system, the engine, governance and the rollout. The model is a loopback server speaking the
+OpenAI wire protocol that answers with the gap-penalty block (the embedded model's own runs are in
+benchmarks/evolution.py: they take minutes, not seconds)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from llm_servers import LoopbackServer, Ok, OpenAIWire
+from node_helpers import GAP_PENALTY
+
+pytestmark = pytest.mark.timeout(420)
+
+
+def test_the_demo_tells_the_whole_story_and_ends_with_the_upgrade_live_everywhere(tmp_path):
+    server = LoopbackServer(OpenAIWire(), Ok(text=f"```rust\n{GAP_PENALTY}\n```"))
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "synapse_ng.cli", "demo", "--nodes", "3", "--provider", "openai_api", "--model", "scripted",
+             "--endpoint", server.url + "/v1", "--minutes", "0.5", "--deadline", "20", "--window", "2", "--data", str(tmp_path / "net")],
+            capture_output=True, text=True, timeout=400,
+        )  # fmt: skip
+    finally:
+        server.close()
+    out = done.stdout
+    assert done.returncode == 0, out[-3000:] + done.stderr[-3000:]
+    for step in ("1. load", "2. immune system", "3. proposal", "4. governance", "5. rollout", "6. after"):
+        assert step in out, (step, out[-2000:])
+    assert "approved (3 yes, 0 no of 3" in out
+    before, after = (int(x) for x in re.search(r"the same probe on node 0: (\d+) bins .* against (\d+) bins", out).groups()[::-1])
+    assert after < before
+    assert "deployed on every node" in out and "live on 3/3 nodes" in out
+    assert (tmp_path / "net" / "node0" / "node.sqlite3").exists()
