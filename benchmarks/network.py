@@ -29,12 +29,12 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from node_helpers import TRAPS_ON_77, compiled, honest_upgrade  # noqa: E402
+from node_helpers import TRAPS_ON_77, compiled, honest_upgrade
 
-from synapse_ng.governance import GovernanceRules, proposal_body, vote_body  # noqa: E402
-from synapse_ng.network import LocalNetwork  # noqa: E402
-from synapse_ng.node.envelope import sign_envelope  # noqa: E402
-from synapse_ng.node.identity import Identity  # noqa: E402
+from synapse_ng.governance import GovernanceRules, proposal_body, vote_body
+from synapse_ng.network import LocalNetwork
+from synapse_ng.node.envelope import sign_envelope
+from synapse_ng.node.identity import Identity
 
 
 def wait(condition, timeout_s: float, what: str, every: float = 0.05) -> float:

@@ -11,10 +11,18 @@ from __future__ import annotations
 import random
 import threading
 
+import httpx
 import pytest
-
 from llm_servers import LoopbackServer, Ok, OpenAIWire
-from node_helpers import GAP_PENALTY, get, identity_of, rollout_state, send_tasks, start_network, wait_for
+from node_helpers import (
+    GAP_PENALTY,
+    get,
+    identity_of,
+    rollout_state,
+    send_tasks,
+    start_network,
+    wait_for,
+)
 
 pytestmark = pytest.mark.timeout(420)
 
@@ -35,7 +43,7 @@ def test_chronic_allocation_excess_is_evolved_voted_and_rolled_out_everywhere(tm
                 items = [min(100, max(1, round(rng.weibullvariate(45.0, 3.0)))) for _ in range(400)]
                 try:
                     send_tasks(url, items, capacity=100)
-                except Exception:
+                except (httpx.HTTPError, AssertionError):  # a busy node: the next batch will do
                     pass
             stop.wait(0.3)
 
@@ -51,7 +59,7 @@ def test_chronic_allocation_excess_is_evolved_voted_and_rolled_out_everywhere(tm
         assert proposal["params"]["improvement_pct"] > 0
         author = {identity_of(net, i).node_id: i for i in range(3)}[proposal["author"]]
         for url in net.urls:
-            wait_for(lambda: rollout_state(url, proposal["id"]) == "completed", 150, f"rollout completed at {url}")
+            wait_for(lambda url=url: rollout_state(url, proposal["id"]) == "completed", 150, f"rollout completed at {url}")
             assert get(url, "/api/components")["components"]["task_allocation"]["active"] == proposal["id"]
         view = get(net.url(1), f"/api/proposals/{proposal['id']}")
         assert view["outcome"]["status"] == "approved" and view["outcome"]["yes"] == 3

@@ -8,10 +8,12 @@ import copy
 import hashlib
 import os
 import signal
+import subprocess
+import sys
 import time
 
+import httpx
 import pytest
-
 from node_helpers import (
     GAP_PENALTY,
     TRAPS_ON_77,
@@ -109,7 +111,7 @@ def test_a_second_vote_replaces_the_first_and_is_counted_once(net):
     assert result["status"] == "approved"  # 2 of 3 >= 1/2
     # Every node reached the same outcome from the same messages.
     for other in net.urls[1:]:
-        assert wait_for(lambda: outcome(other, proposal.id)["status"] != "open", 20, "decided") and outcome(other, proposal.id) == result
+        assert wait_for(lambda other=other: outcome(other, proposal.id)["status"] != "open", 20, "decided") and outcome(other, proposal.id) == result
 
 
 # ------------------------------------------------------------------------------- the API's input
@@ -148,19 +150,15 @@ def test_malformed_json_and_wrong_types_get_a_4xx_with_a_message_never_a_500(net
             response = httpx_post_raw(url + path, raw)
             assert 400 <= response.status_code < 500, (path, raw, response.status_code, response.text[:300])
     for path in ("/api/proposals/xyz", "/api/proposals/" + "ab" * 32, "/api/artifacts/123", "/api/artifacts/" + "cd" * 32):
-        response = __import__("httpx").get(url + path, timeout=30)
+        response = httpx.get(url + path, timeout=30)
         assert 400 <= response.status_code < 500 and response.json()["error"], (path, response.status_code)
 
 
 def httpx_post_raw(url: str, raw: bytes):
-    import httpx
-
     return httpx.post(url, content=raw, headers={"content-type": "application/json"}, timeout=30)
 
 
 def test_an_oversized_payload_is_refused_with_413_whether_or_not_it_declares_its_length(net):
-    import httpx
-
     big = b'{"messages": [' + b'{"kind": "vote"},' * 600_000 + b'{}]}'
     assert len(big) > 8 * 1024 * 1024
     response = httpx.post(net.url(0) + "/api/gossip", content=big, headers={"content-type": "application/json"}, timeout=60)
@@ -202,7 +200,7 @@ def test_every_honest_node_votes_no_on_a_dishonest_code_upgrade(net):
 
     dishonest = {"hash": mismatched, "static": fails_static, "correctness": incorrect, "evidence": not_reproduced}
     for check, proposal_id in dishonest.items():
-        result = wait_for(lambda: (o := outcome(url, proposal_id))["status"] != "open" and o, 90, f"the {check} proposal decided")
+        result = wait_for(lambda pid=proposal_id: (o := outcome(url, pid))["status"] != "open" and o, 90, f"the {check} proposal decided")
         assert result["status"] == "rejected", (check, result)
         assert result["yes"] == 0 and result["no"] == 3, (check, result)
         for node in range(3):
@@ -237,7 +235,7 @@ def test_an_honest_upgrade_rolls_out_survives_a_sigkill_mid_rollout_and_a_restar
         time.sleep(3)
         net.restart(second)
         for url in net.urls:
-            wait_for(lambda: rollout_state(url, proposal_id) == "completed", 120, f"rollout completed at {url}")
+            wait_for(lambda url=url: rollout_state(url, proposal_id) == "completed", 120, f"rollout completed at {url}")
         for i, url in enumerate(net.urls):
             live = get(url, "/api/components")["components"]["task_allocation"]
             assert live["active"] == proposal_id and live["sha256"] == hashlib.sha256(wasm).hexdigest()
@@ -252,12 +250,17 @@ def test_an_honest_upgrade_rolls_out_survives_a_sigkill_mid_rollout_and_a_restar
         net.wait_ready()
         for url in net.urls:
             assert get(url, "/api/components")["components"]["task_allocation"]["active"] == proposal_id
-        # An operator rolls it back by API: every node goes back to the baseline.
-        response = post(net.url(2), "/api/upgrades/task_allocation/rollback", {"reason": "operator test"})
-        assert response.status_code == 201, response.text
+        # An operator rolls it back from the command line: every node goes back to the baseline.
+        done = subprocess.run([sys.executable, "-m", "synapse_ng.cli", "upgrade", "rollback", "--node", net.url(2),
+                               "--component", "task_allocation", "--reason", "operator test"],
+                              check=False, capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert done.returncode == 0 and "signed and spreading" in done.stdout, done.stdout + done.stderr
         for url in net.urls:
-            wait_for(lambda: get(url, "/api/components")["components"]["task_allocation"]["active"] == "baseline", 60, "rolled back")
+            wait_for(lambda url=url: get(url, "/api/components")["components"]["task_allocation"]["active"] == "baseline", 60, "rolled back")
             assert rollout_state(url, proposal_id) == "rolled_back"
+        again = subprocess.run([sys.executable, "-m", "synapse_ng.cli", "upgrade", "rollback", "--node", net.url(0), "--component",
+                                "task_allocation"], check=False, capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert again.returncode == 1 and "nothing to roll back" in again.stderr
     finally:
         net.stop()
 
@@ -292,7 +295,11 @@ def test_an_upgrade_that_traps_in_production_is_rolled_back_everywhere_automatic
         doctored["candidate"]["sha256"] = hashlib.sha256(trapping).hexdigest()
         proposal_id = propose_upgrade(net.url(0), trapping, doctored)
         for url in net.urls:  # humans vote, without the checks an honest automatic vote makes
-            wait_for(lambda: post(url, f"/api/proposals/{proposal_id}/vote", {"choice": "yes"}).status_code == 201, 20, "vote")
+            wait_for(lambda url=url: post(url, f"/api/proposals/{proposal_id}/vote", {"choice": "yes"}).status_code == 201, 20, "vote")
+        # The WASM spread with the proposal (by hash), even though no node verified it automatically.
+        sha = hashlib.sha256(trapping).hexdigest()
+        for url in net.urls:
+            wait_for(lambda url=url: httpx.get(f"{url}/api/artifacts/{sha}", timeout=10).content == trapping, 20, "artifact")
         wait_for(lambda: outcome(net.url(0), proposal_id)["status"] == "approved", 30, "approved")
         stages = get(net.url(0), "/api/upgrades")["rollouts"][proposal_id]["stages"]
         first = {identity_of(net, i).node_id: i for i in range(3)}[stages[0][0]]
@@ -300,7 +307,7 @@ def test_an_upgrade_that_traps_in_production_is_rolled_back_everywhere_automatic
         served = send_tasks(net.url(first), [50, 77, 30, 77, 20], capacity=100)
         assert served["version"] == "baseline" and "trapped" in served["fault"]  # production kept working
         for url in net.urls:
-            wait_for(lambda: rollout_state(url, proposal_id) == "rolled_back", 60, f"rolled back at {url}")
+            wait_for(lambda url=url: rollout_state(url, proposal_id) == "rolled_back", 60, f"rolled back at {url}")
             assert get(url, "/api/components")["components"]["task_allocation"]["active"] == "baseline"
         rollout = get(net.url(2), "/api/upgrades")["rollouts"][proposal_id]
         assert "trap" in rollout["rollback_reason"] and rollout["rolled_back_by"] == stages[0][0]
@@ -308,7 +315,32 @@ def test_an_upgrade_that_traps_in_production_is_rolled_back_everywhere_automatic
         assert events == ["activated", "reverted"]
         for other in set(range(3)) - {first}:  # later stages never switched
             assert not [h for h in get(net.url(other), "/api/upgrades/history")["history"] if h["version"] == proposal_id]
-        metrics = __import__("httpx").get(net.url(first) + "/metrics", timeout=30).text
+        metrics = httpx.get(net.url(first) + "/metrics", timeout=30).text
         assert "synapse_rollbacks_total 1.0" in metrics and 'synapse_component_calls_total{component="task_allocation"' in metrics
     finally:
         net.stop()
+
+
+def test_network_up_starts_nodes_that_know_each_other_and_stops_them_cleanly(tmp_path):
+    process = subprocess.Popen([sys.executable, "-m", "synapse_ng.cli", "network", "up", "--nodes", "2", "--data", str(tmp_path)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        lines = []
+        while not lines or "network up" not in lines[-1]:
+            line = process.stdout.readline()
+            assert line, "".join(lines)
+            lines.append(line)
+        urls = [line.split()[2] for line in lines if line.startswith("node ")]
+        assert len(urls) == 2
+        identities = [get(url, "/api/identity") for url in urls]
+        assert sorted(identities[0]["members"]) == sorted(i["node_id"] for i in identities)
+        for i in range(2):
+            key = tmp_path / f"node{i}" / "identity.key"
+            assert key.stat().st_mode & 0o777 == 0o600
+    finally:
+        process.send_signal(signal.SIGTERM)
+        rest = process.communicate(timeout=60)[0]
+    assert process.returncode == 0 and "network stopped" in rest
+    for url in urls:
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(url + "/api/identity", timeout=2)

@@ -7,7 +7,6 @@ import json
 import time
 
 import pytest
-
 from node_helpers import GAP_PENALTY, TRAPS_ON_77, compiled
 
 from synapse_ng.components import CaseFailure, get_component
@@ -30,7 +29,7 @@ def runtime_parts():
 
 
 def test_a_trap_falls_back_to_the_previous_version_and_is_counted(runtime_parts):
-    baseline, better, trapping = runtime_parts
+    baseline, _, trapping = runtime_parts
     runtime = ComponentRuntime(TASKS, baseline.wasm, baseline.sha256)
     runtime.activate("v1", trapping, "t" * 64)
     assert runtime.active == "v1" and runtime.versions() == [BASELINE, "v1"]
@@ -74,7 +73,7 @@ def test_a_module_that_fails_the_static_checks_cannot_be_activated(runtime_parts
 
 
 def test_every_version_failing_is_an_error_not_a_wrong_answer(runtime_parts):
-    baseline, _, trapping = runtime_parts
+    _, _, trapping = runtime_parts
     runtime = ComponentRuntime(TASKS, trapping, "t" * 64)  # a trapping "baseline": nothing to fall back to
     with pytest.raises(CaseFailure, match="every version"):
         runtime.call({"capacity": 100, "items": [77]})

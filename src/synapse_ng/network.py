@@ -81,12 +81,11 @@ class LocalNetwork:
         for i in indices if indices is not None else range(self.count):
             if self.processes[i] is not None and self.processes[i].poll() is None:
                 continue
-            log = open(self.dir(i) / "node.log", "ab")
-            self.processes[i] = subprocess.Popen(
-                [sys.executable, "-m", "synapse_ng.cli", "node", "run", "--data", str(self.dir(i))],
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, **self.env},
-            )  # fmt: skip
-            log.close()
+            with open(self.dir(i) / "node.log", "ab") as log:
+                self.processes[i] = subprocess.Popen(
+                    [sys.executable, "-m", "synapse_ng.cli", "node", "run", "--data", str(self.dir(i))],
+                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, **self.env},
+                )  # fmt: skip
 
     def wait_ready(self, timeout_s: float = 120.0, indices: list[int] | None = None) -> None:
         deadline = time.monotonic() + timeout_s
@@ -132,7 +131,7 @@ class LocalNetwork:
                 process.wait()
             self.processes[i] = None
 
-    def __enter__(self) -> "LocalNetwork":
+    def __enter__(self) -> LocalNetwork:
         return self
 
     def __exit__(self, *exc) -> None:

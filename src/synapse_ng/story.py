@@ -118,7 +118,7 @@ def run_story(
         outcome = _follow(net, say, started, minutes)
         if outcome is None:
             return 1
-        proposal_id, author = outcome
+        proposal_id = outcome
         after = _pack(net.url(0), batches)
         say(f"\n[bold]6. after[/bold]: the same probe on node 0: {after['bins']} bins ({after['excess_pct']:.2f} % over the bound) "
             f"with {', '.join(v[:12] for v in after['versions'])}, against {before['bins']} bins ({before['excess_pct']:.2f} %) before: "
@@ -142,7 +142,7 @@ def run_story(
 
 
 def _follow(net: LocalNetwork, say, started: float, minutes: float):
-    """Print what the nodes report until the upgrade is live everywhere; (proposal id, author) or None."""
+    """Print what the nodes report until the upgrade is live everywhere; the proposal id, or None."""
     urls = net.urls
     seen_actions: set[tuple] = set()
     evolving_since = None
@@ -216,7 +216,7 @@ def _follow(net: LocalNetwork, say, started: float, minutes: float):
         states = [httpx.get(u + "/api/upgrades", timeout=30).json()["rollouts"].get(proposal["id"], {}).get("state") for u in urls]
         if all(s == "completed" for s in states):
             say("   rollout completed on every node")
-            return proposal["id"], proposal["author"]
+            return proposal["id"]
         if any(s == "rolled_back" for s in states):
             say("[red]   the upgrade was rolled back[/red]")
             return None

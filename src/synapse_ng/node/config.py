@@ -75,7 +75,7 @@ class NodeConfig:
         return Path(self.data_dir)
 
     @classmethod
-    def load(cls, data_dir: Path, **overrides: Any) -> "NodeConfig":
+    def load(cls, data_dir: Path, **overrides: Any) -> NodeConfig:
         """Defaults, then data_dir/node.json if present, then `overrides` (from the command line)."""
         values: dict[str, Any] = {}
         file = Path(data_dir) / CONFIG_FILE

@@ -20,9 +20,10 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass
+
 import httpx
 
-from ..components import get_component
+from ..components import CaseFailure, get_component
 from ..components.raft_consensus import Tally, TallyInput
 from ..errors import UsageError
 from ..evolution.build import build_baseline
@@ -47,7 +48,13 @@ from ..upgrade import (
     validate_stage_report_body,
 )
 from .config import MEMBERS_FILE, NodeConfig, check_changes
-from .envelope import Envelope, EnvelopeError, SignatureError, sign_envelope, verify_envelope
+from .envelope import (
+    Envelope,
+    EnvelopeError,
+    SignatureError,
+    sign_envelope,
+    verify_envelope,
+)
 from .identity import Identity
 from .metrics import NodeMetrics
 from .peers import PeerLink
@@ -59,6 +66,7 @@ logger = logging.getLogger(__name__)
 COMPONENTS = ("task_allocation", "raft_consensus", "gossip_protocol")
 KIND_ORDER = {"proposal": 0, "vote": 1, "stage_report": 2, "rollback": 3}
 TICK_S = 0.5
+FETCH_RETRY_S = 3.0
 
 
 class Refusal(Exception):
@@ -98,6 +106,7 @@ class Node:
         self._client: httpx.AsyncClient | None = None
         self._wake = asyncio.Event()
         self._verifying: set[str] = set()
+        self._fetch_failed: dict[str, float] = {}  # artifact -> when no peer had it (retried after FETCH_RETRY_S)
         self._immune_task: asyncio.Task | None = None
         self.last_measurements: dict[str, float] = {}
         self.actions: deque[dict] = deque(maxlen=200)
@@ -166,7 +175,7 @@ class Node:
             if wake:
                 try:
                     await asyncio.wait_for(self._wake.wait(), interval())
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
                 self._wake.clear()
             else:
@@ -195,7 +204,8 @@ class Node:
             if envelope.author != self.id:
                 self.metrics.dissemination.observe(max(0.0, time.time() - envelope.created_at))
             self._wake.set()
-            asyncio.get_running_loop().create_task(self.push(envelope)) if _loop_running() else None
+            if _loop_running():  # forward it once, on first receipt (anti-entropy covers what this misses)
+                asyncio.get_running_loop().create_task(self.push(envelope))
         return Accepted(envelope.id, new)
 
     def _check_body(self, envelope: Envelope) -> None:
@@ -285,13 +295,15 @@ class Node:
         return envelope
 
     def operator_rollback(self, component: str, reason: str) -> Envelope:
-        for proposal_id, status in self.rollouts().items():
-            proposal = self.state.message(proposal_id)
-            if proposal.body["params"]["component"] == component and status.state == "in_progress" or (
-                proposal.body["params"]["component"] == component and status.runs_new_version(self.id)
-            ):
-                return self.sign("rollback", rollback_body(proposal_id, reason or "operator rollback", False))
-        raise Refusal(409, f"no upgrade of {component} is live or rolling out: nothing to roll back")
+        """Roll back the newest upgrade of `component` that is rolling out or completed, on every node."""
+        live = [
+            self.state.message(proposal_id) for proposal_id, status in self.rollouts().items()
+            if status.state != "rolled_back" and self.state.message(proposal_id).body["params"]["component"] == component
+        ]  # fmt: skip
+        if not live:
+            raise Refusal(409, f"no upgrade of {component} is live or rolling out: nothing to roll back")
+        newest = max(live, key=lambda proposal: (proposal.created_at, proposal.id))
+        return self.sign("rollback", rollback_body(newest.id, reason or "operator rollback", False))
 
     # ------------------------------------------------------------------ governance
 
@@ -335,6 +347,10 @@ class Node:
         for proposal in self.proposals():
             outcome = self.outcome(proposal)
             if outcome["status"] == "open":
+                if proposal.body["type"] == "code_upgrade":
+                    # Fetch the WASM while the vote is open, so it spreads with the proposal (and this node can
+                    # serve it on) whether or not anyone here verifies it automatically.
+                    await self.fetch_artifact(proposal.body["params"]["wasm_sha256"], proposal.author)
                 if self.config.auto_vote and not self._voted(proposal.id):
                     await self._auto_vote(proposal)
                 continue
@@ -420,7 +436,7 @@ class Node:
         if started is None:  # live from before a restart that lost the window start: watch again
             started = time.time()
             self.state.set(f"window:{proposal.id}", started)
-        self._canary(runtime, proposal.id)
+        self._canary(runtime)
         if time.time() - started < self.config.health_window_s:
             return
         ok, reason, figures = self._judge(runtime, proposal.id, started)
@@ -428,13 +444,13 @@ class Node:
         if not ok:
             self.sign("rollback", rollback_body(proposal.id, f"stage {stage} on node {self.id[:12]}: {reason}", True))
 
-    def _canary(self, runtime: ComponentRuntime, version: str) -> None:
+    def _canary(self, runtime: ComponentRuntime) -> None:
         """Serve one recent production input during the window, so an idle node still exercises the version."""
         inputs = list(runtime.recent_inputs)
         if inputs:
             try:
                 runtime.call(inputs[int(time.time() * 7) % len(inputs)])
-            except Exception as error:  # every version failed: counted as faults already
+            except CaseFailure as error:  # every version failed: counted as faults already
                 logger.warning("canary call failed: %s", error)
 
     def _judge(self, runtime: ComponentRuntime, version: str, started: float) -> tuple[bool, str, dict]:
@@ -444,8 +460,8 @@ class Node:
         before = runtime.shadow(previous, inputs) if previous and inputs else None
         after = runtime.shadow(version, inputs) if inputs else None
         live.objective = after.objective if after else live.objective
-        direction = "min"
-        ok, reason = judge_window(before, live, direction, tolerance_pct=self.config.health_tolerance_pct)
+        # Both production objectives (allocation excess, tally fuel per vote) are lower-is-better.
+        ok, reason = judge_window(before, live, "min", tolerance_pct=self.config.health_tolerance_pct)
         figures = {"calls": live.calls, "traps": live.traps, "fallbacks": live.fallbacks,
                    "objective_before": before.objective if before else None, "objective_after": live.objective}  # fmt: skip
         return ok, reason, figures
@@ -473,7 +489,7 @@ class Node:
             served = self.runtimes["gossip_protocol"].call(case)
             self.metrics.component_calls.labels(component="gossip_protocol", version=served.version[:12]).inc()
             return [links[i] for i in served.output if 0 <= i < len(links)]
-        except Exception as error:
+        except (CaseFailure, ValueError) as error:  # every version failed, or a bad peer table
             logger.warning("gossip_protocol failed (%s); pushing to every peer", error)
             return links
 
@@ -539,6 +555,8 @@ class Node:
         wasm = self.state.artifact(sha256)
         if wasm is not None:
             return wasm
+        if time.time() - self._fetch_failed.get(sha256, 0.0) < FETCH_RETRY_S:
+            return None
         links = sorted(self.peers.values(), key=lambda link: link.node_id != author)
         for link in links:
             response = await self._get(link, f"/api/artifacts/{sha256}")
@@ -549,6 +567,7 @@ class Node:
                 continue
             self.state.put_artifact(response.content)
             return response.content
+        self._fetch_failed[sha256] = time.time()
         return None
 
     # ------------------------------------------------------------------ the immune system
@@ -672,10 +691,12 @@ class Node:
 
     def component_versions(self) -> dict:
         return {
-            name: {"active": runtime.active, "sha256": runtime.active_sha256, "versions": runtime.versions(),
-                   "calls": runtime.calls, "faults": runtime.faults, "fallbacks": runtime.fallbacks}  # fmt: skip
+            name: {
+                "active": runtime.active, "sha256": runtime.active_sha256, "versions": runtime.versions(),
+                "calls": runtime.calls, "faults": runtime.faults, "fallbacks": runtime.fallbacks,
+            }
             for name, runtime in self.runtimes.items()
-        }
+        }  # fmt: skip
 
 
 def _loop_running() -> bool:
