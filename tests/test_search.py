@@ -24,7 +24,7 @@ from square_component import SquareSum
 from synapse_ng.evolution.search import Budget, EvolutionSearch, SearchConfig
 from synapse_ng.evolution.store import Store
 from synapse_ng.llm.registry import create_provider
-from synapse_ng.models import Inefficiency, InefficencyType, LLMProviderConfig
+from synapse_ng.models import CodeLanguage, Inefficiency, InefficencyType, LLMProviderConfig
 
 COMPONENT = SquareSum()
 FAST = "fn sum_squares(values: &[i32]) -> i64 { values.iter().map(|&v| (v as i64) * (v as i64)).sum() }"
@@ -356,3 +356,10 @@ def test_a_program_that_ties_its_parent_but_has_constants_is_still_tuned_with_wi
         value = float(re.search(r"THRESHOLD: f64 = ([0-9.e+-]+);", block).group(1))
         thresholds.append(value)
     assert max(thresholds) > 0.1 * 3 or min(thresholds) < 0.1 / 3  # beyond what [0.5, 2] steps reach
+
+
+def test_directions_with_rust_shapes_are_not_given_to_a_c_search(tmp_path):
+    from synapse_ng.components import get_component
+
+    search, _ = _bare_search(tmp_path, get_component("task_allocation"), language=CodeLanguage.C)
+    assert all(search._direction(sample) is None for sample in range(10))

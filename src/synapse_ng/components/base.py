@@ -110,6 +110,7 @@ class Component(ABC):
     hints: tuple[str, ...] = ()
     # Concrete directions to try, one per prompt in turn: a small model follows one specific idea far
     # better than a list of them, and rotating them spreads the population over different structures.
+    # They may show code shapes in Rust, so other languages get none (see directions_for).
     directions: tuple[str, ...] = ()
     # Limits of one call into the module; generous for the baseline at the largest workload.
     limits: SandboxLimits = SandboxLimits()
@@ -156,6 +157,9 @@ class Component(ABC):
 
     def wasm_policy(self) -> WasmPolicy:
         return WasmPolicy(required_exports=self.exports, max_memory_pages=self.max_memory_pages)
+
+    def directions_for(self, language: CodeLanguage) -> tuple[str, ...]:
+        return self.directions if language is CodeLanguage.RUST else ()
 
     def baseline_block(self, language: CodeLanguage) -> str:
         return split_skeleton(self.skeleton(language))[1]

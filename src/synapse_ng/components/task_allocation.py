@@ -507,14 +507,22 @@ class TaskAllocation(Component):
         "is ideal. Items range over a known interval (about 20-100 of 150, or a Weibull shape around 45 of 100).",
         "Scores may compare bins with each other (the array is in bin order), e.g. relative to the fullest bin.",
     )
+    # Each direction comes with the shape of the code (a scaffold, not a rule): a 1.5B model asked for an
+    # idea alone mostly writes code that does not compile (`collect()` without a type) or loops over the
+    # wrong thing; given the shape, it spends its tokens on the rule.
     directions = (
-        "Start from best fit and subtract a penalty when the gap the item would leave (remaining - item) is "
-        "positive but smaller than a threshold: such a gap is too small for later items. Put the threshold "
-        "and the penalty in named constants.",
+        "Start from best fit and subtract a penalty when the gap the item would leave is positive but smaller "
+        "than a threshold, since such a gap is too small for later items. Keep this shape and write the rule "
+        "inside: `bins.iter().map(|&remaining| { let gap = remaining - item; let mut score = -gap; /* the rule, "
+        "with named constants */ score }).collect()`",
         "Start from best fit and add a bonus when the gap the item would leave is still large enough for a "
-        "typical later item. Put the size and the bonus in named constants.",
-        "Use a different rule for small items than for large ones (compare the item with a size constant).",
-        "Score a bin by how full it would be after the item, compared with the fullest bin that can hold it.",
+        "typical later item. Keep this shape: `bins.iter().map(|&remaining| { let gap = remaining - item; "
+        "let mut score = -gap; /* the rule, with named constants */ score }).collect()`",
+        "Use a different rule for small items than for large ones (compare the item with a named size "
+        "constant). Keep this shape: `bins.iter().map(|&remaining| { let gap = remaining - item; let score = "
+        "if item < SMALL { /* ... */ } else { /* ... */ }; score }).collect()`",
+        "Score a bin by how full it would be after the item, compared with the fullest bin that can hold it: "
+        "`let fullest = bins.iter().cloned().fold(f64::MAX, f64::min);` then map each bin to a score.",
     )
     exports = (
         ExportSpec("items_ptr", (), ("i32",)),

@@ -372,7 +372,7 @@ class EvolutionSearch:
 
     def _direction(self, sample: int) -> str | None:
         """The component's directions in turn, with one turn in (len + 1) left free for the model's own ideas."""
-        directions = self.component.directions
+        directions = self.component.directions_for(self.config.language)
         if not directions:
             return None
         slot = sample % (len(directions) + 1)
