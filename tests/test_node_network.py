@@ -266,7 +266,7 @@ def test_an_honest_upgrade_rolls_out_survives_a_sigkill_mid_rollout_and_a_restar
 
 
 def test_a_node_cut_off_during_voting_rejoins_and_converges(tmp_path):
-    net = start_network(tmp_path, 3, deadline_s=5.0)
+    net = start_network(tmp_path, 3, deadline_s=8.0)
     try:
         cut = net.processes[2]
         os.killpg(cut.pid, signal.SIGSTOP)  # frozen: unreachable, as if its link were cut

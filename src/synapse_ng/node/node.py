@@ -105,6 +105,7 @@ class Node:
         self._tasks: list[asyncio.Task] = []
         self._client: httpx.AsyncClient | None = None
         self._wake = asyncio.Event()
+        self._event_loop: asyncio.AbstractEventLoop | None = None
         self._verifying: set[str] = set()
         self._fetch_failed: dict[str, float] = {}  # artifact -> when no peer had it (retried after FETCH_RETRY_S)
         self._immune_task: asyncio.Task | None = None
@@ -149,6 +150,7 @@ class Node:
         return sorted(self.state.members())
 
     async def start(self) -> None:
+        self._event_loop = asyncio.get_running_loop()
         self._client = httpx.AsyncClient(timeout=self.config.peer_timeout_s)
         self._tasks = [
             asyncio.create_task(self._loop(self.governance_tick, lambda: TICK_S, wake=True), name="governance"),
@@ -203,10 +205,21 @@ class Node:
                 self.metrics.proposals.labels(type=envelope.body.get("type", "?")).inc()
             if envelope.author != self.id:
                 self.metrics.dissemination.observe(max(0.0, time.time() - envelope.created_at))
-            self._wake.set()
-            if _loop_running():  # forward it once, on first receipt (anti-entropy covers what this misses)
-                asyncio.get_running_loop().create_task(self.push(envelope))
+            self._on_new_message(envelope)
         return Accepted(envelope.id, new)
+
+    def _on_new_message(self, envelope: Envelope) -> None:
+        """Wake the governance loop and forward the message once, on first receipt (anti-entropy covers
+        what this misses). Sync API handlers run in worker threads: hand both to the node's event loop."""
+        loop = self._event_loop
+        if loop is None:
+            return
+        if _in_loop(loop):
+            self._wake.set()
+            loop.create_task(self.push(envelope))
+        else:
+            loop.call_soon_threadsafe(self._wake.set)
+            asyncio.run_coroutine_threadsafe(self.push(envelope), loop)
 
     def _check_body(self, envelope: Envelope) -> None:
         body = envelope.body
@@ -514,25 +527,27 @@ class Node:
             return None
 
     async def anti_entropy(self) -> None:
-        """Learn peers' identities, then pull every message a peer has and this node lacks."""
-        for link in list(self.peers.values()):
-            if link.node_id is None:
-                response = await self._get(link, "/api/identity")
-                if response is not None and response.status_code == 200:
-                    link.node_id = response.json().get("node_id")
-                    if isinstance(link.node_id, str) and len(link.node_id) == 64:
-                        self.state.add_member(link.node_id, link.url)
-                continue
-            response = await self._get(link, "/api/gossip/inventory")
-            if response is None or response.status_code != 200:
-                continue
-            theirs = set(response.json().get("ids", []))
-            missing = sorted(theirs - set(self.state.inventory()))
-            if not missing:
-                continue
-            fetched = await self._post(link, "/api/gossip/fetch", {"ids": missing[:500]})
-            if fetched is None or fetched.status_code != 200:
-                continue
+        """Pull from every peer at once (a dead peer's time-out must not delay the live ones)."""
+        await asyncio.gather(*(self._pull(link) for link in list(self.peers.values())))
+
+    async def _pull(self, link: PeerLink) -> None:
+        """Learn the peer's identity, then fetch every message it has and this node lacks."""
+        if link.node_id is None:
+            response = await self._get(link, "/api/identity")
+            if response is not None and response.status_code == 200:
+                node_id = response.json().get("node_id")
+                if isinstance(node_id, str) and len(node_id) == 64:
+                    link.node_id = node_id
+                    self.state.add_member(node_id, link.url)
+            return
+        response = await self._get(link, "/api/gossip/inventory")
+        if response is None or response.status_code != 200:
+            return
+        missing = sorted(set(response.json().get("ids", [])) - set(self.state.inventory()))
+        if not missing:
+            return
+        fetched = await self._post(link, "/api/gossip/fetch", {"ids": missing[:500]})
+        if fetched is not None and fetched.status_code == 200:
             self.ingest_batch(fetched.json().get("messages", []))
 
     def ingest_batch(self, messages: list) -> list[dict]:
@@ -699,10 +714,9 @@ class Node:
         }  # fmt: skip
 
 
-def _loop_running() -> bool:
+def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:
     try:
-        asyncio.get_running_loop()
-        return True
+        return asyncio.get_running_loop() is loop
     except RuntimeError:
         return False
 
