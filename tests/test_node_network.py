@@ -105,13 +105,13 @@ def test_a_second_vote_replaces_the_first_and_is_counted_once(net):
     change = sign_envelope(voter, "vote", vote_body(proposal.id, "no", time.time_ns(), "changed my mind"))
     assert post(url, "/api/messages", change.to_dict()).status_code == 201
     assert post(url, "/api/messages", change.to_dict()).status_code == 409
-    result = wait_for(lambda: (o := outcome(url, proposal.id))["status"] != "open" and o, 30, "the decision")
+    result = wait_for(lambda: (o := outcome(url, proposal.id))["status"] not in ("open", "closing") and o, 30, "the decision")
     assert result["counted"][voter.node_id] == "no"
     assert (result["yes"], result["no"], result["turnout"]) == (2, 1, 3)
     assert result["status"] == "approved"  # 2 of 3 >= 1/2
     # Every node reached the same outcome from the same messages.
     for other in net.urls[1:]:
-        assert wait_for(lambda other=other: outcome(other, proposal.id)["status"] != "open", 20, "decided") and outcome(other, proposal.id) == result
+        assert wait_for(lambda other=other: outcome(other, proposal.id)["status"] not in ("open", "closing"), 20, "decided") and outcome(other, proposal.id) == result
 
 
 # ------------------------------------------------------------------------------- the API's input
@@ -200,7 +200,7 @@ def test_every_honest_node_votes_no_on_a_dishonest_code_upgrade(net):
 
     dishonest = {"hash": mismatched, "static": fails_static, "correctness": incorrect, "evidence": not_reproduced}
     for check, proposal_id in dishonest.items():
-        result = wait_for(lambda pid=proposal_id: (o := outcome(url, pid))["status"] != "open" and o, 90, f"the {check} proposal decided")
+        result = wait_for(lambda pid=proposal_id: (o := outcome(url, pid))["status"] not in ("open", "closing") and o, 90, f"the {check} proposal decided")
         assert result["status"] == "rejected", (check, result)
         assert result["yes"] == 0 and result["no"] == 3, (check, result)
         for node in range(3):
@@ -223,7 +223,7 @@ def test_an_honest_upgrade_rolls_out_survives_a_sigkill_mid_rollout_and_a_restar
         for url in net.urls:
             send_tasks(url, items, capacity=150)
         proposal_id = propose_upgrade(net.url(0), wasm, evidence)
-        assert wait_for(lambda: outcome(net.url(0), proposal_id)["status"] != "open", 90, "decision")
+        assert wait_for(lambda: outcome(net.url(0), proposal_id)["status"] not in ("open", "closing"), 90, "decision")
         assert outcome(net.url(0), proposal_id)["status"] == "approved"
         stages = get(net.url(0), "/api/upgrades")["rollouts"][proposal_id]["stages"]
         assert [len(s) for s in stages] == [1, 1, 1]
@@ -274,11 +274,13 @@ def test_a_node_cut_off_during_voting_rejoins_and_converges(tmp_path):
             response = post(net.url(0), "/api/proposals", {"title": "fan-out 4", "changes": {"gossip_fanout": 4}})
             assert response.status_code == 201, response.text
             proposal_id = response.json()["id"]
-            result = wait_for(lambda: (o := outcome(net.url(0), proposal_id))["status"] != "open" and o, 30, "decided without node 2")
+            result = wait_for(lambda: (o := outcome(net.url(0), proposal_id))["status"] not in ("open", "closing") and o, 30, "decided without node 2")
             assert result["status"] == "approved" and result["turnout"] == 2
         finally:
             os.killpg(cut.pid, signal.SIGCONT)
-        # Back online: anti-entropy brings it the proposal and the votes; it computes the same outcome.
+        # Back online: anti-entropy brings it the proposal and the votes; it decides only once it has pulled
+        # from a majority of its peers since the deadline (a push of the proposal alone, queued while it was
+        # frozen, must not make it decide "no quorum"), and it computes the same outcome.
         wait_for(lambda: outcome(net.url(2), proposal_id) == result, 30, "node 2 converged")
         assert get(net.url(2), f"/api/proposals/{proposal_id}")["votes"] == get(net.url(0), f"/api/proposals/{proposal_id}")["votes"]
         assert all(v["voter"] != identity_of(net, 2).node_id for v in get(net.url(2), f"/api/proposals/{proposal_id}")["votes"])

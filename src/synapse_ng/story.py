@@ -196,7 +196,7 @@ def _follow(net: LocalNetwork, say, started: float, minutes: float):
             if vote["voter"] not in votes_seen:
                 votes_seen.add(vote["voter"])
                 say(f"   vote from node {net.ids.index(vote['voter'])}: {vote['choice']} ({vote['reason'][:110]})")
-        if view["outcome"]["status"] == "open":
+        if view["outcome"]["status"] in ("open", "closing"):
             continue
         if not decided:
             decided = True

@@ -17,6 +17,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import math
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -330,12 +331,25 @@ class Node:
         if cached:
             return cached
         votes = self.state.messages(kind="vote", proposal_id=proposal.id)
+        closes_at = proposal.body["deadline"] + self.config.grace_s
+        if time.time() > closes_at and not self._synced_since(closes_at):
+            # Past the deadline, but this node may lack votes (it was down or cut off, or a push is still in
+            # flight): the decision waits until it has pulled from a majority of its peers since then.
+            data = decide(proposal.body, votes, self.members(), now=proposal.body["deadline"], grace_s=0.0).to_dict()
+            data["status"] = "closing"
+            return data
         result = decide(proposal.body, votes, self.members(), now=time.time(), grace_s=self.config.grace_s, tally_fn=self.tally)
         data = result.to_dict()
         if result.status != "open":
             self.state.set(f"outcome:{proposal.id}", data)
             logger.info("proposal %s (%s) decided: %s", proposal.id[:12], proposal.body["type"], result.status)
         return data
+
+    def _synced_since(self, moment: float) -> bool:
+        """Whether a majority of the peers (rounded up) were pulled from completely since `moment`."""
+        links = list(self.peers.values())
+        synced = sum(1 for link in links if link.synced_at is not None and link.synced_at >= moment)
+        return synced >= math.ceil(len(links) / 2)
 
     def proposals(self) -> list[Envelope]:
         return self.state.messages(kind="proposal")
@@ -359,6 +373,8 @@ class Node:
     async def governance_tick(self) -> None:
         for proposal in self.proposals():
             outcome = self.outcome(proposal)
+            if outcome["status"] == "closing":
+                continue
             if outcome["status"] == "open":
                 if proposal.body["type"] == "code_upgrade":
                     # Fetch the WASM while the vote is open, so it spreads with the proposal (and this node can
@@ -540,15 +556,19 @@ class Node:
                     link.node_id = node_id
                     self.state.add_member(node_id, link.url)
             return
+        started = time.time()
         response = await self._get(link, "/api/gossip/inventory")
         if response is None or response.status_code != 200:
             return
         missing = sorted(set(response.json().get("ids", [])) - set(self.state.inventory()))
-        if not missing:
-            return
-        fetched = await self._post(link, "/api/gossip/fetch", {"ids": missing[:500]})
-        if fetched is not None and fetched.status_code == 200:
+        if missing:
+            fetched = await self._post(link, "/api/gossip/fetch", {"ids": missing[:500]})
+            if fetched is None or fetched.status_code != 200:
+                return
             self.ingest_batch(fetched.json().get("messages", []))
+            if len(missing) > 500:
+                return  # more to fetch next round: not in sync yet
+        link.synced_at = started
 
     def ingest_batch(self, messages: list) -> list[dict]:
         """Messages from a peer, proposals first; each one accepted or refused on its own."""

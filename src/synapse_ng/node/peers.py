@@ -22,6 +22,7 @@ class PeerLink:
     latency_ms: float = DEFAULT_LATENCY_MS
     outcomes: list[bool] = field(default_factory=list)
     last_ok: float | None = None
+    synced_at: float | None = None  # start of the last pull that got everything this peer had
 
     def record(self, ok: bool, seconds: float) -> None:
         if ok:
