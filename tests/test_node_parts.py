@@ -157,3 +157,18 @@ def test_the_baseline_cache_gives_the_bytes_a_compile_gives_and_rebuilds_a_damag
     build_baseline.cache_clear()
     assert build_baseline(component).wasm == fresh.wasm and calls  # damaged: rebuilt
     build_baseline.cache_clear()
+
+
+def test_a_peer_pulls_only_what_was_stored_after_its_cursor(tmp_path):
+    identity = Identity.generate()
+    state = NodeState(tmp_path / "node.sqlite3")
+    first = [sign_envelope(identity, "vote", {"proposal_id": "ab" * 32, "choice": "yes", "seq": k, "reason": ""}) for k in range(3)]
+    for envelope in first:
+        state.add_message(envelope)
+    ids, cursor = state.inventory_after(0)
+    assert ids == [e.id for e in first]
+    later = sign_envelope(identity, "vote", {"proposal_id": "ab" * 32, "choice": "no", "seq": 9, "reason": ""})
+    state.add_message(later)
+    state.add_message(first[0])  # a replay stores nothing, so it is not new to anyone
+    assert state.inventory_after(cursor) == ([later.id], cursor + 1)
+    assert state.inventory_after(cursor + 1) == ([], cursor + 1)

@@ -14,7 +14,7 @@ import logging
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, HTTPException, Path, Request
+from fastapi import FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -224,8 +224,9 @@ def create_app(node: Node, *, manage_node: bool = True) -> FastAPI:
         return {"results": node.ingest_batch(batch.messages)}
 
     @app.get("/api/gossip/inventory")
-    def inventory():
-        return {"ids": node.state.inventory()}
+    def inventory(after: Annotated[int, Query(ge=0, description="only messages stored after this sequence number")] = 0):
+        ids, seq = node.state.inventory_after(after)
+        return {"ids": ids, "seq": seq}
 
     @app.post("/api/gossip/fetch")
     def fetch(request: FetchRequest):

@@ -68,6 +68,8 @@ COMPONENTS = ("task_allocation", "raft_consensus", "gossip_protocol")
 KIND_ORDER = {"proposal": 0, "vote": 1, "stage_report": 2, "rollback": 3}
 TICK_S = 0.5
 FETCH_RETRY_S = 3.0
+COALESCE_S = 0.1
+FETCH_BATCH = 500
 
 
 class Refusal(Exception):
@@ -108,6 +110,10 @@ class Node:
         self._wake = asyncio.Event()
         self._event_loop: asyncio.AbstractEventLoop | None = None
         self._verifying: set[str] = set()
+        self._outbox: list[Envelope] = []
+        self._proposal_cache: dict[str, Envelope] = {}
+        self._settled: set[str] = set()  # proposals with nothing left to do here
+        self._voted_on: set[str] = set()
         self._fetch_failed: dict[str, float] = {}  # artifact -> when no peer had it (retried after FETCH_RETRY_S)
         self._immune_task: asyncio.Task | None = None
         self.last_measurements: dict[str, float] = {}
@@ -178,6 +184,7 @@ class Node:
             if wake:
                 try:
                     await asyncio.wait_for(self._wake.wait(), interval())
+                    await asyncio.sleep(COALESCE_S)  # a burst of messages makes one tick, not one each
                 except TimeoutError:
                     pass
                 self._wake.clear()
@@ -305,6 +312,7 @@ class Node:
         except (ProposalError, ValueError) as error:
             raise Refusal(422, str(error)) from None
         envelope = self.sign("vote", body)
+        self._voted_on.add(proposal_id)
         self.metrics.votes.labels(choice=choice).inc()
         return envelope
 
@@ -352,7 +360,12 @@ class Node:
         return synced >= math.ceil(len(links) / 2)
 
     def proposals(self) -> list[Envelope]:
-        return self.state.messages(kind="proposal")
+        """Every proposal, oldest first (each parsed once: a signed proposal never changes)."""
+        ids = self.state.ids(kind="proposal")
+        for proposal_id in ids:
+            if proposal_id not in self._proposal_cache:
+                self._proposal_cache[proposal_id] = self.state.message(proposal_id)
+        return [self._proposal_cache[proposal_id] for proposal_id in ids]
 
     def rollouts(self) -> dict:
         found = {}
@@ -371,11 +384,12 @@ class Node:
         return found
 
     async def governance_tick(self) -> None:
+        """Vote on open proposals, decide closed ones, apply what was approved. Proposals with nothing left
+        to do (rejected, applied, rolled back) are settled and skipped from then on."""
         for proposal in self.proposals():
-            outcome = self.outcome(proposal)
-            if outcome["status"] == "closing":
+            if proposal.id in self._settled:
                 continue
-            if outcome["status"] == "open":
+            if time.time() <= proposal.body["deadline"] + self.config.grace_s:  # open
                 if proposal.body["type"] == "code_upgrade":
                     # Fetch the WASM while the vote is open, so it spreads with the proposal (and this node can
                     # serve it on) whether or not anyone here verifies it automatically.
@@ -383,15 +397,23 @@ class Node:
                 if self.config.auto_vote and not self._voted(proposal.id):
                     await self._auto_vote(proposal)
                 continue
-            if outcome["status"] != "approved":
+            status = self.outcome(proposal)["status"]
+            if status == "closing":
                 continue
-            if proposal.body["type"] == "config_change":
+            if status != "approved":
+                self._settled.add(proposal.id)
+            elif proposal.body["type"] == "config_change":
                 self._apply_config(proposal)
-            else:
-                await self._drive_rollout(proposal)
+                self._settled.add(proposal.id)
+            elif await self._drive_rollout(proposal):
+                self._settled.add(proposal.id)
 
     def _voted(self, proposal_id: str) -> bool:
-        return any(v.author == self.id for v in self.state.messages(kind="vote", proposal_id=proposal_id))
+        if proposal_id not in self._voted_on and any(
+            v.author == self.id for v in self.state.messages(kind="vote", proposal_id=proposal_id)
+        ):
+            self._voted_on.add(proposal_id)
+        return proposal_id in self._voted_on
 
     async def _auto_vote(self, proposal: Envelope) -> None:
         if proposal.body["type"] == "config_change":
@@ -429,7 +451,9 @@ class Node:
         ) else self.immune
         logger.info("applied config change %s: %s", proposal.id[:12], changes)
 
-    async def _drive_rollout(self, proposal: Envelope) -> None:
+    async def _drive_rollout(self, proposal: Envelope) -> bool:
+        """One step of this node's part in a rollout; True once it is rolled back here for good (a completed
+        rollout stays watched: an operator may still roll it back)."""
         status = rollout_status(
             proposal.id, self.members(),
             self.state.messages(kind="stage_report", proposal_id=proposal.id),
@@ -439,19 +463,19 @@ class Node:
         params = proposal.body["params"]
         runtime = self.runtimes.get(params["component"])
         if runtime is None:
-            return
+            return True
         live = proposal.id in runtime.versions()
-        if status.state == "rolled_back":
+        if status.state == "rolled_back":  # final: nothing can bring it back
             if live:
                 runtime.revert(proposal.id)
                 self.state.record_version(params["component"], proposal.id, params["wasm_sha256"], "reverted", status.rollback_reason or "rolled back")
                 self.metrics.rollbacks.inc()
                 logger.warning("%s: rolled back %s: %s", params["component"], proposal.id[:12], status.rollback_reason)
-            return
+            return True
         if status.runs_new_version(self.id) and not live and not self.state.get(f"done:{proposal.id}"):
             wasm = await self.fetch_artifact(params["wasm_sha256"], proposal.author)
             if wasm is None:
-                return  # try again next tick
+                return False  # try again next tick
             runtime.activate(proposal.id, wasm, params["wasm_sha256"])
             self.state.record_version(params["component"], proposal.id, params["wasm_sha256"], "activated", f"rollout stage {status.stage_of(self.id)}")
             self.state.set(f"window:{proposal.id}", time.time())
@@ -460,18 +484,19 @@ class Node:
             live = True
         stage = status.needs_report(self.id)
         if stage is None or not live:
-            return
+            return False
         started = self.state.get(f"window:{proposal.id}")
         if started is None:  # live from before a restart that lost the window start: watch again
             started = time.time()
             self.state.set(f"window:{proposal.id}", started)
         self._canary(runtime)
         if time.time() - started < self.config.health_window_s:
-            return
+            return False
         ok, reason, figures = self._judge(runtime, proposal.id, started)
         self.sign("stage_report", stage_report_body(proposal.id, stage, ok, figures, reason))
         if not ok:
             self.sign("rollback", rollback_body(proposal.id, f"stage {stage} on node {self.id[:12]}: {reason}", True))
+        return False
 
     def _canary(self, runtime: ComponentRuntime) -> None:
         """Serve one recent production input during the window, so an idle node still exercises the version."""
@@ -497,13 +522,25 @@ class Node:
 
     # ------------------------------------------------------------------ gossip
 
-    async def push(self, envelope: Envelope, exclude: str | None = None) -> None:
-        """Forward a new message to peers chosen by the live gossip_protocol; anti-entropy covers the rest."""
-        links = [link for url, link in self.peers.items() if link.node_id != envelope.author or envelope.author == self.id]
-        if not links or self._client is None:
+    async def push(self, envelope: Envelope) -> None:
+        """Queue a new message for forwarding; the messages of one short interval go out together, one
+        POST per chosen peer, so a burst costs a few requests instead of one per message and peer."""
+        self._outbox.append(envelope)
+        if len(self._outbox) == 1:
+            await asyncio.sleep(COALESCE_S)
+            await self._flush()
+
+    async def _flush(self) -> None:
+        batch, self._outbox = self._outbox, []
+        if not batch or self._client is None:
             return
-        chosen = self.choose_peers(links, envelope.id)
-        await asyncio.gather(*(self._post(link, "/api/gossip", {"messages": [envelope.to_dict()]}) for link in chosen))
+        per_link: dict[str, list[dict]] = {}
+        for envelope in batch:
+            # Forward to peers chosen by the live gossip_protocol, never back to the author.
+            links = [link for link in self.peers.values() if link.node_id != envelope.author]
+            for link in self.choose_peers(links, envelope.id) if links else []:
+                per_link.setdefault(link.url, []).append(envelope.to_dict())
+        await asyncio.gather(*(self._post(self.peers[url], "/api/gossip", {"messages": messages}) for url, messages in per_link.items()))
 
     def choose_peers(self, links: list[PeerLink], message_id: str) -> list[PeerLink]:
         now = time.time()
@@ -557,17 +594,21 @@ class Node:
                     self.state.add_member(node_id, link.url)
             return
         started = time.time()
-        response = await self._get(link, "/api/gossip/inventory")
+        # Only what the peer stored since the last complete pull (its own sequence numbers): a pull costs
+        # what is new, not the size of the whole history.
+        response = await self._get(link, f"/api/gossip/inventory?after={link.cursor}")
         if response is None or response.status_code != 200:
             return
-        missing = sorted(set(response.json().get("ids", [])) - set(self.state.inventory()))
+        inventory = response.json()
+        missing = [i for i in inventory.get("ids", []) if not self.state.has_message(i)]
         if missing:
-            fetched = await self._post(link, "/api/gossip/fetch", {"ids": missing[:500]})
+            fetched = await self._post(link, "/api/gossip/fetch", {"ids": missing[:FETCH_BATCH]})
             if fetched is None or fetched.status_code != 200:
                 return
-            self.ingest_batch(fetched.json().get("messages", []))
-            if len(missing) > 500:
-                return  # more to fetch next round: not in sync yet
+            results = self.ingest_batch(fetched.json().get("messages", []))
+            if len(missing) > FETCH_BATCH or any(r.get("status") == 404 for r in results):
+                return  # more to fetch, or a vote whose proposal is still to come: pull again from here
+        link.cursor = int(inventory.get("seq", link.cursor))
         link.synced_at = started
 
     def ingest_batch(self, messages: list) -> list[dict]:

@@ -23,6 +23,7 @@ class PeerLink:
     outcomes: list[bool] = field(default_factory=list)
     last_ok: float | None = None
     synced_at: float | None = None  # start of the last pull that got everything this peer had
+    cursor: int = 0  # the peer's sequence number up to which everything has been pulled
 
     def record(self, ok: bool, seconds: float) -> None:
         if ok:

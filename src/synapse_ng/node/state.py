@@ -107,6 +107,14 @@ class NodeState:
         rows = self._read("SELECT received_at FROM messages WHERE id = ?", (message_id,))
         return rows[0][0] if rows else None
 
+    def ids(self, kind: str) -> list[str]:
+        return [row[0] for row in self._read("SELECT id FROM messages WHERE kind = ? ORDER BY created_at, id", (kind,))]
+
+    def inventory_after(self, seq: int) -> tuple[list[str], int]:
+        """(ids stored after sequence number `seq`, the latest sequence number): what a peer pulls."""
+        rows = self._read("SELECT rowid, id FROM messages WHERE rowid > ? ORDER BY rowid LIMIT 5000", (seq,))
+        return [row[1] for row in rows], (rows[-1][0] if rows else seq)
+
     def inventory(self) -> list[str]:
         return [row[0] for row in self._read("SELECT id FROM messages ORDER BY id")]
 
