@@ -172,3 +172,6 @@ def test_a_peer_pulls_only_what_was_stored_after_its_cursor(tmp_path):
     state.add_message(first[0])  # a replay stores nothing, so it is not new to anyone
     assert state.inventory_after(cursor) == ([later.id], cursor + 1)
     assert state.inventory_after(cursor + 1) == ([], cursor + 1)
+    delay = state.mean_delay(0.0, exclude_author="someone else")
+    assert delay is not None and delay >= 0  # created just before they were stored
+    assert state.mean_delay(0.0, exclude_author=identity.node_id) is None  # only its own messages

@@ -657,9 +657,9 @@ class Node:
         tally = self.runtimes["raft_consensus"].window(since)
         if tally.objective is not None:
             found["tally_fuel_per_vote"] = tally.objective
-        recent = [(self.state.received_at(m.id) or 0) - m.created_at for m in self.state.messages() if m.author != self.id and m.created_at >= since]
-        if recent:
-            found["dissemination_ms"] = 1000.0 * sum(recent) / len(recent)
+        delay = self.state.mean_delay(since, exclude_author=self.id)
+        if delay is not None:
+            found["dissemination_ms"] = 1000.0 * delay
         tried = [link for link in self.peers.values() if link.outcomes]  # a peer not contacted yet says nothing
         if tried:
             found["peers_reachable"] = sum(link.reachable for link in tried) / len(tried)

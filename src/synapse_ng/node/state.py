@@ -103,12 +103,15 @@ class NodeState:
             args.append(proposal_id)
         return [_envelope(row) for row in self._read(sql + " ORDER BY created_at, id", tuple(args))]
 
-    def received_at(self, message_id: str) -> float | None:
-        rows = self._read("SELECT received_at FROM messages WHERE id = ?", (message_id,))
-        return rows[0][0] if rows else None
-
     def ids(self, kind: str) -> list[str]:
         return [row[0] for row in self._read("SELECT id FROM messages WHERE kind = ? ORDER BY created_at, id", (kind,))]
+
+    def mean_delay(self, since: float, exclude_author: str) -> float | None:
+        """Mean seconds from creation to arrival here of the others' messages created since `since`."""
+        rows = self._read(
+            "SELECT AVG(received_at - created_at) FROM messages WHERE author != ? AND created_at >= ?", (exclude_author, since)
+        )
+        return rows[0][0]
 
     def inventory_after(self, seq: int) -> tuple[list[str], int]:
         """(ids stored after sequence number `seq`, the latest sequence number): what a peer pulls."""
