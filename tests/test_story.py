@@ -35,3 +35,34 @@ def test_the_demo_tells_the_whole_story_and_ends_with_the_upgrade_live_everywher
     assert after < before
     assert "deployed on every node" in out and "live on 3/3 nodes" in out
     assert (tmp_path / "net" / "node0" / "node.sqlite3").exists()
+
+
+def test_sigterm_stops_the_demo_and_its_whole_network(tmp_path):
+    import signal
+
+    import httpx
+
+    server = LoopbackServer(OpenAIWire(), Ok(text="no code here"))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "synapse_ng.cli", "demo", "--nodes", "2", "--provider", "openai_api", "--model", "scripted",
+         "--endpoint", server.url + "/v1", "--data", str(tmp_path / "net")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        lines = []
+        while not any("1. load" in line for line in lines):
+            line = process.stdout.readline()
+            assert line, "".join(lines)
+            lines.append(line)
+        urls = [line.split()[2] for line in lines if line.strip().startswith("node ")]
+        assert len(urls) == 2 and httpx.get(urls[0] + "/api/identity", timeout=5).status_code == 200
+        process.send_signal(signal.SIGTERM)
+        rest = process.communicate(timeout=60)[0]
+    finally:
+        server.close()
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130 and "network stopped" in rest, rest[-2000:]
+    for url in urls:
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(url + "/api/identity", timeout=2)

@@ -541,11 +541,20 @@ def demo(pipeline, nodes, minutes, provider, model_name, endpoint, data, deadlin
             from .demo import run_demo
 
             sys.exit(run_demo(as_json=as_json))
+        import signal as signals
+
         from .story import run_story
 
+        def stop(*_):  # SIGTERM stops the story like Ctrl-C: its network is shut down, not orphaned
+            raise KeyboardInterrupt
+
+        signals.signal(signals.SIGTERM, stop)
         logging.getLogger("httpx").setLevel(logging.WARNING)
         sys.exit(run_story(nodes=nodes, minutes=minutes, provider=provider, model=model_name, endpoint=endpoint, data=data,
                            deadline_s=deadline_s, window_s=window_s))  # fmt: skip
+    except KeyboardInterrupt:
+        click.echo("stopped", err=True)
+        sys.exit(130)
     except SynapseError as error:
         _fail(as_json, error)
 
