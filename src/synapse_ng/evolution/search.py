@@ -42,6 +42,9 @@ logger = logging.getLogger(__name__)
 MAX_CONSECUTIVE_LLM_ERRORS = 3
 WIDE_JUMP = 10.0
 WIDE_JUMP_CHANCE = 1 / 3
+# From a plateau (a program that decides exactly like the baseline) the constants are far from where
+# they matter (a small model writes thresholds like 0.005 where 20 is needed): jump across decades.
+PLATEAU_JUMP = 1000.0
 TUNABLE_POOL = 8
 
 
@@ -354,16 +357,19 @@ class EvolutionSearch:
         """(parent, its block with constants re-tuned), or None when the island has no program with a
         constant to tune. The parent is the best elite that has constants (exploit of the time), else any
         of those elites or of the recent correct programs with constants. The step is wide (factors up to
-        10) one time in WIDE_JUMP_CHANCE, and always when the parent behaves exactly like the baseline:
-        a model's first guess at a threshold or a penalty is often off by an order of magnitude, and a
-        small step from a plateau stays on it."""
+        10) one time in WIDE_JUMP_CHANCE, and spans decades (up to PLATEAU_JUMP) when the parent behaves
+        exactly like the baseline: a model's first guess at a threshold or a penalty is often off by orders
+        of magnitude, and a small step from a plateau stays on it."""
         elites = [m for m in self.islands[island] if can_retune(m.block, self.config.language)]
         pool = elites + [m for m in self.tunable[island] if all(m.candidate_id != e.candidate_id for e in elites)]
         if not pool:
             return None
         parent = elites[0] if elites and self.rng.random() < self.config.exploit else self.rng.choice(pool)
         plateau = self.baseline is not None and parent.scores == self.baseline.scores
-        scale = WIDE_JUMP if plateau or self.rng.random() < WIDE_JUMP_CHANCE else 2.0
+        if plateau:
+            scale = PLATEAU_JUMP
+        else:
+            scale = WIDE_JUMP if self.rng.random() < WIDE_JUMP_CHANCE else 2.0
         return parent, retune(parent.block, self.config.language, self.rng, scale=scale)
 
     def _remember_tunable(self, island: int, member: Member) -> None:
