@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from ..fsutil import fsync_directory
 
 DATABASE_NAME = "engine.sqlite3"
 ARTIFACTS_DIR = "artifacts"
@@ -603,7 +604,7 @@ class Store:
             except BaseException:
                 Path(temp).unlink(missing_ok=True)
                 raise
-            _fsync_directory(self.artifacts_dir)
+            fsync_directory(self.artifacts_dir)
         except OSError as error:
             raise UsageError(f"cannot write artifact {sha} to {self.artifacts_dir}: {error}; check free space and permissions") from None
         return sha
@@ -727,17 +728,3 @@ def _file_sha256(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Makes a rename durable (POSIX); a no-op where directories cannot be opened (Windows)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..fsutil import fsync_directory
 from .base import LLMError
 
 logger = logging.getLogger(__name__)
@@ -300,18 +301,9 @@ def assemble(
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
-    _fsync_dir(dest.parent)
+    fsync_directory(dest.parent)
     logger.info("assembled %s from %d parts (%d bytes, sha256 %s)", dest, len(parts), done, actual)
     return ModelInfo(dest, done, actual, assembled=True, hashed=True)
-
-
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 # --------------------------------------------------------------------------------- verified cache

@@ -30,6 +30,8 @@ from pathlib import Path
 from nacl.exceptions import CryptoError
 from nacl.signing import SigningKey, VerifyKey
 
+from ..fsutil import fsync_directory
+
 logger = logging.getLogger(__name__)
 
 SEED_BYTES = 32
@@ -148,7 +150,7 @@ def _create_key_file(path: Path, seed: bytes) -> bool:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
-    _fsync_dir(path.parent)
+    fsync_directory(path.parent)
     return True
 
 
@@ -163,7 +165,7 @@ def _create_in_place(path: Path, content: bytes) -> bool:
         os.fsync(fd)
     finally:
         os.close(fd)
-    _fsync_dir(path.parent)
+    fsync_directory(path.parent)
     return True
 
 
@@ -171,19 +173,6 @@ def _write_all(fd: int, content: bytes) -> None:
     view = memoryview(content)
     while view:
         view = view[os.write(fd, view) :]
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _read_seed(path: Path, wait_for_writer: bool = False) -> bytes:
