@@ -375,13 +375,17 @@ class Node:
             outcome = self.state.get(f"outcome:{proposal.id}")
             if not outcome or outcome["status"] != "approved":
                 continue
-            found[proposal.id] = rollout_status(
-                proposal.id, self.members(),
-                self.state.messages(kind="stage_report", proposal_id=proposal.id),
-                self.state.messages(kind="rollback", proposal_id=proposal.id),
-                tuple(self.config.stage_fractions),
-            )  # fmt: skip
+            found[proposal.id] = self._rollout_status(proposal)
         return found
+
+    def _rollout_status(self, proposal: Envelope):
+        """The rollout of an approved code upgrade, as its stage reports and rollbacks say."""
+        return rollout_status(
+            proposal.id, self.members(),
+            self.state.messages(kind="stage_report", proposal_id=proposal.id),
+            self.state.messages(kind="rollback", proposal_id=proposal.id),
+            tuple(self.config.stage_fractions),
+        )  # fmt: skip
 
     async def governance_tick(self) -> None:
         """Vote on open proposals, decide closed ones, apply what was approved. Proposals with nothing left
@@ -454,12 +458,7 @@ class Node:
     async def _drive_rollout(self, proposal: Envelope) -> bool:
         """One step of this node's part in a rollout; True once it is rolled back here for good (a completed
         rollout stays watched: an operator may still roll it back)."""
-        status = rollout_status(
-            proposal.id, self.members(),
-            self.state.messages(kind="stage_report", proposal_id=proposal.id),
-            self.state.messages(kind="rollback", proposal_id=proposal.id),
-            tuple(self.config.stage_fractions),
-        )  # fmt: skip
+        status = self._rollout_status(proposal)
         params = proposal.body["params"]
         runtime = self.runtimes.get(params["component"])
         if runtime is None:
