@@ -204,8 +204,11 @@ def test_every_honest_node_votes_no_on_a_dishonest_code_upgrade(net):
         assert result["status"] == "rejected", (check, result)
         assert result["yes"] == 0 and result["no"] == 3, (check, result)
         for node in range(3):
+            # Each node decides on its own, after its own pull since the deadline.
+            decided = lambda n=node, pid=proposal_id: outcome(net.url(n), pid)["status"] not in ("open", "closing")
+            wait_for(decided, 30, f"node {node} decided the {check} proposal")
             view = get(net.url(node), f"/api/proposals/{proposal_id}")
-            assert view["outcome"]["status"] == "rejected"
+            assert view["outcome"]["status"] == "rejected", (node, check, view["outcome"])
             if node == 0:
                 assert view["verdict"]["ok"] is False and view["verdict"]["reasons"], (check, view["verdict"])
         for vote in get(url, f"/api/proposals/{proposal_id}")["votes"]:
