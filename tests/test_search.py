@@ -28,7 +28,10 @@ from synapse_ng.models import CodeLanguage, Inefficiency, InefficencyType, LLMPr
 
 COMPONENT = SquareSum()
 FAST = "fn sum_squares(values: &[i32]) -> i64 { values.iter().map(|&v| (v as i64) * (v as i64)).sum() }"
-BROKEN = "fn sum_squares(values: &[i32]) -> i64 { values.iter().map(|&v| v * v).sum::<i32>() }"
+# Does not compile, and rustc has no machine-applicable fix for it (an unknown name): only the model can repair it.
+BROKEN = "fn sum_squares(values: &[i32]) -> i64 { values.iter().map(|&v| (v as i64) * (v as i64)).sum::<i64>() + bias }"
+# Does not compile for want of a `mut`, which rustc itself names as a machine-applicable fix.
+SLIPPED = "fn sum_squares(values: &[i32]) -> i64 { let total: i64 = 0; for &v in values { total += (v as i64) * (v as i64); } total }"
 WRONG = "fn sum_squares(values: &[i32]) -> i64 { values.len() as i64 }"
 
 
@@ -68,10 +71,24 @@ def test_a_search_repairs_dedups_and_keeps_a_measured_held_out_improvement(tmp_p
     assert any(status == "incorrect" for _, status in by_operator)
     # The repair request carried the compiler's complaint back to the model.
     repair_prompt = json.dumps(server.requests[1].body)
-    assert "mismatched types" in repair_prompt or "expected `i64`" in repair_prompt
+    assert "cannot find value `bias`" in repair_prompt
     assert result.progress.compile_failed == 0 or result.progress.compiled >= 1
     statistics = store.statistics()
     assert statistics["best_improvement_per_component"]["square_sum"] == pytest.approx(result.heldout.improvement_pct)
+
+
+def test_a_slip_rustc_can_fix_is_fixed_without_asking_the_model_again(tmp_path):
+    server = LoopbackServer(OpenAIWire(), answer(SLIPPED), answer(WRONG))
+    try:
+        store, result = run_search(tmp_path, server, samples=1, repair_tries=1)
+    finally:
+        server.close()
+    assert len(server.requests) == 1  # no repair round trip
+    rows = store.candidates(result.run_id)
+    fixed = [row for row in rows if row.operator.endswith("+rustfix")]
+    assert len(fixed) == 1 and fixed[0].status == "correct", [(row.operator, row.status, row.message) for row in rows]
+    assert "let mut total: i64 = 0;" in fixed[0].source
+    assert result.improved and result.heldout.improvement_pct > 50
 
 
 def test_no_improvement_is_reported_with_its_reason(tmp_path):

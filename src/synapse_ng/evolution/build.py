@@ -9,10 +9,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..components import CandidateShapeError, Component, assemble, split_skeleton
 from ..errors import ToolchainError
-from ..components import CandidateShapeError, Component, assemble
 from ..models import CodeLanguage
 from ..toolchain import CompileOptions, CompileStatus, compile_source
+from ..toolchain.rustfix import apply_fixes, suggested_fixes
 from ..wasm.inspect import inspect_wasm
 
 WASM_LANGUAGE = "wasm"  # a candidate handed over as a compiled module
@@ -75,6 +76,28 @@ def build_candidate(
     if not report.ok:
         return BuildFailure("verify", "the module failed the static checks: " + "; ".join(report.reasons))
     return module
+
+
+def autofix_block(component: Component, block: str, language: CodeLanguage, options: CompileOptions | None = None) -> str | None:
+    """The block with rustc's MachineApplicable suggestions applied (toolchain/rustfix.py), or None when
+    there is nothing to apply: not Rust, a shape error, or no such suggestion inside the block. Fixes
+    rustc suggests in the harness around the block are never applied; the harness is not the
+    candidate's to change."""
+    if language is not CodeLanguage.RUST:
+        return None
+    skeleton = component.skeleton(language)
+    try:
+        program = assemble(skeleton, block)
+    except CandidateShapeError:
+        return None
+    head, _, tail = split_skeleton(skeleton)
+    start = len(head.encode("utf-8"))
+    end = len(program.encode("utf-8")) - len(tail.encode("utf-8"))
+    fixed = apply_fixes(program, suggested_fixes(program, options), (start, end))
+    if fixed == program:
+        return None
+    fixed_block = split_skeleton(fixed)[1].strip("\n")
+    return fixed_block if fixed_block != block.strip("\n") else None
 
 
 @functools.lru_cache(maxsize=16)

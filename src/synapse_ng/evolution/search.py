@@ -5,7 +5,8 @@ elites (mostly the best, sometimes any, so the search keeps exploring), and eith
 better block (the parent, its measured scores, good programs from other islands, the last failure and,
 in turn, one of the component's directions go into the prompt) or re-tunes the constants of an elite
 without a model. An island keeps one program per measured behaviour, so its slots are not taken by
-rescalings of the same rule. Compile errors go back
+rescalings of the same rule. A block that does not compile first gets rustc's own machine-applicable
+suggestions applied (`gap > 0` on an f64 becomes `gap > 0.0`); what still fails goes back
 to the model for a bounded number of repairs. A block whose normalised source was seen before is never
 evaluated again. Candidates are measured on *training* workloads only; every few samples the best
 program of each island migrates to the next. At the end the best training improvement is re-measured on
@@ -29,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from ..components import Component, Split
 from ..models import CodeLanguage
 from ..toolchain import CompileOptions
-from .build import BuildFailure, BuiltModule, build_candidate
+from .build import BuildFailure, BuiltModule, autofix_block, build_candidate
 from .edits import extract_candidate, source_hash
 from .evaluate import Evaluation, Status, evaluate
 from .executors import LocalExecutor
@@ -38,6 +39,8 @@ from .store import Store
 from .tuning import can_retune, retune
 
 logger = logging.getLogger(__name__)
+
+AUTOFIX_ROUNDS = 3
 
 MAX_CONSECUTIVE_LLM_ERRORS = 3
 WIDE_JUMP = 10.0
@@ -262,6 +265,7 @@ class EvolutionSearch:
         self.seen.add(digest)
         started = time.monotonic()
         built = await asyncio.to_thread(build_candidate, self.component, block, self.config.language, self.compile_options)
+        built, block, operator = await self._apply_compiler_fixes(built, block, operator)
         repairs = 0
         while isinstance(built, BuildFailure) and built.stage == "compile" and operator != "tune" and repairs < self.config.repair_tries:
             repairs += 1
@@ -383,6 +387,22 @@ class EvolutionSearch:
             return None
         slot = sample % (len(directions) + 1)
         return directions[slot] if slot < len(directions) else None
+
+    async def _apply_compiler_fixes(self, built, block: str, operator: str):
+        """Before any model repair: apply rustc's own MachineApplicable suggestions (`0` -> `0.0`, a
+        missing `mut`...), up to AUTOFIX_ROUNDS times, since one fix can uncover the next error."""
+        fixed_any = False
+        for _ in range(AUTOFIX_ROUNDS):
+            if not (isinstance(built, BuildFailure) and built.stage == "compile"):
+                break
+            fixed = await asyncio.to_thread(autofix_block, self.component, block, self.config.language, self.compile_options)
+            if fixed is None or source_hash(fixed, self.config.language) in self.seen:
+                break
+            block = fixed
+            self.seen.add(source_hash(block, self.config.language))
+            fixed_any = True
+            built = await asyncio.to_thread(build_candidate, self.component, block, self.config.language, self.compile_options)
+        return built, block, f"{operator}+rustfix" if fixed_any else operator
 
     async def _repair(self, block: str, log: str):
         messages = repair_messages(self.component, self.config.language, block, log)
