@@ -91,6 +91,39 @@ def test_a_slip_rustc_can_fix_is_fixed_without_asking_the_model_again(tmp_path):
     assert result.improved and result.heldout.improvement_pct > 50
 
 
+class BusyModel:
+    """A provider that reports its model busy, as the embedded one does while another sample generates."""
+
+    busy = True
+
+    def __init__(self, inner):
+        self.inner, self.name, self.model = inner, inner.name, inner.model
+
+    async def complete(self, *args, **kwargs):
+        return await self.inner.complete(*args, **kwargs)
+
+    async def aclose(self):
+        await self.inner.aclose()
+
+
+def test_while_the_model_is_busy_a_worker_tunes_instead_of_waiting(tmp_path):
+    scaled = "fn sum_squares(values: &[i32]) -> i64 { let scale: i64 = 8; values.iter().map(|&v| (v as i64) * (v as i64) * scale).sum::<i64>() / scale }"
+    server = LoopbackServer(OpenAIWire(), answer(scaled), answer(WRONG))
+    try:
+        store = Store(tmp_path / "ws")
+        search = EvolutionSearch(
+            COMPONENT, BusyModel(provider_for(server)), store, problem="p",
+            config=SearchConfig(islands=1, concurrency=1, tune_share=0.0, random_cases=3), budget=Budget(samples=4),
+        )  # fmt: skip
+        result = asyncio.run(search.run())
+    finally:
+        server.close()
+    operators = [row.operator for row in store.candidates(result.run_id)]
+    # Nothing to tune at first (the baseline has no constant), so the model is asked; then only tunes.
+    assert operators == ["baseline", "llm-block", "tune", "tune", "tune"] or operators == ["baseline", "llm-edits", "tune", "tune", "tune"], operators
+    assert len(server.requests) == 1
+
+
 def test_no_improvement_is_reported_with_its_reason(tmp_path):
     server = LoopbackServer(OpenAIWire(), answer(WRONG))
     try:
@@ -364,7 +397,7 @@ def test_a_program_that_ties_its_parent_but_has_constants_is_still_tuned_with_wi
     search._admit(0, twin)
     search._remember_tunable(0, twin)
     assert [m.candidate_id for m in search.islands[0]] == [1]  # no elite slot for a behavioural twin...
-    thresholds = []
+    thresholds, blocks = [], []
     for _ in range(40):
         parent, block = search._tune(0)  # ...but it is tuned, from its plateau, with wide steps
         assert parent.candidate_id == 2
@@ -372,7 +405,10 @@ def test_a_program_that_ties_its_parent_but_has_constants_is_still_tuned_with_wi
 
         value = float(re.search(r"THRESHOLD: f64 = ([0-9.e+-]+);", block).group(1))
         thresholds.append(value)
+        blocks.append(block)
     assert max(thresholds) > 0.1 * 3 or min(thresholds) < 0.1 / 3  # beyond what [0.5, 2] steps reach
+    # The threshold and the penalty move together: either alone leaves the rule inert.
+    assert all("0.1;" not in block and "10.0" not in block for block in blocks), blocks
 
 
 def test_directions_with_rust_shapes_are_not_given_to_a_c_search(tmp_path):

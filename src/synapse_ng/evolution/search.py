@@ -14,7 +14,8 @@ program of each island migrates to the next. At the end the best training improv
 
 Every candidate is written to the store as it finishes, so a killed run resumes where it stopped
 (`resume_run_id`), losing at most the samples that were in flight. Model calls and evaluations overlap:
-several samples run concurrently, each evaluation in its own worker process.
+several samples run concurrently, each evaluation in its own worker process. A model that answers one call
+at a time (the embedded one) is never queued for: while it is busy, the other workers tune.
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ class SearchConfig:
     elites: int = 4  # kept per island
     migration_every: int = 8  # samples
     repair_tries: int = 1
-    tune_share: float = 0.4  # of samples, when a program has constants to tune (cheap: no model call)
+    tune_share: float = 0.4  # of samples, when a program has constants to tune (cheap: no model call); all
+    # samples while a one-call-at-a-time model is busy
     exploit: float = 0.7  # chance to take an island's best as parent, else a random elite
     concurrency: int = 2  # samples in flight (model calls overlap evaluations)
     language: CodeLanguage = CodeLanguage.RUST
@@ -325,7 +327,10 @@ class EvolutionSearch:
 
     async def _propose(self, island: int, sample: int):
         """(parent, block or None, operator, (tokens in, out), seconds, problem text if no block)."""
-        if self.rng.random() < self.config.tune_share:
+        # A model that generates one answer at a time (the embedded one) is busy with another sample's
+        # call: waiting for it would idle this worker for tens of seconds, a tune takes about two.
+        model_busy = bool(getattr(self.provider, "busy", False))
+        if model_busy or self.rng.random() < self.config.tune_share:
             tuned = self._tune(island)
             if tuned is not None:
                 return *tuned, "tune", (0, 0), 0.0, None
@@ -371,9 +376,10 @@ class EvolutionSearch:
         parent = elites[0] if elites and self.rng.random() < self.config.exploit else self.rng.choice(pool)
         plateau = self.baseline is not None and parent.scores == self.baseline.scores
         if plateau:
-            scale = PLATEAU_JUMP
-        else:
-            scale = WIDE_JUMP if self.rng.random() < WIDE_JUMP_CHANCE else 2.0
+            # A rule such as "penalise gaps below T by P" stays inert until T and P are *both* in range,
+            # so from a plateau every constant (up to three) moves at once.
+            return parent, retune(parent.block, self.config.language, self.rng, count=3, scale=PLATEAU_JUMP)
+        scale = WIDE_JUMP if self.rng.random() < WIDE_JUMP_CHANCE else 2.0
         return parent, retune(parent.block, self.config.language, self.rng, scale=scale)
 
     def _remember_tunable(self, island: int, member: Member) -> None:
