@@ -14,7 +14,8 @@ import asyncio
 import os
 import platform
 import tempfile
-from datetime import datetime, timezone
+from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 from synapse_ng.components import get_component
@@ -53,7 +54,7 @@ def main() -> None:
         config=SearchConfig(seed=args.seed), budget=Budget(samples=args.samples, minutes=args.minutes),
         on_progress=lambda p: print(f"  {p.elapsed_s / 60:5.1f} min  samples {p.samples:3d}  compiled {p.compiled:3d}  correct {p.correct:3d}  best {p.best_improvement_pct:+.3f} %", flush=True),
     )  # fmt: skip
-    print(f"# evolution benchmark, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
+    print(f"# evolution benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     print(f"# machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, wasmtime {WASMTIME_VERSION}")
     print(f"# provider {provider.name}, model {provider.model}; budget {args.minutes:g} minutes; seed {args.seed}; store {workspace}\n")
     result = asyncio.run(search.run())
@@ -64,6 +65,9 @@ def main() -> None:
     first = f"{p.first_improvement_s / 60:.1f} min" if p.first_improvement_s is not None else "never"
     print(f"first candidate better than best fit on the training workloads: {first}")
     print(f"outcome: {result.reason}")
+    # Where the samples went: the model's blocks and edits, rustc's own fixes, model repairs, tunes.
+    by_operator = Counter((row.operator, row.status) for row in store.candidates(result.run_id) if row.operator != "baseline")
+    print("\nby operator: " + "; ".join(f"{op} {status} {n}" for (op, status), n in sorted(by_operator.items())))
     if result.heldout and result.heldout.workloads and component.name == "task_allocation":
         print(f"\n{'held-out':<12} {'best fit':>10} {'evolved':>10} {'FunSearch':>10}   (excess over L1)")
         for w in result.heldout.workloads:
