@@ -168,8 +168,10 @@ def _follow(net: LocalNetwork, say, started: float, minutes: float):
                     f"Evolutionary Engine on task_allocation")  # fmt: skip
             if h.get("evolving") and time.monotonic() - last_progress > 30:
                 stats = httpx.get(urls[i] + "/api/evolutionary-engine/stats", timeout=30).json()
+                best = stats.get("best_training_improvement_pct")
+                best_text = f", best on the training workloads {best:+.2f} %" if best is not None else ""
                 say(f"   evolving for {time.monotonic() - evolving_since:.0f} s: {stats['total_generations']} candidates, "
-                    f"{stats['successful_compilations']} compiled")  # fmt: skip
+                    f"{stats['successful_compilations']} compiled{best_text}")  # fmt: skip
                 last_progress = time.monotonic()
             for action in httpx.get(urls[i] + "/api/health/issues", timeout=30).json()["actions"]:
                 key = (i, action["at"], action["kind"])

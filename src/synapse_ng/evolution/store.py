@@ -679,8 +679,12 @@ class Store:
             FROM candidates WHERE {where}"""
         with self._read() as db:
             total, ok, failed, generation_s, compile_s = db.execute(query, (*_COMPILED_STATUSES, *_COMPILED_STATUSES, *params)).fetchone()
+            # The best candidate measured so far, on the training workloads only (held-out results are
+            # in best_improvement_per_component): how a running search is doing.
+            training = db.execute(f"SELECT MAX(improvement_pct) FROM candidates WHERE status = 'correct' AND {where}", params).fetchone()[0]
         best = self.best_improvement_per_component()
         return {
+            "best_training_improvement_pct": training,
             "total_generations": total,
             "successful_compilations": ok,
             "failed_compilations": failed,
