@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ..models import CodeLanguage
@@ -65,10 +67,7 @@ def compile_in_tempdir(
     options: CompileOptions,
 ) -> CompileResult:
     """Write source into a fresh directory, run the compiler isolated there, collect the module."""
-    workdir = tempfile.mkdtemp(prefix=f"synapse-{language.value}-")
-    try:
-        with open(os.path.join(workdir, source_name), "w", encoding="utf-8") as handle:
-            handle.write(source)
+    with source_in_tempdir(f"synapse-{language.value}-", source, source_name, keep=options.keep_source) as workdir:
         argv = build_argv(workdir)
         outcome = run_isolated(argv, workdir, options.limits, extra_path=os.path.dirname(compiler))
         output = os.path.join(workdir, "candidate.wasm")
@@ -102,6 +101,16 @@ def compile_in_tempdir(
             kept_source_dir=workdir if options.keep_source else None,
             command=tuple(argv),
         )
+
+
+@contextmanager
+def source_in_tempdir(prefix: str, source: str, source_name: str, keep: bool = False) -> Iterator[str]:
+    """A fresh directory holding `source` as `source_name`, removed afterwards unless `keep`."""
+    workdir = tempfile.mkdtemp(prefix=prefix)
+    try:
+        with open(os.path.join(workdir, source_name), "w", encoding="utf-8") as handle:
+            handle.write(source)
+        yield workdir
     finally:
-        if not options.keep_source:
+        if not keep:
             shutil.rmtree(workdir, ignore_errors=True)

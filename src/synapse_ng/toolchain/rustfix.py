@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 
-from .build import CompileOptions, screen
+from .build import CompileOptions, screen, source_in_tempdir
 from .isolate import run_isolated
 from .policy import check_rust
 from .rust import TARGET, find_rustc
@@ -48,10 +46,7 @@ def suggested_fixes(source: str, options: CompileOptions | None = None) -> list[
     if screen(source, check_rust):
         return []
     rustc = find_rustc(options.rustc_path)
-    workdir = tempfile.mkdtemp(prefix="synapse-rustfix-")
-    try:
-        with open(os.path.join(workdir, SOURCE_NAME), "w", encoding="utf-8") as handle:
-            handle.write(source)
+    with source_in_tempdir("synapse-rustfix-", source, SOURCE_NAME) as workdir:
         argv = [
             rustc.path,
             "--edition=2021",
@@ -64,8 +59,6 @@ def suggested_fixes(source: str, options: CompileOptions | None = None) -> list[
             SOURCE_NAME,
         ]  # fmt: skip
         outcome = run_isolated(argv, workdir, options.limits, extra_path=os.path.dirname(rustc.path))
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
     if outcome.timed_out or outcome.killed_by_signal is not None:
         return []
     fixes: list[Fix] = []
