@@ -93,7 +93,7 @@ def test_correct_but_out_of_fuel_is_incorrect():
 
 def test_the_evaluation_time_limit_kills_the_worker():
     started = time.monotonic()
-    evaluation = evaluate(COMPONENT, BURNS_FUEL.replace("2000 *", "20 *"), random_cases=2000, time_limit_s=3)
+    evaluation = evaluate(COMPONENT, BURNS_FUEL.replace("2000 *", "20 *"), random_cases=20000, time_limit_s=3)
     assert evaluation.status == Status.TIME_LIMIT
     assert time.monotonic() - started < 30
 

@@ -269,68 +269,54 @@ def test_an_unknown_component_gets_unmeasured_free_form_code(tmp_path):
     assert not generated.eligible_for_deployment
 
 
-SEED_TEST_SCRIPT = '''
-import asyncio
-from synapse_ng import (
-    EvolutionaryEngineManager,
-    LLMProviderConfig,
-    Inefficiency,
-    InefficencyType
-)
-
-async def test():
-    # Configure LLM
-    llm_config = LLMProviderConfig(
-        provider_name="ollama_local",
-        model_name="codellama:7b",
-        api_endpoint="http://localhost:11434/api/generate"
-    )
-    
-    # Initialize engine
-    engine = EvolutionaryEngineManager(llm_config=llm_config)
-    
-    # Create test issue
-    issue = Inefficiency(
-        type=InefficencyType.CONSENSUS,
-        description="Consensus exceeds 5s",
-        severity=0.7,
-        current_metric=8.0,
-        target_metric=3.0,
-        affected_component="raft_consensus",
-        suggested_improvement="Optimize log replication"
-    )
-    
-    # Generate code
-    generated = await engine.generate_optimized_code(issue)
-    
-    if generated:
-        print(f"✓ Success!")
-        print(f"  Source: {len(generated.source_code)} chars")
-        if generated.wasm_binary:
-            print(f"  WASM: {len(generated.wasm_binary)} bytes")
-            print(f"  Hash: {generated.wasm_hash}")
-    else:
-        print("✗ Failed")
-
-asyncio.run(test())
-'''
+SEED_SCRIPTS = Path(__file__).parent / "seed"
 
 
-def test_the_seed_test_script_runs_unchanged_but_for_the_import_path(tmp_path):
-    """The seed's own "Test Script", against a server speaking Ollama's protocol on Ollama's port."""
+@pytest.fixture
+def ollama_on_its_port():
+    """A loopback server speaking Ollama's protocol on Ollama's port, answering with a correct, faster tally."""
     sorted_tally = (Path(__file__).parent / "test_cli_components.py").read_text().split('SORTED_TALLY = r"""')[1].split('"""')[0]
     try:
         server = LoopbackServer(OllamaWire(models={"codellama:7b"}), Ok(text=f"```rust\n{sorted_tally}\n```"), port=11434)
     except OSError:
         pytest.skip("port 11434 is taken on this machine (a real Ollama?)")
-    env = {**os.environ, "TMPDIR": str(tmp_path)}
-    try:
-        done = subprocess.run([sys.executable, "-c", SEED_TEST_SCRIPT], capture_output=True, text=True, timeout=900, env=env, cwd=tmp_path)
-    finally:
-        server.close()
+    yield server
+    server.close()
+
+
+@pytest.mark.parametrize("how", ["file", "stdin"])
+def test_the_seed_test_script_runs_as_a_file_unchanged_but_for_the_import_path(ollama_on_its_port, tmp_path, how):
+    """The seed's own "Test Script", saved to a file (no main guard, asyncio.run at top level) and run as a user
+    would: evaluation workers must never re-import it."""
+    script = tmp_path / "seed_test.py"
+    script.write_text((SEED_SCRIPTS / "seed_test_script.py").read_text())
+    done = _run_script(script, how, tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "✓ Success!" in done.stdout and "WASM:" in done.stdout and "Hash:" in done.stdout
-    assert server.requests and server.requests[0].path == "/api/chat"
+    assert "✓ Success!" in done.stdout and "WASM:" in done.stdout and "Hash:" in done.stdout, done.stdout + done.stderr
+    assert "✗ Failed" not in done.stdout
+    assert done.stdout.count("✓ Success!") == 1  # ran once: not again inside a worker
+    assert ollama_on_its_port.requests and ollama_on_its_port.requests[0].path == "/api/chat"
+
+
+def test_the_seed_example_runs_as_a_file(ollama_on_its_port, tmp_path):
+    script = tmp_path / "seed_example.py"
+    script.write_text((SEED_SCRIPTS / "seed_example.py").read_text())
+    done = _run_script(script, "file", tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 3 and lines[0].startswith("✓ Generated WASM: ") and lines[0].endswith(" bytes"), done.stdout + done.stderr
+    assert lines[1].startswith("  Hash: ") and len(lines[1].split()[-1]) == 64
+    improvement = float(lines[2].removeprefix("  Est. improvement: ").removesuffix("%"))
+    assert improvement > 50  # measured on the held-out vote sets, not severity x 100
+    assert "peer_count: 12" in json.dumps(ollama_on_its_port.requests[0].body)
+
+
+def _run_script(script: Path, how: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TMPDIR": str(cwd)}
+    if how == "file":
+        return subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=900, env=env, cwd=cwd)
+    with open(script) as stdin:
+        return subprocess.run([sys.executable, "-"], stdin=stdin, capture_output=True, text=True, timeout=900, env=env, cwd=cwd)
 
 
 # ------------------------------------------------------------------ population rules, without a model

@@ -1,19 +1,19 @@
 """Measuring inside a worker process: the correctness cascade, then the workloads, on candidate and baseline.
 
-The worker is a fresh spawned process (no inherited threads or wasmtime state) with a time limit that
-kills it, so a hang or a crash of the runtime cannot take the engine or the node down with it.
+The worker is a fresh `python -m synapse_ng.workers` process (no inherited threads or wasmtime state, and
+the caller's `__main__` is never re-imported) with a time limit that kills it, so a hang or a crash of the
+runtime cannot take the engine or the node down with it.
 """
 
 from __future__ import annotations
 
 import importlib
-import multiprocessing
-import traceback
 from typing import Any
 
 from ..components import CaseFailure, Component, ComponentKind, Split
 from ..components.base import summarize
 from ..wasm.sandbox import Sandbox
+from ..workers import run_in_worker
 
 
 def aggregate(component: Component, workloads: list[dict]) -> dict:
@@ -30,36 +30,6 @@ def aggregate(component: Component, workloads: list[dict]) -> dict:
         "baseline": objective.aggregate(base) if base else None,
         "improvement_pct": sum(improvements) / len(improvements) if improvements else 0.0,
     }
-
-
-def run_in_worker(function, job: dict, time_limit_s: float) -> dict | None:
-    """Run function(job) in a fresh process; None if it had to be killed at the time limit."""
-    context = multiprocessing.get_context("spawn")  # no inherited threads or wasmtime state
-    receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(target=_worker_main, args=(function, job, sender), daemon=True)
-    process.start()
-    sender.close()
-    try:
-        if receiver.poll(time_limit_s):
-            try:
-                return receiver.recv()
-            except EOFError:
-                return {"error": f"the worker died without an answer (exit code {process.exitcode}); the runtime crashed"}
-        return None
-    finally:
-        if process.is_alive():
-            process.kill()
-        process.join()
-        receiver.close()
-
-
-def _worker_main(function, job: dict, sender) -> None:
-    try:
-        result = function(job)
-    except BaseException:  # report everything: the parent decides
-        result = {"error": traceback.format_exc()}
-    sender.send(result)
-    sender.close()
 
 
 def _failure(stage: str, case_id: str, component: Component, input: Any, error: Exception, output: Any = None) -> dict:
