@@ -1,8 +1,8 @@
 """The `local` provider on the real embedded model and real llama.cpp, its assembly from parts, and
 `openai_api` against llama-cpp-python's OpenAI-compatible server on loopback.
 
-The model is loaded once for the whole session (the provider's process-wide cache does the rest);
-scripts/setup.sh has assembled it already, so nothing here writes 1 GB.
+The model worker is started once for the whole session (every provider of the process shares it) and
+restarted by the tests that kill it; scripts/setup.sh has assembled the model, so nothing here writes 1 GB.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import random
+import signal
 import socket
 import subprocess
 import sys
@@ -37,7 +38,7 @@ from synapse_ng.llm.embedded_model import (
     find_parts,
     installed_model,
 )
-from synapse_ng.llm.local import LocalProvider, load_model, loaded_models
+from synapse_ng.llm.local import LocalProvider, model_worker, model_workers
 from synapse_ng.models import LLMProviderConfig
 
 RUST_PROMPT = [
@@ -54,23 +55,33 @@ def model_path() -> Path:
 
 
 @pytest.fixture(scope="session")
-def loaded(model_path):
-    """The model, loaded once per test session; every LocalProvider below shares it."""
+def worker(model_path):
+    """The model worker, started once per test session; every LocalProvider below shares it."""
     started = time.monotonic()
-    model = load_model(model_path)
-    print(f"\nmodel loaded in {time.monotonic() - started:.2f} s ({model.n_threads} threads, n_ctx {model.n_ctx})")
-    return model
+    shared = model_worker(model_path)
+    info = shared.start()
+    print(f"\nmodel worker pid {shared.pid} loaded in {time.monotonic() - started:.2f} s ({info['n_threads']} threads, n_ctx {info['n_ctx']})")
+    return shared
 
 
 def local(timeout_s: float = 120, **kwargs) -> LocalProvider:
     return create_provider(LLMProviderConfig("local", timeout_seconds=timeout_s), **kwargs)
 
 
+def wait_until(condition, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return condition()
+
+
 # ------------------------------------------------------------------------------------ completions
 
 
 @pytest.mark.asyncio
-async def test_real_completion_returns_text_and_token_counts(loaded):
+async def test_real_completion_returns_text_and_token_counts(worker):
     calls = []
     provider = local(on_call=lambda p, chars, c: calls.append((chars, c)))
     assert isinstance(provider, Provider)
@@ -83,19 +94,25 @@ async def test_real_completion_returns_text_and_token_counts(loaded):
     assert completion.latency_s > 0
     assert provider.usage.calls == 1 and provider.usage.tokens_out == completion.tokens_out
     assert calls and calls[0][1] is completion
-    assert provider.loaded_model is loaded  # loaded once per process, shared
-    assert sum(1 for m in loaded_models() if m.path == loaded.path) == 1
-    print(f"{completion.tokens_out} tokens in {completion.latency_s:.2f} s: {completion.tokens_out / completion.latency_s:.1f} tokens/s")
+    # The model runs in its worker process, shared by every provider of this process, never loaded here.
+    assert provider.worker is worker and worker.pid != os.getpid() and worker.alive
+    assert sum(1 for w in model_workers() if w.path == worker.path) == 1
+    assert "llama_cpp" not in sys.modules, "llama.cpp must not be loaded into the caller's process"
+    timings = provider.last_timings
+    assert timings.prompt_tokens == completion.tokens_in and timings.completion_tokens == completion.tokens_out
+    assert timings.prompt_tokens_per_s > 0 and timings.generation_tokens_per_s > 0
+    print(f"{completion.tokens_out} tokens in {completion.latency_s:.2f} s; prompt {timings.prompt_tokens_per_s:.1f} tokens/s, "
+          f"generation {timings.generation_tokens_per_s:.1f} tokens/s")  # fmt: skip
 
 
 @pytest.mark.asyncio
-async def test_seed_and_temperature_zero_repeat_exactly(loaded):
+async def test_seed_and_temperature_zero_repeat_exactly(worker):
     provider = local()
     first = await provider.complete(RUST_PROMPT, max_tokens=32, temperature=0, seed=42)
     second = await provider.complete(RUST_PROMPT, max_tokens=32, temperature=0, seed=42)
     assert first.text == second.text
     assert (first.tokens_in, first.tokens_out) == (second.tokens_in, second.tokens_out)
-    # Two calls at once are serialised on the one model and still agree.
+    # Two calls at once are serialised on the one worker and still agree.
     third, fourth = await asyncio.gather(
         provider.complete(RUST_PROMPT, max_tokens=32, temperature=0, seed=42),
         local().complete(RUST_PROMPT, max_tokens=32, temperature=0, seed=42),
@@ -107,8 +124,9 @@ async def test_seed_and_temperature_zero_repeat_exactly(loaded):
 
 
 @pytest.mark.asyncio
-async def test_timeout_stops_generation_and_frees_the_model(loaded):
+async def test_timeout_stops_generation_and_frees_the_model(worker):
     provider = local(timeout_s=1)
+    pid = worker.pid
     started = time.monotonic()
     with pytest.raises(LLMError) as caught:
         await provider.complete(ESSAY_PROMPT, max_tokens=2000, temperature=0)
@@ -117,35 +135,36 @@ async def test_timeout_stops_generation_and_frees_the_model(loaded):
     assert error.retryable is True and error.provider == "local"
     assert "within 1 s" in str(error) and "timeout_seconds" in str(error)
     assert elapsed < 2.5, f"the timeout took {elapsed:.2f} s"
-    # The generation thread has ended: the model is free at once...
-    assert not provider.busy
-    assert loaded.lock.acquire(blocking=False)
-    loaded.lock.release()
+    # The worker stopped generating by itself (it was not killed) and is free at once...
+    assert not provider.busy and worker.pid == pid
     # ...and a short completion right after succeeds promptly.
     started = time.monotonic()
     completion = await local().complete([Message("user", "Say hi.")], max_tokens=8, temperature=0, seed=1)
     assert completion.text.strip()
     assert time.monotonic() - started < 5
+    assert worker.pid == pid
 
 
 @pytest.mark.asyncio
-async def test_timeout_during_a_long_prompt_aborts_llama_cpp(loaded):
+async def test_timeout_during_a_long_prompt_aborts_llama_cpp(worker):
     """A ~6k-token prompt takes over a minute to evaluate on 2 cores: the abort callback stops it."""
     long_prompt = [Message("user", "fn f() {}\n" * 1500 + "How many functions are there?")]
     provider = local(timeout_s=1)
+    pid = worker.pid
     started = time.monotonic()
     with pytest.raises(LLMError) as caught:
         await provider.complete(long_prompt, max_tokens=16, temperature=0)
-    assert caught.value.retryable
+    assert caught.value.retryable and "while evaluating the prompt" in str(caught.value)
     assert time.monotonic() - started < 2.5
-    assert not provider.busy
+    assert not provider.busy and worker.pid == pid
     completion = await local().complete([Message("user", "Say hi.")], max_tokens=8, temperature=0, seed=1)
     assert completion.text.strip()
 
 
 @pytest.mark.asyncio
-async def test_cancelling_the_caller_stops_the_worker(loaded):
+async def test_cancelling_the_caller_stops_the_worker(worker):
     provider = local()
+    pid = worker.pid
     with pytest.raises(asyncio.TimeoutError):
         await asyncio.wait_for(provider.complete(ESSAY_PROMPT, max_tokens=2000, temperature=0), 0.8)
     started = time.monotonic()
@@ -153,6 +172,79 @@ async def test_cancelling_the_caller_stops_the_worker(loaded):
         await asyncio.sleep(0.01)
     assert not provider.busy, "the generation went on after its caller was cancelled"
     assert time.monotonic() - started < 1
+    assert worker.pid == pid  # stopped by its own check, not killed
+
+
+# ------------------------------------------------------------------------------- crash containment
+
+
+@pytest.mark.asyncio
+async def test_a_segfault_in_the_worker_is_a_clear_error_and_the_next_call_gets_a_fresh_worker(worker, model_path):
+    provider = local()
+    await provider.complete([Message("user", "Say hi.")], max_tokens=4, temperature=0, seed=1)
+    crashed_pid = worker.pid
+    call = asyncio.create_task(provider.complete(ESSAY_PROMPT, max_tokens=2000, temperature=0))
+    assert await asyncio.to_thread(wait_until, lambda: provider.busy, 10)
+    await asyncio.sleep(0.5)  # in the middle of the generation
+    os.kill(crashed_pid, signal.SIGSEGV)
+    with pytest.raises(LLMError) as caught:
+        await call
+    message = str(caught.value)
+    assert caught.value.retryable and caught.value.provider == "local"
+    assert f"pid {crashed_pid}" in message and "SIGSEGV" in message and "segmentation fault" in message
+    assert str(model_path) in message and "while generating" in message
+    assert "Fatal Python error: Segmentation fault" in message  # the worker's last words, from its stderr
+    assert "synapse-ng doctor" in message and "fresh worker" in message
+    assert worker.crashes and "SIGSEGV" in worker.crashes[-1]
+    # This process is alive (it is running this test), and the next call starts a fresh worker.
+    completion = await provider.complete([Message("user", "Say hi.")], max_tokens=8, temperature=0, seed=1)
+    assert completion.text.strip()
+    assert worker.alive and worker.pid != crashed_pid
+
+
+@pytest.mark.asyncio
+async def test_a_worker_killed_while_idle_is_replaced_on_the_next_call(worker):
+    provider = local()
+    await provider.complete([Message("user", "Say hi.")], max_tokens=4, temperature=0, seed=1)
+    os.kill(worker.pid, signal.SIGKILL)  # as the out-of-memory killer would
+    assert await asyncio.to_thread(wait_until, lambda: not worker.alive, 5)
+    completion = await provider.complete([Message("user", "Say hi.")], max_tokens=8, temperature=0, seed=1)
+    assert completion.text.strip() and worker.alive
+
+
+def test_the_worker_dies_with_its_owner(model_path, tmp_path):
+    """A CLI or node killed with SIGKILL takes its model worker with it: nothing is left running."""
+    script = (
+        "import asyncio, sys\n"
+        "from synapse_ng.llm import create_provider\n"
+        "from synapse_ng.models import LLMProviderConfig\n"
+        "provider = create_provider(LLMProviderConfig('local'))\n"
+        "worker = asyncio.run(provider.load())\n"
+        "print(worker.pid, flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    owner = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        worker_pid = int(owner.stdout.readline())
+        os.kill(worker_pid, 0)  # alive
+        owner.kill()
+        owner.wait()
+        assert wait_until(lambda: not _alive(worker_pid), 5), "the model worker outlived its owner"
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead but not yet reaped by init: read its state.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
 
 
 # ---------------------------------------------------------------------------------- configuration

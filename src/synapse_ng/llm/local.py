@@ -1,4 +1,4 @@
-"""The "local" provider: a GGUF model run in this process by llama.cpp (llama-cpp-python), offline.
+"""The "local" provider: a GGUF model run by llama.cpp in a worker process of its own, offline.
 
     provider = create_provider(LLMProviderConfig("local"))           # the embedded Qwen2.5-Coder
     provider = create_provider(LLMProviderConfig("local", "/models/other.gguf"))
@@ -8,66 +8,58 @@ Which model: LLMProviderConfig.model_name when it is a path to a .gguf, else $SY
 else the embedded model (assembled on first use if `synapse-ng model install` has not run yet).
 A configured path that does not exist is refused when the provider is created.
 
-The model is loaded once per process (a cache keyed by file and context size, guarded by a lock)
-and shared by every LocalProvider; one generation runs at a time on a model. Prompts are formatted
-with the chat template stored in the GGUF (llama-cpp-python's create_chat_completion). Generation
-runs in a worker thread (asyncio.to_thread) and config.timeout_seconds really stops it: a stopping
-criterion checks the deadline after every token, and an abort callback checks it inside llama.cpp
-while the prompt is being evaluated; so a timed-out call raises LLMError(retryable=True) at the
-deadline and the model is free again right away. If the awaiting task is cancelled, the worker
-stops at its next check too. The deadline covers the generation, not the one-off model load
-(about 1.5-2 s; `await provider.load()` does it ahead of time).
+Native code stays out of this process. llama.cpp runs in a model worker (`model_worker.py`), started
+on first use, shared by every LocalProvider of this process that uses the same model, reused for every
+call and stopped with this process (or `stop_model_workers()`). If the worker dies (a segmentation
+fault, an abort, the out-of-memory killer), the call raises an LLMError that names the signal or exit
+code, the model file and the worker's last lines of stderr, and the next call starts a fresh worker;
+the caller (the engine, a node, the CLI) lives on. One generation runs at a time on a worker.
+
+config.timeout_seconds really stops a generation: the worker checks the deadline after every token
+and, while it evaluates the prompt, inside llama.cpp (its abort callback). A cancelled caller sends a
+cancel that the worker obeys at its next check. A worker that does not stop within KILL_GRACE_S of
+the deadline (hung in native code) is killed. The deadline covers the generation, not the one-off
+model load (about 1.5-2 s; `await provider.load()` does it ahead of time).
 
 temperature=0 is greedy decoding: with the same seed, prompt and model the text is repeatable.
-llama.cpp's own logging is silenced (verbose=False); no logging configuration is touched.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import collections
-import ctypes
+import importlib.util
+import itertools
 import logging
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
 
-import llama_cpp
-from llama_cpp import llama_chat_format
-
 from ..models import LLMProviderConfig
+from ..workers import describe_exit, package_env
 from .base import BaseProvider, CallHook, Completion, LLMError, Message
 from .embedded_model import EMBEDDED, default_model_path, installed_model, model_dir, resolve_model_path
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_N_CTX = 8192  # room for ~6k-token prompts plus an answer
-
-# llama.cpp's own log lines go to this logger at DEBUG (no handler is configured here). Routing them
-# replaces llama-cpp-python's stderr printer, whose level table is off by one for this llama.cpp
-# (it prints warnings such as "decode: removing memory module entries" even with verbose=False).
-llama_logger = logging.getLogger(__name__ + ".llama_cpp")
-_recent_errors: collections.deque[str] = collections.deque(maxlen=4)  # quoted in load errors
-_LLAMA_LOG_ERROR = 4  # ggml_log_level: 1 debug, 2 info, 3 warn, 4 error, 5 continuation
-
-
-@llama_cpp.llama_log_callback
-def _forward_llama_log(level: int, text: bytes, _user_data) -> None:
-    message = text.decode("utf-8", "replace").rstrip()
-    if message:
-        if level == _LLAMA_LOG_ERROR:
-            _recent_errors.append(message)
-        llama_logger.debug("%s", message)
-
-
-_routed = False
-
-
-def _route_llama_logs() -> None:
-    global _routed
-    if not _routed:
-        llama_cpp.llama_log_set(_forward_llama_log, ctypes.c_void_p(0))
-        _routed = True
+LOAD_TIMEOUT_S = 300.0  # a worker that has not loaded its model by then is killed
+KILL_GRACE_S = 5.0  # past its deadline, a worker that has not stopped is killed
+STDERR_LINES = 200  # the worker's last stderr lines kept; the last few are quoted when it dies
+POLL_S = 0.05
+# Whether llama.cpp may put weights in its "extra" CPU buffer types (repacked layouts for its AVX2/AVX-512
+# kernels, and AMX on CPUs that have it). Off by default: the AMX one segfaulted on a Xeon with AMX, and on
+# this project's workload the repacked layout is no faster overall (measured in BENCHMARKS.md: prompt
+# evaluation 1.4x faster without it, generation 1.3x slower; prompts here are 3-5x longer than answers).
+# SYNAPSE_LLAMA_EXTRA_BUFTS=1 turns them on (set-up leaves the AMX variant out of llama.cpp regardless).
+EXTRA_BUFFER_TYPES = os.environ.get("SYNAPSE_LLAMA_EXTRA_BUFTS", "0").strip().lower() in ("1", "true", "yes", "on")
 
 
 def default_threads() -> int:
@@ -78,178 +70,309 @@ def default_threads() -> int:
         return os.cpu_count() or 1
 
 
-class _Deadline:
-    """When a generation must stop: at `at` (monotonic seconds), or as soon as `cancel()` is called."""
+def _worker_env() -> dict[str, str]:
+    env = package_env()
+    # llama.cpp's OpenMP threads spin between operations by default. Beside the engine's compiles and
+    # evaluations (a busy core or two) that spinning made generation 70x slower on 2 cores; waiting
+    # passively costs nothing measurable on an idle machine (BENCHMARKS.md). A value set by the user wins.
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    return env
 
-    def __init__(self, at: float):
-        self.at = at
-        self._event = threading.Event()
 
-    def cancel(self) -> None:
-        self._event.set()
-
-    def expired(self) -> bool:
-        return self._event.is_set() or time.monotonic() >= self.at
+def llama_cpp_installed() -> bool:
+    return importlib.util.find_spec("llama_cpp") is not None
 
 
 class _Stopped(Exception):
-    """Raised in the worker thread when the deadline stopped a generation."""
-
-    def __init__(self, tokens_out: int, waiting: bool = False):
+    def __init__(self, tokens_out: int, where: str):
         self.tokens_out = tokens_out
-        self.waiting = waiting
+        self.where = where
 
 
-class _CancellableFormatter:
-    """The GGUF's chat template, plus a stopping criterion that ends generation at the deadline."""
+def _exit_hint(returncode: int | None) -> str:
+    if returncode == -signal.SIGKILL:
+        return (
+            "SIGKILL usually means the kernel's out-of-memory killer (see `dmesg`) or someone killed it; "
+            "free memory or use a smaller model"
+        )
+    if returncode is not None and returncode < 0:
+        return (
+            "this is a crash in llama.cpp's native code, contained in the worker; run `synapse-ng doctor` to check "
+            "the llama.cpp build against this CPU, and rebuild it with `bash scripts/setup.sh` if it is not the portable one"
+        )
+    return "run `synapse-ng doctor` to check the model and the llama.cpp build"
 
-    def __init__(self, inner, model: LoadedModel):
-        self._inner = inner
-        self._model = model
 
-    def __call__(self, **kwargs):
-        result = self._inner(**kwargs)
-        criteria = llama_cpp.StoppingCriteriaList([self._model._check_deadline])
-        if result.stopping_criteria is not None:
-            criteria.extend(result.stopping_criteria)
-        return replace(result, stopping_criteria=criteria)
+class ModelWorker:
+    """One model worker process and the two pipes to it. Thread-safe: calls are serialised."""
 
+    _ids = itertools.count(1)
 
-@dataclass(eq=False)
-class LoadedModel:
-    """One llama.cpp model in memory, shared by every provider of this process that uses it."""
+    def __init__(self, path: Path, *, n_ctx: int = DEFAULT_N_CTX, n_threads: int | None = None, extra_buffer_types: bool | None = None):
+        self.path = Path(path)
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads or default_threads()
+        self.extra_buffer_types = EXTRA_BUFFER_TYPES if extra_buffer_types is None else extra_buffer_types
+        self.lock = threading.Lock()  # held for a generation (or a start)
+        self.process: subprocess.Popen | None = None
+        self.info: dict = {}  # what the worker reported when ready
+        self.starts = 0
+        self.crashes: list[str] = []  # what each dead worker was, newest last
+        self._requests: Connection | None = None
+        self._replies: Connection | None = None
+        self._stderr: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
+        self._stderr_thread: threading.Thread | None = None
+        self._waiting = 0
+        self._state_lock = threading.Lock()
 
-    llama: llama_cpp.Llama
-    path: Path
-    n_ctx: int
-    n_threads: int
-    load_s: float
-    lock: threading.Lock = field(default_factory=threading.Lock)  # held for the length of a generation
-    _deadline: _Deadline | None = None
-    _tokens: int = 0
-    _stopped: bool = False  # the deadline (not the model) ended the last generation
-    _abort_installed: bool = False
+    # ------------------------------------------------------------------------------ life cycle
 
-    def __post_init__(self) -> None:
-        # Keep the ctypes callback alive as long as the model: llama.cpp holds a raw pointer to it.
-        self._abort_callback = llama_cpp.ggml_abort_callback(self._abort_check)
-        self._no_abort = llama_cpp.ggml_abort_callback(0)
-        template = self.llama.metadata.get("tokenizer.chat_template")
-        if template:
-            eos_id = self.llama.token_eos()
-            bos_id = self.llama.token_bos()
-            inner = llama_chat_format.Jinja2ChatFormatter(
-                template=template,
-                eos_token=self.llama._model.token_get_text(eos_id) if eos_id != -1 else "",
-                bos_token=self.llama._model.token_get_text(bos_id) if bos_id != -1 else "",
-                stop_token_ids=[eos_id],
-            )
-            # The same formatter llama-cpp-python builds from the GGUF, with the deadline added.
-            self.llama.chat_handler = llama_chat_format.chat_formatter_to_chat_completion_handler(_CancellableFormatter(inner, self))
-        # Without a template in the GGUF llama-cpp-python picks a format itself; the abort callback
-        # (installed for the whole generation in that case) still enforces the deadline.
-        self._per_token_check = bool(template)
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
     @property
     def busy(self) -> bool:
-        """True while a generation runs (or waits to run) on this model."""
-        return self.lock.locked()
+        """True while a generation runs, or a call waits for one to end."""
+        return self._waiting > 0 or self.lock.locked()
 
-    # -- called by llama.cpp, in the worker thread -------------------------------------------------
+    def start(self) -> dict:
+        """Start the worker and wait until its model is loaded (no-op while one is alive)."""
+        with self.lock:
+            return self._ensure_started()
 
-    def _abort_check(self, _data) -> bool:
-        deadline = self._deadline
-        return deadline is not None and deadline.expired()
-
-    def _check_deadline(self, input_ids, logits) -> bool:
-        self._tokens += 1
-        if self._abort_installed and self._per_token_check:
-            # The prompt is evaluated; from here the per-token check suffices and costs less than a
-            # callback at every node of llama.cpp's graph.
-            self._set_abort(False)
-        deadline = self._deadline
-        if deadline is not None and deadline.expired():
-            self._stopped = True
-            return True
-        return False
-
-    def _set_abort(self, on: bool) -> None:
-        llama_cpp.llama_set_abort_callback(self.llama.ctx, self._abort_callback if on else self._no_abort, None)
-        self._abort_installed = on
-
-    # -- one generation ----------------------------------------------------------------------------
-
-    def chat(self, messages: list[dict], *, max_tokens: int, temperature: float, seed: int | None, deadline: _Deadline) -> dict:
-        """Run one chat completion; raises _Stopped when the deadline stops it."""
-        if not self.lock.acquire(timeout=max(0.0, deadline.at - time.monotonic())):
-            raise _Stopped(0, waiting=True)
+    def _ensure_started(self) -> dict:
+        if self.alive and self.info:
+            return self.info
+        self._discard()
+        request_read, request_write = os.pipe()
+        reply_read, reply_write = os.pipe()
         try:
-            if deadline.expired():
-                raise _Stopped(0, waiting=True)
-            self._deadline, self._tokens, self._stopped = deadline, 0, False
-            self._set_abort(True)
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "synapse_ng.llm.model_worker", str(request_read), str(reply_write)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                pass_fds=(request_read, reply_write),
+                env=_worker_env(),
+                start_new_session=True,  # a Ctrl-C at the terminal is the parent's to handle
+            )
+        finally:
+            os.close(request_read)
+            os.close(reply_write)
+        self.starts += 1
+        self._requests = Connection(request_write, readable=False)
+        self._replies = Connection(reply_read, writable=False)
+        self._stderr.clear()
+        self._stderr_thread = threading.Thread(target=self._drain_stderr, args=(self.process,), daemon=True)
+        self._stderr_thread.start()
+        options = {"path": str(self.path), "n_ctx": self.n_ctx, "n_threads": self.n_threads, "extra_buffer_types": self.extra_buffer_types}
+        self._requests.send(options)
+        reply = self._receive(time.monotonic() + LOAD_TIMEOUT_S, during="loading the model")
+        if reply is None:
+            self._kill()
+            raise self._died(f"did not load {self.path} within {LOAD_TIMEOUT_S:g} s and was killed", retryable=True)
+        if "load_error" in reply:
+            self._discard()
+            raise LLMError(
+                f"local: llama.cpp cannot load {self.path} ({reply['load_error']}{self._last_words()}); is it a complete GGUF "
+                "model? For the embedded model run `synapse-ng model install --reverify`",
+                provider=LocalProvider.name,
+                url=str(self.path),
+            )
+        self.info = reply["ready"]
+        logger.info("model worker pid %d loaded %s in %.2f s (%d threads)", self.process.pid, self.path.name, self.info["load_s"], self.n_threads)
+        return self.info
+
+    def _drain_stderr(self, process: subprocess.Popen) -> None:
+        for raw in iter(process.stdout.readline, b""):
+            line = raw.decode("utf-8", "replace").rstrip()
+            if line:
+                self._stderr.append(line)
+                logger.debug("model worker %d: %s", process.pid, line)
+
+    def _receive(self, until: float, *, during: str, cancel: threading.Event | None = None, request_id: int | None = None):
+        """The worker's next reply; None if `until` passed first. Raises LLMError if the worker died."""
+        cancel_sent = False
+        while True:
             try:
-                response = self.llama.create_chat_completion(
-                    messages=messages, max_tokens=max_tokens, temperature=temperature, seed=seed
+                if self._replies.poll(POLL_S):
+                    return self._replies.recv()
+            except (EOFError, OSError):
+                raise self._died(f"died while {during}", retryable=True) from None
+            if cancel is not None and cancel.is_set() and not cancel_sent and request_id is not None:
+                self._send({"op": "cancel", "id": request_id})
+                cancel_sent = True
+                until = min(until, time.monotonic() + KILL_GRACE_S)
+            if time.monotonic() >= until:
+                return None
+
+    def _send(self, message: dict) -> None:
+        try:
+            self._requests.send(message)
+        except (BrokenPipeError, OSError):
+            raise self._died("was gone when asked", retryable=True) from None
+
+    def chat(self, messages: list[dict], *, max_tokens: int, temperature: float, seed: int | None, timeout_s: float, cancel: threading.Event) -> dict:
+        """One chat completion in the worker: {"response", "timings"}. Raises _Stopped at the deadline."""
+        deadline = time.monotonic() + timeout_s
+        with self._state_lock:
+            self._waiting += 1
+        try:
+            if not self.lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                raise _Stopped(0, "waiting")
+        finally:
+            with self._state_lock:
+                self._waiting -= 1
+        try:
+            if cancel.is_set():
+                raise _Stopped(0, "waiting")
+            self._ensure_started()
+            request_id = next(self._ids)
+            self._send({"op": "chat", "id": request_id, "messages": messages, "max_tokens": max_tokens,
+                        "temperature": temperature, "seed": seed, "timeout_s": max(0.0, deadline - time.monotonic())})  # fmt: skip
+            reply = self._receive(deadline + KILL_GRACE_S, during="generating", cancel=cancel, request_id=request_id)
+            if reply is None:
+                self._kill()
+                raise self._died(f"did not stop within {KILL_GRACE_S:g} s of its deadline and was killed", retryable=True)
+            if "stopped" in reply:
+                raise _Stopped(reply["stopped"]["tokens_out"], reply["stopped"]["where"])
+            if "error" in reply:
+                raise LLMError(
+                    f"local: {reply['error']}" + ("; shorten the prompt, or use a larger n_ctx (now %d)" % self.n_ctx if reply["kind"] == "value" else ""),
+                    provider=LocalProvider.name,
+                    url=str(self.path),
                 )
-            except RuntimeError:
-                if deadline.expired():  # llama_decode was aborted mid-prompt
-                    self.llama.reset()
-                    raise _Stopped(self._tokens) from None
-                raise
-            finally:
-                self._set_abort(False)
-                self._deadline = None
-            if self._stopped:
-                raise _Stopped(self._tokens)
-            return response
+            return reply
         finally:
             self.lock.release()
 
-
-_MODELS: dict[tuple[str, int], LoadedModel] = {}
-_MODELS_LOCK = threading.Lock()
-
-
-def load_model(path: str | os.PathLike, *, n_ctx: int = DEFAULT_N_CTX, n_threads: int | None = None) -> LoadedModel:
-    """The model at `path`, loaded on first use and then shared by the whole process."""
-    path = Path(path).resolve()
-    key = (str(path), n_ctx)
-    with _MODELS_LOCK:
-        loaded = _MODELS.get(key)
-        if loaded is None:
-            threads = n_threads or default_threads()
-            _route_llama_logs()
-            _recent_errors.clear()
-            started = time.monotonic()
+    def _kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
             try:
-                llama = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads, verbose=False)
-            except (ValueError, RuntimeError) as error:
-                said = "; ".join(_recent_errors)
-                raise LLMError(
-                    f"local: llama.cpp cannot load {path} ({error}{': ' + said if said else ''}); is it a complete GGUF model? "
-                    "For the embedded model run `synapse-ng model install --reverify`",
-                    provider=LocalProvider.name,
-                    url=str(path),
-                ) from None
-            loaded = LoadedModel(llama, path, n_ctx, threads, time.monotonic() - started)
-            _MODELS[key] = loaded
-        return loaded
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.process.wait()
+
+    def _died(self, what: str, *, retryable: bool) -> LLMError:
+        """The error for a worker that is gone; the worker is discarded (the next call starts a fresh one)."""
+        process = self.process
+        returncode = None
+        if process is not None:
+            try:
+                returncode = process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._kill()
+                returncode = process.returncode
+        if self._stderr_thread is not None:
+            self._stderr_thread.join(timeout=2)
+        exit_text = describe_exit(returncode)
+        pid = process.pid if process is not None else "?"
+        summary = f"model worker (pid {pid}) for {self.path} {what}; it {exit_text}"
+        self.crashes.append(summary)
+        message = f"local: the {summary}{self._last_words()}. {_exit_hint(returncode)}; the next call starts a fresh worker"
+        logger.warning("%s", message)
+        self._discard()
+        return LLMError(message, provider=LocalProvider.name, url=str(self.path), retryable=retryable)
+
+    def _last_words(self) -> str:
+        """The worker's last lines of stderr; after a crash, the line that says which (faulthandler's
+        "Fatal Python error: ...") is kept even when the stacks it prints push it out of the tail."""
+        lines = list(self._stderr)
+        if not lines:
+            return " (it wrote nothing to stderr)"
+        tail = lines[-10:]
+        fatal = next((line for line in lines if line.startswith("Fatal Python error")), None)
+        if fatal is not None and fatal not in tail:
+            tail = [fatal, "...", *tail]
+        return "; its last lines of stderr:\n  " + "\n  ".join(tail) + "\n"
+
+    def _discard(self) -> None:
+        self._kill()
+        for conn in (self._requests, self._replies):
+            if conn is not None:
+                conn.close()
+        self._requests = self._replies = None
+        if self.process is not None and self.process.stdout is not None:
+            self.process.stdout.close()
+        self.process = None
+        self.info = {}
+
+    def close(self) -> None:
+        """Stop the worker: close its pipe (it exits), and kill it if it does not within a second."""
+        with self._state_lock:
+            process = self.process
+        if process is None:
+            return
+        if self._requests is not None:
+            try:
+                self._requests.close()
+            except OSError:
+                pass
+            self._requests = None
+        try:
+            process.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            pass
+        self._discard()
 
 
-def loaded_models() -> list[LoadedModel]:
-    with _MODELS_LOCK:
-        return list(_MODELS.values())
+_WORKERS: dict[tuple[str, int, int, bool], ModelWorker] = {}
+_WORKERS_LOCK = threading.Lock()
 
 
-def unload_models() -> None:
-    """Free every loaded model (waiting for running generations). The next call loads again."""
-    with _MODELS_LOCK:
-        models = list(_MODELS.values())
-        _MODELS.clear()
-    for loaded in models:
-        with loaded.lock:
-            loaded.llama.close()
+def model_worker(path: str | os.PathLike, *, n_ctx: int = DEFAULT_N_CTX, n_threads: int | None = None, extra_buffer_types: bool | None = None) -> ModelWorker:
+    """The worker for this model, shared by the whole process (not started until first used)."""
+    resolved = Path(path).resolve()
+    threads = n_threads or default_threads()
+    extra = EXTRA_BUFFER_TYPES if extra_buffer_types is None else extra_buffer_types
+    key = (str(resolved), n_ctx, threads, extra)
+    with _WORKERS_LOCK:
+        worker = _WORKERS.get(key)
+        if worker is None:
+            worker = _WORKERS[key] = ModelWorker(resolved, n_ctx=n_ctx, n_threads=threads, extra_buffer_types=extra)
+        return worker
+
+
+def model_workers() -> list[ModelWorker]:
+    with _WORKERS_LOCK:
+        return list(_WORKERS.values())
+
+
+def stop_model_workers() -> None:
+    """Stop every model worker of this process (the next call starts a fresh one)."""
+    with _WORKERS_LOCK:
+        workers = list(_WORKERS.values())
+        _WORKERS.clear()
+    for worker in workers:
+        worker.close()
+
+
+atexit.register(stop_model_workers)
+
+
+@dataclass(frozen=True)
+class Timings:
+    """How long the worker took: evaluating the prompt, then generating."""
+
+    prompt_tokens: int
+    prompt_s: float
+    completion_tokens: int
+    generation_s: float
+
+    @property
+    def prompt_tokens_per_s(self) -> float:
+        return self.prompt_tokens / self.prompt_s if self.prompt_s > 0 else 0.0
+
+    @property
+    def generation_tokens_per_s(self) -> float:
+        # The first token comes with the prompt's evaluation; the rate is over the ones after it.
+        return (self.completion_tokens - 1) / self.generation_s if self.generation_s > 0 and self.completion_tokens > 1 else 0.0
 
 
 class LocalProvider(BaseProvider):
@@ -262,10 +385,18 @@ class LocalProvider(BaseProvider):
         on_call: CallHook | None = None,
         n_ctx: int = DEFAULT_N_CTX,
         n_threads: int | None = None,
+        extra_buffer_types: bool | None = None,
     ):
         super().__init__(config, on_call=on_call)
+        if not llama_cpp_installed():
+            raise LLMError(
+                "local: the embedded model's runtime is not installed (cannot import llama_cpp); "
+                "run scripts/setup.sh, or choose another provider (ollama_local, openai_api, anthropic_api)",
+                provider=self.name,
+            )
         self.n_ctx = n_ctx
         self.n_threads = n_threads
+        self.extra_buffer_types = extra_buffer_types
         self._path: Path | None
         if config.model_name and config.model_name.strip():
             self._path = resolve_model_path(config.model_name)  # refuses a missing file now
@@ -277,40 +408,45 @@ class LocalProvider(BaseProvider):
             self._path = installed_model()  # None: assembled on first use
             self.model = EMBEDDED.name
         self.endpoint = str(self._path or model_dir() / EMBEDDED.filename)
-        self._loaded: LoadedModel | None = None
+        self._worker: ModelWorker | None = None
+        self.last_timings: Timings | None = None
 
     @property
     def busy(self) -> bool:
-        """True while a generation runs on this provider's model."""
-        return self._loaded is not None and self._loaded.busy
+        """True while a generation runs on this provider's model worker."""
+        return self._worker is not None and self._worker.busy
 
     @property
-    def loaded_model(self) -> LoadedModel | None:
-        return self._loaded
+    def worker(self) -> ModelWorker | None:
+        return self._worker
 
-    def _load_sync(self) -> LoadedModel:
-        if self._loaded is None:
+    def _worker_sync(self) -> ModelWorker:
+        if self._worker is None:
             if self._path is None:
                 self._path = default_model_path(assemble=True)
                 self.endpoint = str(self._path)
-            self._loaded = load_model(self._path, n_ctx=self.n_ctx, n_threads=self.n_threads)
-        return self._loaded
+            self._worker = model_worker(self._path, n_ctx=self.n_ctx, n_threads=self.n_threads, extra_buffer_types=self.extra_buffer_types)
+        return self._worker
 
-    async def load(self) -> LoadedModel:
-        """Load the model now (assembling the embedded one if needed) instead of on the first call."""
-        return self._loaded or await asyncio.to_thread(self._load_sync)
+    async def load(self) -> ModelWorker:
+        """Start the model worker now (assembling the embedded model if needed) instead of on the first call."""
+        worker = await asyncio.to_thread(self._worker_sync)
+        await asyncio.to_thread(worker.start)
+        return worker
 
     async def _complete(self, messages: list[Message], *, max_tokens: int, temperature: float, seed: int | None) -> Completion:
-        loaded = await self.load()
+        worker = await asyncio.to_thread(self._worker_sync)
         timeout = self.config.timeout_seconds
-        deadline = _Deadline(time.monotonic() + timeout)
+        cancel = threading.Event()
         chat = [{"role": m.role, "content": m.content} for m in messages]
         try:
-            response = await asyncio.to_thread(
-                loaded.chat, chat, max_tokens=max_tokens, temperature=temperature, seed=seed, deadline=deadline
+            reply = await asyncio.to_thread(
+                worker.chat, chat, max_tokens=max_tokens, temperature=temperature, seed=seed, timeout_s=timeout, cancel=cancel
             )
         except _Stopped as stopped:
-            where = "waiting for the model (another generation held it)" if stopped.waiting else f"after {stopped.tokens_out} tokens"
+            where = {"waiting": "waiting for the model (another generation held it)", "prompt": "while evaluating the prompt"}.get(
+                stopped.where, f"after {stopped.tokens_out} tokens"
+            )
             raise LLMError(
                 f"local: model {self.model!r} gave no complete answer within {timeout:g} s (stopped {where}); "
                 "raise timeout_seconds in the config, or lower max_tokens",
@@ -318,16 +454,13 @@ class LocalProvider(BaseProvider):
                 url=self.endpoint,
                 retryable=True,
             ) from None
-        except ValueError as error:  # llama-cpp-python: prompt longer than the context, bad arguments
-            raise LLMError(
-                f"local: {error}; shorten the prompt, or create the provider with a larger n_ctx (now {loaded.n_ctx})",
-                provider=self.name,
-                url=self.endpoint,
-            ) from None
-        except RuntimeError as error:
-            raise LLMError(f"local: llama.cpp failed: {error}", provider=self.name, url=self.endpoint) from None
         finally:
-            deadline.cancel()  # if this task was cancelled, the worker stops at its next check
+            cancel.set()  # if this task was cancelled, the worker stops at its next check
+        response = reply["response"]
+        timings = reply.get("timings") or {}
+        self.last_timings = Timings(
+            timings.get("prompt_tokens", 0), timings.get("prompt_s", 0.0), timings.get("completion_tokens", 0), timings.get("generation_s", 0.0)
+        )
         choice = response["choices"][0]
         usage = dict(response.get("usage") or {})
         return Completion(
@@ -342,9 +475,18 @@ class LocalProvider(BaseProvider):
         )
 
     async def aclose(self) -> None:
-        """The model stays loaded for the rest of the process (other providers share it);
-        `unload_models()` frees it."""
-        self._loaded = None
+        """The worker stays up for the rest of the process (other providers share it);
+        `stop_model_workers()` stops it."""
+        self._worker = None
 
 
-__all__ = ["DEFAULT_N_CTX", "LoadedModel", "LocalProvider", "default_threads", "load_model", "loaded_models", "unload_models"]
+__all__ = [
+    "DEFAULT_N_CTX",
+    "LocalProvider",
+    "ModelWorker",
+    "Timings",
+    "default_threads",
+    "model_worker",
+    "model_workers",
+    "stop_model_workers",
+]
