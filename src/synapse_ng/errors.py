@@ -5,6 +5,7 @@
     ├── ToolchainError            the machine lacks something a compile needs
     │   ├── CompilerNotFound      no compiler binary at all                             (exit 2)
     │   └── TargetMissing         a compiler, but without the wasm32 target            (exit 4)
+    ├── EngineFailed              the engine could not work: its model kept failing     (exit 1)
     └── SandboxError              the sandbox itself could not be set up                (exit 1)
 
 Results that a candidate program earns (it did not compile, the policy rejected it, the checks
@@ -27,6 +28,7 @@ EXIT_WASM_REJECTED = 6
 EXIT_TRAP = 7
 EXIT_INCORRECT = 8
 EXIT_REFUTED = 9
+EXIT_NODE_DIED = 10
 
 
 class SynapseError(Exception):
@@ -51,6 +53,10 @@ class CompilerNotFound(ToolchainError):
 
 class TargetMissing(ToolchainError):
     exit_code = EXIT_TARGET_MISSING
+
+
+class EngineFailed(SynapseError):
+    """The Evolutionary Engine could not do its work (its model kept failing); not "no improvement"."""
 
 
 class SandboxError(SynapseError):

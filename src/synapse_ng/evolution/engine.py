@@ -59,6 +59,7 @@ class EvolutionaryEngineManager:
         self.search_config = search_config
         self.store = Store(Path(self.workspace_dir))
         self._provider = provider
+        self.last_result = None  # the last search's SearchResult, for callers that need more than None
         logger.info(
             "EvolutionaryEngineManager initialized: LLM %s/%s, workspace %s",
             self.llm_config.provider_name,
@@ -99,6 +100,7 @@ class EvolutionaryEngineManager:
             compile_options=self._compile_options(),
         )
         result = await search.run()
+        self.last_result = result
         logger.info("===== generation finished in %.2fs: %s =====", time.monotonic() - started, result.reason)
         if not result.improved:
             return None

@@ -44,6 +44,7 @@ logger = logging.getLogger(__name__)
 AUTOFIX_ROUNDS = 3
 
 MAX_CONSECUTIVE_LLM_ERRORS = 3
+MODEL_FAILED = "the model call failed"
 WIDE_JUMP = 10.0
 WIDE_JUMP_CHANCE = 1 / 3
 # From a plateau (a program that decides exactly like the baseline) the constants are far from where
@@ -118,6 +119,7 @@ class SearchResult:
     improved: bool  # a held-out improvement, with evidence
     reason: str
     progress: Progress
+    model_gave_up: bool = False  # the run ended because the model kept failing (not for lack of ideas)
 
 
 class EvolutionSearch:
@@ -212,7 +214,8 @@ class EvolutionSearch:
         self.store.finish_run(self.run_id, status, reason, best.candidate_id if best else None)
         logger.info("run %s finished: %s", self.run_id, reason)
         baseline_score = self.baseline.score if self.baseline else None
-        return SearchResult(self.run_id, self.component.name, baseline_score, best, heldout, built, improved, reason, self.progress)
+        gave_up = self._llm_errors >= MAX_CONSECUTIVE_LLM_ERRORS
+        return SearchResult(self.run_id, self.component.name, baseline_score, best, heldout, built, improved, reason, self.progress, gave_up)
 
     # ----------------------------------------------------------------------------------- budgets
 
@@ -256,6 +259,9 @@ class EvolutionSearch:
     async def _sample(self, island: int, sample: int) -> None:
         parent, block, operator, tokens, generation_s, problem = await self._propose(island, sample)
         if block is None:
+            if problem.startswith(MODEL_FAILED):  # recorded, not shown to the model as its own mistake
+                self._record(island, parent, operator, tokens, generation_s, source="", status="model_failed", stage="model", message=problem)
+                return
             self._record(island, parent, operator, tokens, generation_s, source=problem or "", status="no_code", stage="extract", message=problem or "")
             self.last_error[island] = problem
             return
@@ -351,11 +357,10 @@ class EvolutionSearch:
             "sample %d: built prompt (%d chars) from candidate %d%s", sample, sum(len(m.content) for m in messages),
             parent.candidate_id, f", idea: {direction[:60]}..." if direction else "",
         )  # fmt: skip
-        completion, seconds = await self._complete(messages, sample)
-        if completion is not None:
-            logger.info("sample %d: generated %d chars in %.2fs (%d tokens out)", sample, len(completion.text), seconds, completion.tokens_out)
+        completion, seconds, failure = await self._complete(messages, sample)
         if completion is None:
-            return parent, None, f"llm-{mode}", (0, 0), seconds, "the model call failed"
+            return parent, None, f"llm-{mode}", (0, 0), seconds, f"{MODEL_FAILED}: {failure}"
+        logger.info("sample %d: generated %d chars in %.2fs (%d tokens out)", sample, len(completion.text), seconds, completion.tokens_out)
         tokens = (completion.tokens_in, completion.tokens_out)
         extraction = extract_candidate(completion.text, parent.block, self.config.language)
         if extraction.block is None:
@@ -412,13 +417,16 @@ class EvolutionSearch:
 
     async def _repair(self, block: str, log: str):
         messages = repair_messages(self.component, self.config.language, block, log)
-        completion, seconds = await self._complete(messages, self.rng.randrange(1 << 30))
+        completion, seconds, _failure = await self._complete(messages, self.rng.randrange(1 << 30))
         if completion is None:
             return None, (0, 0), seconds
         extraction = extract_candidate(completion.text, block, self.config.language)
         return extraction.block, (completion.tokens_in, completion.tokens_out), seconds
 
     async def _complete(self, messages, sample: int):
+        """(completion, seconds, None), or (None, seconds, what went wrong) when the model call failed: a
+        failed call (a timeout, a crashed model worker, a server error) is recorded and the search goes
+        on; MAX_CONSECUTIVE_LLM_ERRORS in a row end the run."""
         from ..llm.base import LLMError
 
         started = time.monotonic()
@@ -431,11 +439,11 @@ class EvolutionSearch:
             logger.warning("model call failed (%d in a row): %s", self._llm_errors, error)
             if self._llm_errors >= MAX_CONSECUTIVE_LLM_ERRORS:
                 self._stop_reason = f"the model failed {self._llm_errors} times in a row: {error}"
-            return None, time.monotonic() - started
+            return None, time.monotonic() - started, str(error)
         self._llm_errors = 0
         self.progress.tokens_in += completion.tokens_in
         self.progress.tokens_out += completion.tokens_out
-        return completion, time.monotonic() - started
+        return completion, time.monotonic() - started, None
 
     # --------------------------------------------------------------------------- the population
 

@@ -19,14 +19,17 @@ signed proposal, run the evolutionary engine). For each issue, keyed "component:
 3. source "config" and the target has a remedy      -> propose_config          "config_change"
 4. source "algorithm"                               -> await evolve; a measured candidate with a
    positive improvement and WASM bytes               -> propose_code            "code_upgrade"
-   otherwise                                         -> "evolve_failed", then the config remedy if
+   no deployable result                              -> "evolve_failed", then the config remedy if
                                                         there is one            "config_change"
+   evolve raised (the engine, its model or the       -> "evolve_error", then the config remedy too
+   toolchain failed; the node itself lives on)
 5. anything else                                     -> "reported"
 
 An evolve can take minutes, and the node keeps stepping meanwhile: the key is marked in progress for
 the whole call, so a later step skips it instead of starting a second search. After an evolve the open
-proposal check is repeated (another node may have proposed meanwhile). An exception from evolve counts
-as a failed evolve; exceptions from propose_config / propose_code are the node's bugs and propagate.
+proposal check is repeated (another node may have proposed meanwhile). An exception from evolve is an
+"evolve_error" (an operator must look: `synapse-ng demo` stops on one), not fatal to the node; exceptions
+from propose_config / propose_code are the node's bugs and propagate.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ ACTION_KINDS = (
     "config_change",
     "code_upgrade",
     "evolve_failed",
+    "evolve_error",
     "skipped_open_proposal",
     "skipped_in_progress",
     "reported",
@@ -260,9 +264,9 @@ class ImmuneSystem:
                 code = await remedies.evolve(issue)
             except Exception as error:  # the engine, the model or the toolchain failed: not fatal
                 logger.warning("evolve for %s failed: %s", key, error, exc_info=True)
-                code, failure = None, f"evolve raised {type(error).__name__}: {error}"
+                code, failure, kind = None, f"evolve raised {type(error).__name__}: {error}", "evolve_error"
             else:
-                failure = _why_not(code) if not _deployable(code) else ""
+                failure, kind = (_why_not(code) if not _deployable(code) else ""), "evolve_failed"
             open_id = remedies.open_proposal_for(key)  # the evolve took a while: look again
             if open_id:
                 return [Action(key, "skipped_open_proposal", open_id, f"proposal {open_id} for {key} opened while evolving")]
@@ -275,7 +279,7 @@ class ImmuneSystem:
                     f"measured improvement {code.estimated_improvement:g}% for {target.component}"
                     + ("" if proposal_id else "; the node opened no proposal"),
                 )]
-            actions = [Action(key, "evolve_failed", None, failure)]
+            actions = [Action(key, kind, None, failure)]
             if target.config_remedy:
                 actions.append(self._propose_config(issue, target, key, remedies, "fallback after a failed evolve; "))
             return actions

@@ -26,7 +26,7 @@ import httpx
 
 from ..components import CaseFailure, get_component
 from ..components.raft_consensus import Tally, TallyInput
-from ..errors import UsageError
+from ..errors import EngineFailed, UsageError
 from ..evolution.build import build_baseline
 from ..governance import (
     GovernanceRules,
@@ -164,6 +164,10 @@ class Node:
             asyncio.create_task(self._loop(self.anti_entropy, lambda: self.config.anti_entropy_interval_s), name="anti-entropy"),
             asyncio.create_task(self._loop(self.immune_tick, lambda: self.config.immune_interval_s), name="immune"),
         ]
+        c = self.config
+        engine = f"on ({c.llm_provider}{'/' + c.llm_model if c.llm_model else ''})" if c.evolve else "off"
+        logger.info("node %s listening on %s: %d members, %d peers, engine %s, automatic voting %s",
+                    self.id[:16], c.url, len(self.members()), len(self.peers), engine, "on" if c.auto_vote else "off")  # fmt: skip
 
     async def stop(self) -> None:
         for task in self._tasks + ([self._immune_task] if self._immune_task else []):
@@ -725,6 +729,11 @@ class Node:
         finally:
             self.evolving = None
             self.metrics.candidates.set(engine.get_statistics().get("total_generations", 0))
+        result = engine.last_result
+        if generated is None and result is not None and result.model_gave_up:
+            # Not "nothing better was found": the engine could not work. The immune system reports it
+            # as an evolve_error, for an operator to see.
+            raise EngineFailed(f"the engine's run {result.run_id} on {issue.affected_component} stopped: {result.reason}")
         return generated
 
     def engine(self):
