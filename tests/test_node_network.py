@@ -350,3 +350,43 @@ def test_network_up_starts_nodes_that_know_each_other_and_stops_them_cleanly(tmp
     for url in urls:
         with pytest.raises(httpx.HTTPError):
             httpx.get(url + "/api/identity", timeout=2)
+
+
+def test_network_up_reports_a_node_that_dies_and_stops_the_others(tmp_path):
+    process = subprocess.Popen([sys.executable, "-m", "synapse_ng.cli", "network", "up", "--nodes", "3", "--data", str(tmp_path)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        lines = []
+        while not lines or "network up" not in lines[-1]:
+            line = process.stdout.readline()
+            assert line, "".join(lines)
+            lines.append(line)
+        urls = [line.split()[2] for line in lines if line.startswith("node ")]
+        victim = next(pid for pid, argv in _node_processes() if str(tmp_path / "node2") in argv)
+        os.kill(victim, signal.SIGKILL)
+        rest = process.communicate(timeout=60)[0]
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 10, rest
+    assert f"node 2 ({urls[2]}) was killed by signal SIGKILL" in rest
+    assert f"the last lines of {tmp_path / 'node2' / 'node.log'}" in rest and "listening on" in rest  # the log is quoted
+    assert "the other nodes were shut down cleanly" in rest
+    for url in urls[:2]:
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(url + "/api/identity", timeout=2)
+
+
+def _node_processes() -> list[tuple[int, list[str]]]:
+    from pathlib import Path
+
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+            except OSError:
+                continue
+            if "node" in argv and "run" in argv:
+                found.append((int(entry.name), argv))
+    return found

@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from llm_servers import LoopbackServer, Ok, OpenAIWire
+from llm_servers import LoopbackServer, Ok, OpenAIWire, Reply
 from node_helpers import GAP_PENALTY
 
 pytestmark = pytest.mark.timeout(420)
@@ -66,3 +66,82 @@ def test_sigterm_stops_the_demo_and_its_whole_network(tmp_path):
     for url in urls:
         with pytest.raises(httpx.HTTPError):
             httpx.get(url + "/api/identity", timeout=2)
+
+
+def _pid_of_node(data_dir) -> int:
+    """The pid of the `synapse-ng node run --data DATA_DIR` process (found through /proc)."""
+    from pathlib import Path
+
+    wanted = str(data_dir)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"node" in argv and b"run" in argv and wanted.encode() in argv:
+            return int(entry.name)
+    raise AssertionError(f"no node process for {wanted}")
+
+
+def _start_demo(tmp_path, server, nodes: int) -> tuple[subprocess.Popen, list[str], list[str]]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "synapse_ng.cli", "demo", "--nodes", str(nodes), "--provider", "openai_api", "--model", "scripted",
+         "--endpoint", server.url + "/v1", "--minutes", "0.5", "--data", str(tmp_path / "net")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    lines: list[str] = []
+    while not any("1. load" in line for line in lines):
+        line = process.stdout.readline()
+        assert line, "".join(lines)
+        lines.append(line)
+    urls = [line.split()[2] for line in lines if line.strip().startswith("node ")]
+    return process, lines, urls
+
+
+def test_a_node_killed_mid_run_is_reported_and_the_demo_stops_cleanly(tmp_path):
+    import signal
+
+    import httpx
+
+    server = LoopbackServer(OpenAIWire(), Ok(text="no code here"))
+    process = None
+    try:
+        process, _lines, urls = _start_demo(tmp_path, server, nodes=3)
+        victim = _pid_of_node(tmp_path / "net" / "node1")
+        import os
+
+        os.kill(victim, signal.SIGKILL)
+        rest = process.communicate(timeout=90)[0]
+    finally:
+        server.close()
+        if process is not None and process.poll() is None:
+            process.kill()
+    assert process.returncode == 10, rest[-3000:]
+    assert f"node 1 ({urls[1]}) was killed by signal SIGKILL" in rest, rest[-3000:]
+    assert f"the last lines of {tmp_path / 'net' / 'node1' / 'node.log'}" in rest
+    assert "listening on" in rest.split("the last lines of")[1]  # the node's own log lines are quoted
+    assert "stopping the other nodes" in rest and "network stopped" in rest
+    assert "Traceback" not in rest
+    for url in (urls[0], urls[2]):  # the others were shut down, not orphaned
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(url + "/api/identity", timeout=2)
+
+
+def test_a_node_whose_engine_fails_is_reported_and_the_demo_stops(tmp_path):
+    """The model refuses every call (a 401): the engine gives up, and the story says so instead of waiting."""
+    server = LoopbackServer(OpenAIWire(), Reply(401, {"error": {"message": "invalid api key", "type": "auth"}}))
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "synapse_ng.cli", "demo", "--nodes", "2", "--provider", "openai_api", "--model", "scripted",
+             "--endpoint", server.url + "/v1", "--minutes", "5", "--data", str(tmp_path / "net")],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+    finally:
+        server.close()
+    out = done.stdout
+    assert done.returncode == 10, out[-3000:] + done.stderr[-2000:]
+    assert "could not run its Evolutionary Engine for task_allocation:allocation_excess_pct" in out, out[-3000:]
+    assert re.search(r"the model failed \d+ times in a row", out) and "401" in out
+    assert "stopping the other nodes" in out and "network stopped" in out

@@ -386,6 +386,7 @@ def reproduce(evidence_file, candidate_wasm, time_limit_s, as_json) -> None:
 # ---------------------------------------------------------------------------------------- evolution
 
 DEFAULT_WORKSPACE_ENV = "SYNAPSE_WORKSPACE"
+ENGINE_CHECK_S = 5.0  # how often `network up` asks its nodes whether an engine failed
 
 
 def _workspace(path: str | None) -> Path:
@@ -559,6 +560,34 @@ def demo(pipeline, nodes, minutes, provider, model_name, endpoint, data, deadlin
         _fail(as_json, error)
 
 
+# ----------------------------------------------------------------------------------------- doctor
+
+
+@cli.command()
+@click.option("--rustc", "rustc_path", help="The rustc to check (default: PATH, then /usr/bin/rustc).")
+@click.option("--clang", "clang_path", help="The clang to check (default: PATH, then /usr/bin/clang).")
+@click.option("--workspace", help=f"Where runs are kept (default: ${DEFAULT_WORKSPACE_ENV} or ~/.synapse-ng).")
+@click.option("--quiet", is_flag=True, help="Print nothing when every check passes.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def doctor(rustc_path, clang_path, workspace, quiet, as_json) -> None:
+    """Check what the main job needs: Python, the compilers, wasmtime, the model and its hash, the CPU and
+    the llama.cpp build, a 16-token generation in a model worker, free disk. Exit 0 only if all pass."""
+    from .doctor import run_checks
+
+    checks = run_checks(rustc=rustc_path, clang=clang_path, workspace=_workspace(workspace))
+    ok = all(check.ok for check in checks)
+    if as_json:
+        click.echo(json.dumps({"ok": ok, "checks": [check.to_dict() for check in checks]}, indent=2))
+    elif not (quiet and ok):
+        width = max(len(check.name) for check in checks)
+        for check in checks:
+            click.echo(f"{'ok  ' if check.ok else 'FAIL'}  {check.name:<{width}}  {check.detail}")
+            if not check.ok:
+                click.echo(f"      {'':<{width}}  to fix: {check.fix}")
+        click.echo("all checks passed" if ok else f"{sum(not c.ok for c in checks)} check(s) failed")
+    sys.exit(0 if ok else 1)
+
+
 # ------------------------------------------------------------------------------------------ model
 
 
@@ -640,7 +669,8 @@ def node_run(data_dir, port, host, peers, no_auto_vote, provider, model_name, en
     from .node.config import NodeConfig
     from .node.serve import serve
 
-    logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
+    # A node's log is read later, often after something went wrong: every line says when.
+    logging.basicConfig(level=min(logging.getLogger().level, logging.INFO), format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         config = NodeConfig.load(Path(data_dir), port=port, host=host, llm_provider=provider, llm_model=model_name, llm_endpoint=endpoint)
@@ -662,7 +692,8 @@ def network() -> None:
 @click.option("--data", "root", default="synapse-network", show_default=True, help="Directory holding one sub-directory per node.")
 @click.option("--base-port", type=int, help="First port (default: free ports).")
 def network_up(nodes, root, base_port) -> None:
-    """Start N nodes that know each other, print their URLs, and stop them all cleanly on Ctrl-C/SIGTERM."""
+    """Start N nodes that know each other, print their URLs, and stop them all cleanly on Ctrl-C/SIGTERM.
+    If a node exits, or its engine fails, say which and how (with its log), stop the rest and exit 10."""
     import signal as signals
     import time
 
@@ -678,16 +709,23 @@ def network_up(nodes, root, base_port) -> None:
         for i, url in enumerate(net.urls):
             click.echo(f"node {i}  {url}  id {net.ids[i][:16]}  data {net.dir(i)}")
         click.echo("network up; Ctrl-C stops every node")
+        checked_engines = 0.0
         while not stop:
             time.sleep(0.5)
+            net.check()
+            if time.monotonic() - checked_engines > ENGINE_CHECK_S:
+                net.check_engines()
+                checked_engines = time.monotonic()
     except KeyboardInterrupt:
         pass
     except SynapseError as error:
         net.stop()
-        _fail(False, error)
+        click.echo(f"error: {error}", err=True)
+        click.echo("network stopped: the other nodes were shut down cleanly", err=True)
+        sys.exit(error.exit_code)
     finally:
         net.stop()
-        click.echo("network stopped")
+    click.echo("network stopped")
 
 
 @cli.group()

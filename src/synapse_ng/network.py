@@ -6,6 +6,9 @@ network benchmark all start nodes this way, as real processes talking real HTTP.
     net.start()          one `synapse-ng node run` process per node, logs in root/nodeN/node.log
     net.wait_ready()     until every node answers /api/identity
     net.kill(i) / net.restart(i) / net.stop()
+    net.check()          raises NodeFailed if a node this network started has exited on its own, naming it,
+                         how it ended (exit code or signal) and the last lines of its log
+    net.check_engines()  raises NodeFailed if a node reports that its Evolutionary Engine failed
 
 A network prepared once keeps its identities, ports and state: `start` after `stop` resumes it.
 """
@@ -23,11 +26,38 @@ from pathlib import Path
 
 import httpx
 
-from .errors import UsageError
+from .errors import EXIT_NODE_DIED, SynapseError, UsageError
 from .node.config import CONFIG_FILE, MEMBERS_FILE, NodeConfig
 from .node.identity import Identity
+from .workers import describe_exit
 
 STOP_GRACE_S = 10.0
+LOG_TAIL_LINES = 15
+
+
+class NodeFailed(SynapseError):
+    """A node of a local network ended while it should have been running, or its engine failed."""
+
+    exit_code = EXIT_NODE_DIED
+
+    def __init__(self, index: int, url: str, what: str, log: Path, tail: list[str]):
+        quoted = "\n  ".join(tail) if tail else "(the log is empty)"
+        super().__init__(f"node {index} ({url}) {what}; the last lines of {log}:\n  {quoted}")
+        self.index = index
+        self.what = what
+        self.tail = tail
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
+    """The last `lines` non-empty lines of a log file (reading at most its last 64 KiB)."""
+    try:
+        with open(path, "rb") as log:
+            log.seek(0, os.SEEK_END)
+            log.seek(max(0, log.tell() - 65536))
+            text = log.read().decode("utf-8", "replace")
+    except OSError:
+        return []
+    return [line for line in text.splitlines() if line.strip()][-lines:]
 
 
 def free_port() -> int:
@@ -81,7 +111,7 @@ class LocalNetwork:
         for i in indices if indices is not None else range(self.count):
             if self.processes[i] is not None and self.processes[i].poll() is None:
                 continue
-            with open(self.dir(i) / "node.log", "ab") as log:
+            with open(self.log(i), "ab") as log:
                 self.processes[i] = subprocess.Popen(
                     [sys.executable, "-m", "synapse_ng.cli", "node", "run", "--data", str(self.dir(i))],
                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, **self.env},
@@ -93,15 +123,41 @@ class LocalNetwork:
             while True:
                 process = self.processes[i]
                 if process is not None and process.poll() is not None:
-                    raise UsageError(f"node {i} exited with {process.returncode}; see {self.dir(i) / 'node.log'}")
+                    raise NodeFailed(i, self.url(i), describe_exit(process.returncode) + " while starting", self.log(i), log_tail(self.log(i)))
                 try:
                     if httpx.get(self.url(i) + "/api/identity", timeout=2.0).status_code == 200:
                         break
                 except httpx.HTTPError:
                     pass
                 if time.monotonic() > deadline:
-                    raise UsageError(f"node {i} did not answer within {timeout_s:g} s; see {self.dir(i) / 'node.log'}")
+                    raise UsageError(f"node {i} did not answer within {timeout_s:g} s; see {self.log(i)}")
                 time.sleep(0.2)
+
+    def log(self, index: int) -> Path:
+        return self.dir(index) / "node.log"
+
+    def check(self) -> None:
+        """Raise NodeFailed for the first node this network started that has exited (a node stopped by
+        `kill` or `stop` is not watched any more)."""
+        for i, process in enumerate(self.processes):
+            if process is not None and process.poll() is not None:
+                raise NodeFailed(i, self.url(i), describe_exit(process.returncode), self.log(i), log_tail(self.log(i)))
+
+    def check_engines(self) -> None:
+        """Raise NodeFailed for the first node whose immune system reports an engine failure (an
+        "evolve_error": the engine raised, e.g. its model kept failing); a node that does not answer is
+        left to `check`."""
+        for i in range(self.count):
+            if self.processes[i] is None:
+                continue
+            try:
+                actions = httpx.get(self.url(i) + "/api/health/issues", timeout=10).json()["actions"]
+            except (httpx.HTTPError, ValueError, KeyError):
+                continue
+            for action in actions:
+                if action["kind"] == "evolve_error":
+                    what = f"could not run its Evolutionary Engine for {action['issue_key']}: {action['detail']}"
+                    raise NodeFailed(i, self.url(i), what, self.log(i), log_tail(self.log(i)))
 
     def kill(self, index: int) -> None:
         """SIGKILL: no clean-up at all, as a crash."""

@@ -13,7 +13,9 @@
 6. the same task batches on node 0 again: the "after" figure.
 
 Everything printed comes from the nodes' HTTP APIs; nothing is computed on the side. Exit code 0 only
-when a measured improvement is live on every node.
+when a measured improvement is live on every node. The node processes are watched throughout: if one
+exits (a crash, a kill) or reports that its engine failed, the story says which node, how it ended and
+the last lines of its log, stops the others and exits with EXIT_NODE_DIED (10).
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from pathlib import Path
 import httpx
 from rich.console import Console
 
-from .network import LocalNetwork
+from .errors import EXIT_NODE_DIED
+from .network import LocalNetwork, NodeFailed
 
 ISSUE_KEY = "task_allocation:allocation_excess_pct"
 POLL_S = 1.0
@@ -103,42 +106,60 @@ def run_story(
         f"{provider}{'/' + model if model else ' (embedded Qwen2.5-Coder-1.5B)' if provider == 'local' else ''}; data in {root}")  # fmt: skip
     net.prepare()
     net.start()
-    load = None
+    load = _Load(net.urls)
     try:
-        net.wait_ready(timeout_s=300)
-        for i, url in enumerate(net.urls):
-            say(f"  node {i}  {url}  id {net.ids[i][:12]}")
-        batches = probe_batches()
-        before = _pack(net.url(0), batches)
-        say(f"\n[bold]1. load[/bold]: every node packs task batches with its live task_allocation ({before['versions'][0]}, best fit). "
-            f"Probe on node 0: {before['bins']} bins for an L1 bound of {before['bound']}: {before['excess_pct']:.2f} % over the bound "
-            f"(the immune system's target: at most 3.00 %)")  # fmt: skip
-        load = _Load(net.urls)
-        load.start()
-        outcome = _follow(net, say, started, minutes)
-        if outcome is None:
+        return _tell(net, say, started, minutes, load)
+    except (NodeFailed, httpx.HTTPError) as error:
+        failure = error if isinstance(error, NodeFailed) else _dead_node(net)
+        if failure is None:  # every node is alive: the request itself failed
+            say(f"\n[red]a node did not answer: {error}; see the node logs in {root}[/red]")
             return 1
-        proposal_id = outcome
-        after = _pack(net.url(0), batches)
-        say(f"\n[bold]6. after[/bold]: the same probe on node 0: {after['bins']} bins ({after['excess_pct']:.2f} % over the bound) "
-            f"with {', '.join(v[:12] for v in after['versions'])}, against {before['bins']} bins ({before['excess_pct']:.2f} %) before: "
-            f"{before['bins'] - after['bins']} bins fewer for the same tasks")  # fmt: skip
-        live = [httpx.get(u + "/api/components", timeout=30).json()["components"]["task_allocation"]["active"] for u in net.urls]
-        everywhere = all(v == proposal_id for v in live)
-        say(f"   live on {sum(v == proposal_id for v in live)}/{nodes} nodes; load served: {load.batches} batches; "
-            f"{time.monotonic() - started:.0f} s in all")  # fmt: skip
-        improved = after["bins"] < before["bins"]
-        if everywhere and improved:
-            say("[green]a measured improvement, evolved by the network itself, is deployed on every node[/green]")
-            return 0
-        say("[red]the upgrade is not live everywhere, or it did not improve the probe[/red]")
-        return 1
+        say(f"\n[red bold]{failure}[/red bold]\n[red]stopping the other nodes[/red]")
+        return EXIT_NODE_DIED
     finally:
-        if load is not None:
+        if load.is_alive():
             load.stop.set()
             load.join(10)
         net.stop()
         say(f"network stopped (state kept in {root})")
+
+
+def _dead_node(net: LocalNetwork) -> NodeFailed | None:
+    """A node that exited explains a broken connection better than the connection does."""
+    try:
+        net.check()
+    except NodeFailed as failure:
+        return failure
+    return None
+
+
+def _tell(net: LocalNetwork, say, started: float, minutes: float, load: _Load) -> int:
+    """The story from the moment the nodes run; the caller stops the network whatever happens."""
+    net.wait_ready(timeout_s=300)
+    for i, url in enumerate(net.urls):
+        say(f"  node {i}  {url}  id {net.ids[i][:12]}")
+    batches = probe_batches()
+    before = _pack(net.url(0), batches)
+    say(f"\n[bold]1. load[/bold]: every node packs task batches with its live task_allocation ({before['versions'][0]}, best fit). "
+        f"Probe on node 0: {before['bins']} bins for an L1 bound of {before['bound']}: {before['excess_pct']:.2f} % over the bound "
+        f"(the immune system's target: at most 3.00 %)")  # fmt: skip
+    load.start()
+    proposal_id = _follow(net, say, started, minutes)
+    if proposal_id is None:
+        return 1
+    after = _pack(net.url(0), batches)
+    say(f"\n[bold]6. after[/bold]: the same probe on node 0: {after['bins']} bins ({after['excess_pct']:.2f} % over the bound) "
+        f"with {', '.join(v[:12] for v in after['versions'])}, against {before['bins']} bins ({before['excess_pct']:.2f} %) before: "
+        f"{before['bins'] - after['bins']} bins fewer for the same tasks")  # fmt: skip
+    live = [httpx.get(u + "/api/components", timeout=30).json()["components"]["task_allocation"]["active"] for u in net.urls]
+    everywhere = all(v == proposal_id for v in live)
+    say(f"   live on {sum(v == proposal_id for v in live)}/{len(net.urls)} nodes; load served: {load.batches} batches; "
+        f"{time.monotonic() - started:.0f} s in all")  # fmt: skip
+    if everywhere and after["bins"] < before["bins"]:
+        say("[green]a measured improvement, evolved by the network itself, is deployed on every node[/green]")
+        return 0
+    say("[red]the upgrade is not live everywhere, or it did not improve the probe[/red]")
+    return 1
 
 
 def _follow(net: LocalNetwork, say, started: float, minutes: float):
@@ -155,6 +176,7 @@ def _follow(net: LocalNetwork, say, started: float, minutes: float):
     budget_s = minutes * 60 + 600  # the engine's budget, then voting and rollout
     while time.monotonic() - started < budget_s:
         time.sleep(POLL_S)
+        net.check()  # a node that exited ends the story here, with its log, not a connection error later
         health = [httpx.get(u + "/api/health", timeout=30).json() for u in urls]
         excess = health[0]["measurements"].get("allocation_excess_pct")
         streak = health[0]["consecutive"].get("allocation_excess_pct", 0)
@@ -178,6 +200,8 @@ def _follow(net: LocalNetwork, say, started: float, minutes: float):
                 if key in seen_actions or action["kind"] in ("skipped_open_proposal", "reported", "skipped_in_progress"):
                     continue
                 seen_actions.add(key)
+                if action["kind"] == "evolve_error":
+                    net.check_engines()  # raises NodeFailed with the node's log
                 say(f"   node {i}: {action['kind']} for {action['issue_key']}: {action['detail']}")
                 if action["kind"] == "evolve_failed":
                     evolving_since = None
