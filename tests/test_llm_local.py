@@ -419,7 +419,7 @@ def llama_server(model_path, tmp_path):
     port = _free_port()
     with open(tmp_path / "server.log", "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"],
+            [sys.executable, "-m", "synapse_ng.llm.llama_server", "--model", str(model_path), "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

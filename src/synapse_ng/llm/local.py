@@ -55,14 +55,14 @@ KILL_GRACE_S = 5.0  # past its deadline, a worker that has not stopped is killed
 STDERR_LINES = 200  # the worker's last stderr lines kept; the last few are quoted when it dies
 POLL_S = 0.05
 # Whether llama.cpp may put weights in its "extra" CPU buffer types (repacked layouts for its AVX2/AVX-512
-# kernels, and AMX on CPUs that have it). Off by default: the AMX one segfaulted on a Xeon with AMX, and on
-# this project's workload the repacked layout is no faster overall (measured in BENCHMARKS.md: prompt
-# evaluation 1.4x faster without it, generation 1.3x slower; prompts here are 3-5x longer than answers).
-# SYNAPSE_LLAMA_EXTRA_BUFTS=1 turns them on (set-up leaves the AMX variant out of llama.cpp regardless).
+# kernels, and AMX on CPUs that have it). Off by default: the AMX one segfaulted on a Xeon with AMX, and
+# with one generation thread the repacked layouts evaluate prompts 1.5x slower for at most 6 % faster
+# generation (BENCHMARKS.md). SYNAPSE_LLAMA_EXTRA_BUFTS=1 turns them on (set-up leaves the AMX variant out
+# of llama.cpp regardless).
 EXTRA_BUFFER_TYPES = os.environ.get("SYNAPSE_LLAMA_EXTRA_BUFTS", "0").strip().lower() in ("1", "true", "yes", "on")
 
 
-def default_threads() -> int:
+def available_cpus() -> int:
     """The CPUs this process may use."""
     try:
         return len(os.sched_getaffinity(0))
@@ -70,12 +70,22 @@ def default_threads() -> int:
         return os.cpu_count() or 1
 
 
+def default_threads() -> int:
+    """Threads that generate tokens: half the CPUs (llama-cpp-python's own default). On 2 cores one thread
+    generates as fast as two on an idle machine and faster beside the engine's other work (BENCHMARKS.md);
+    the prompt is evaluated with every CPU."""
+    return max(1, available_cpus() // 2)
+
+
 def _worker_env() -> dict[str, str]:
     env = package_env()
-    # llama.cpp's OpenMP threads spin between operations by default. Beside the engine's compiles and
-    # evaluations (a busy core or two) that spinning made generation 70x slower on 2 cores; waiting
-    # passively costs nothing measurable on an idle machine (BENCHMARKS.md). A value set by the user wins.
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # llama.cpp's OpenMP threads spin a while between operations before they sleep. Beside one busy
+    # process (the engine compiling and evaluating the other sample) that spinning made generation 60x
+    # slower on 2 cores; waiting passively avoids it (BENCHMARKS.md). A value set by the user wins; an
+    # empty one means OpenMP's own default.
+    policy = env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if not policy:
+        del env["OMP_WAIT_POLICY"]
     return env
 
 
@@ -170,7 +180,8 @@ class ModelWorker:
         self._stderr.clear()
         self._stderr_thread = threading.Thread(target=self._drain_stderr, args=(self.process,), daemon=True)
         self._stderr_thread.start()
-        options = {"path": str(self.path), "n_ctx": self.n_ctx, "n_threads": self.n_threads, "extra_buffer_types": self.extra_buffer_types}
+        options = {"path": str(self.path), "n_ctx": self.n_ctx, "n_threads": self.n_threads, "n_threads_batch": available_cpus(),
+                   "extra_buffer_types": self.extra_buffer_types}  # fmt: skip
         self._requests.send(options)
         reply = self._receive(time.monotonic() + LOAD_TIMEOUT_S, during="loading the model")
         if reply is None:

@@ -103,7 +103,7 @@ class _CancellableFormatter:
         return replace(result, stopping_criteria=criteria)
 
 
-def _load_cpu_variants(llama_cpp) -> str | None:
+def load_cpu_variants(llama_cpp) -> str | None:
     """A llama.cpp built with runtime CPU dispatch (GGML_BACKEND_DL with GGML_CPU_ALL_VARIANTS, as
     scripts/build_llama.sh builds it) ships one CPU backend per instruction-set level,
     libggml-cpu-<level>.so, beside libllama in llama_cpp/lib (or, built without GGML_BACKEND_DIR, in
@@ -160,7 +160,7 @@ class Worker:
 
         self._llama_cpp = llama_cpp
         self._route_logs(llama_cpp)
-        backends = _load_cpu_variants(llama_cpp)
+        backends = load_cpu_variants(llama_cpp)
         if not self.options.get("extra_buffer_types", True):
             # llama-cpp-python has no argument for this model parameter; its Llama() reads the
             # defaults from this function, so the worker (and only the worker) wraps it.
@@ -174,7 +174,11 @@ class Worker:
             llama_cpp.llama_cpp.llama_model_default_params = without_extra_bufts
         started = time.monotonic()
         llama = llama_cpp.Llama(
-            model_path=self.options["path"], n_ctx=self.options["n_ctx"], n_threads=self.options["n_threads"], verbose=False
+            model_path=self.options["path"],
+            n_ctx=self.options["n_ctx"],
+            n_threads=self.options["n_threads"],
+            n_threads_batch=self.options.get("n_threads_batch"),
+            verbose=False,
         )
         self.llama = llama
         self.generation = _Generation(llama_cpp, llama)
@@ -197,6 +201,7 @@ class Worker:
         return {
             "load_s": time.monotonic() - started,
             "n_threads": self.options["n_threads"],
+            "n_threads_batch": llama.n_threads_batch,
             "n_ctx": self.options["n_ctx"],
             "system_info": llama_cpp.llama_print_system_info().decode("utf-8", "replace").strip(),
             "extra_buffer_types": self.options.get("extra_buffer_types", True),
