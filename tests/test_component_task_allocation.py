@@ -14,6 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import wasmtime
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from synapse_ng.components import (
     CandidateShapeError,
@@ -32,6 +34,8 @@ from synapse_ng.components.task_allocation import (
     best_fit_priority,
     data_dir,
     first_fit_priority,
+    l1_bound,
+    l2_bound,
     online_pack,
     validate_packing,
 )
@@ -596,3 +600,99 @@ def test_check_output_explains_what_is_wrong():
 
 def test_component_limits_are_set_for_the_big_workload():
     assert COMPONENT.limits == SandboxLimits(fuel=20_000_000_000, timeout_s=60.0)
+
+
+# ============================================================================ lower bounds: L1 and L2
+
+
+def _optimal_bins(items: list[int], capacity: int) -> int:
+    """The fewest bins that hold `items`, by exhaustive search (tiny instances only)."""
+    sizes = sorted(items, reverse=True)
+    best = len(sizes)
+
+    def place(k: int, loads: list[int]) -> None:
+        nonlocal best
+        if len(loads) >= best:
+            return
+        if k == len(sizes):
+            best = len(loads)
+            return
+        tried = set()
+        for j, load in enumerate(loads):
+            if load + sizes[k] <= capacity and load not in tried:
+                tried.add(load)
+                loads[j] += sizes[k]
+                place(k + 1, loads)
+                loads[j] -= sizes[k]
+        place(k + 1, loads + [sizes[k]])
+
+    place(0, [])
+    return best
+
+
+def _l2_by_definition(items: list[int], capacity: int) -> int:
+    """Martello–Toth L2 straight from its definition: every integer alpha in [0, C/2], sets by filtering."""
+    best = 0
+    for alpha in range(capacity // 2 + 1):
+        j1 = [w for w in items if w > capacity - alpha]
+        j2 = [w for w in items if capacity - alpha >= w and 2 * w > capacity]
+        j3 = [w for w in items if 2 * w <= capacity and w >= alpha]
+        spill = sum(j3) - (len(j2) * capacity - sum(j2))
+        best = max(best, len(j1) + len(j2) + max(0, -(-spill // capacity)))
+    return best
+
+
+def test_l2_on_hand_checked_instances():
+    # Sizes 51 in bins of 100: no two share a bin, so n bins; L1 only sees 51 % of that.
+    assert l2_bound([51] * 100, 100) == 100 and l1_bound([51] * 100, 100) == 51
+    # 60 60 60 45 45 45 in 100: alpha = 45 puts the 60s alone (no 45 fits beside them) and the 45s need
+    # ceil(135 / 100) = 2 more bins: 5, the optimum; L1 = ceil(315 / 100) = 4.
+    assert l2_bound([60, 60, 60, 45, 45, 45], 100) == 5 and l1_bound([60, 60, 60, 45, 45, 45], 100) == 4
+    # 70 70 40 40 in 100: both bounds say 3 (70 | 70 | 40 40), which is optimal.
+    assert l2_bound([70, 70, 40, 40], 100) == 3 == l1_bound([70, 70, 40, 40], 100)
+    # Odd capacity: C/2 = 2.5, so the 3s are "big" (one per bin) and the 2s are not.
+    assert l2_bound([3, 3, 3, 2], 5) == 3 and l1_bound([3, 3, 3, 2], 5) == 3
+    assert l2_bound([3, 3, 3, 3], 5) == 4 and l1_bound([3, 3, 3, 3], 5) == 3
+    # Exactly half a bin is not "more than half": two of them share a bin.
+    assert l2_bound([50, 50, 50, 50], 100) == 2
+    assert l2_bound([], 100) == 0 and l2_bound([100], 100) == 1 and l2_bound([1], 1) == 1
+
+
+def test_best_fit_on_the_size_51_attack_shows_no_excess_over_l2():
+    from synapse_ng.node.runtime import production_objective
+
+    items = [51] * 200
+    packing = online_pack(items, 100, best_fit_priority)
+    assert len(set(packing)) == 200 == l2_bound(items, 100)
+    objective = production_objective(COMPONENT, {"capacity": 100, "items": items}, packing, 0)
+    assert objective == 0.0  # over L1 (102 bins) it would read 96 % excess
+    assert 100.0 * (200 - l1_bound(items, 100)) / l1_bound(items, 100) > 96
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 40).flatmap(lambda c: st.tuples(st.just(c), st.lists(st.integers(1, c), max_size=60))))
+def test_l2_is_at_least_l1_and_matches_its_definition(instance):
+    capacity, items = instance
+    assert l2_bound(items, capacity) >= l1_bound(items, capacity)
+    assert l2_bound(items, capacity) == _l2_by_definition(items, capacity)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 30).flatmap(lambda c: st.tuples(st.just(c), st.lists(st.integers(1, c), max_size=8))))
+def test_l2_never_exceeds_the_optimal_bin_count(instance):
+    capacity, items = instance
+    optimum = _optimal_bins(items, capacity)
+    assert l1_bound(items, capacity) <= l2_bound(items, capacity) <= optimum
+    assert optimum <= len(set(online_pack(items, capacity, best_fit_priority)))
+
+
+def test_l2_is_fast_on_the_largest_instance():
+    import random
+    import time
+
+    rng = random.Random(7)
+    items = [rng.randint(1, 10**9) for _ in range(MAX_ITEMS)]
+    started = time.perf_counter()
+    bound = l2_bound(items, 2 * 10**9)
+    assert time.perf_counter() - started < 1.0  # O(n log n): about 10k binary searches, not 10k² filters
+    assert bound >= l1_bound(items, 2 * 10**9)

@@ -542,6 +542,11 @@ C_ATTACKS = {
     # c-token-paste: ## could assemble asm or import_module out of harmless pieces
     "token paste": ("#define CAT(a, b) a##b\nvoid f(void) { CAT(as, m)(\"nop\"); }", [("c-token-paste", 1)]),
     "token paste digraph": ("#define CAT(a, b) a%:%:b", [("c-token-paste", 1)]),
+    # c-build-time: the same source must give the same bytes on every voter
+    "__DATE__": ('const char *built = __DATE__;', [("c-build-time", 1)]),
+    "__TIME__ in a macro": ("#define STAMP __TIME__\nconst char *t = STAMP;", [("c-build-time", 1)]),
+    "__TIMESTAMP__ spliced": ("int x;\nconst char *t = __TIME\\\nSTAMP__;", [("c-build-time", 2)]),
+    "__TIME__ seeding a score": ("int seed(void) { return __TIME__[7] - '0'; }", [("c-build-time", 1)]),
 }
 
 
@@ -603,4 +608,17 @@ def test_c_pragmas_are_rejected(source):
 
 def test_optimisation_pragmas_are_allowed():
     source = "#pragma once\nint f(int n) {\n  int s = 0;\n#pragma clang loop vectorize(enable)\n  for (int i = 0; i < n; i++) s += i;\n#pragma unroll\n  for (int i = 0; i < 4; i++) s += i;\n  return s;\n}\n"
+    assert check_c(source) == []
+
+
+def test_c_build_time_macros_say_the_build_must_be_reproducible():
+    violations = check_c("const char *a = __DATE__;\nconst char *b = __TIME__;\nconst char *c = __TIMESTAMP__;\n")
+    assert [(v.rule, v.line) for v in violations] == [("c-build-time", 1), ("c-build-time", 2), ("c-build-time", 3)]
+    for violation, name in zip(violations, ("__DATE__", "__TIME__", "__TIMESTAMP__")):
+        assert name in violation.message
+        assert "reproducible" in violation.message and "SHA-256" in violation.message
+
+
+def test_build_time_names_in_strings_comments_or_longer_identifiers_pass():
+    source = '// __DATE__ in a comment\nconst char *s = "__TIME__";\nint __DATE___x = 1, my__TIMESTAMP__ = 2;\n'
     assert check_c(source) == []

@@ -97,6 +97,29 @@ def test_an_allocator_that_aborts_at_the_limit_is_a_memory_limit():
     assert result.trap.code == "unreachable"
 
 
+def test_a_loop_in_a_module_whose_memory_sits_at_its_maximum_is_a_loop_not_a_memory_limit():
+    module = wat(
+        """(module (memory (export "memory") 2 2)
+             (func (export "spin") (loop $l (br $l))))"""
+    )
+    assert Sandbox(module, SandboxLimits(fuel=1_000_000)).run("spin").trap.kind is TrapKind.OUT_OF_FUEL
+    timed = Sandbox(module, SandboxLimits(fuel=10**15, timeout_s=0.2)).run("spin")
+    assert timed.trap.kind is TrapKind.TIMEOUT
+    # Unexported memory at a store limit the module starts at: the same.
+    hidden = wat('(module (memory 16) (func (export "spin") (loop $l (br $l))))')
+    assert Sandbox(hidden, SandboxLimits(fuel=1_000_000, memory_bytes=16 * 65536)).run("spin").trap.kind is TrapKind.OUT_OF_FUEL
+
+
+def test_growing_to_the_cap_and_then_spinning_in_the_same_call_is_a_memory_limit():
+    module = wat(
+        """(module (memory (export "memory") 1 4)
+             (func (export "grow_then_spin") (loop $l (br_if $l (i32.ne (memory.grow (i32.const 1)) (i32.const -1))))
+               (loop $s (br $s))))"""
+    )
+    result = Sandbox(module, SandboxLimits(fuel=1_000_000)).run("grow_then_spin")
+    assert result.trap.kind is TrapKind.MEMORY_LIMIT and result.trap.code == "out_of_fuel"
+
+
 def test_a_module_whose_initial_memory_exceeds_the_limit_is_refused_at_instantiation():
     result = Sandbox(wat("(module (memory 100) (func (export \"f\")))"), SandboxLimits(memory_bytes=1 << 20)).run("f")
     assert result.trap.kind is TrapKind.MEMORY_LIMIT

@@ -73,6 +73,27 @@ def test_same_source_gives_the_same_bytes_whatever_the_temporary_directory():
     assert first.sha256 == second.sha256
 
 
+def test_same_c_source_gives_the_same_bytes_whatever_the_temporary_directory():
+    # __FILE__ names the source as the compiler was given it: a relative name, the same on every voter.
+    source = C_ADD + 'const char *where(void) { return __FILE__; }\n'
+    options = CompileOptions(exports=("where",))
+    first = compile_source(source, CodeLanguage.C, options)
+    second = compile_source(source, CodeLanguage.C, options)
+    assert first.ok, first.log
+    assert _workdir_of(first) != _workdir_of(second)
+    assert first.wasm == second.wasm and first.sha256 == second.sha256
+    assert os.path.basename(_workdir_of(first)).encode() not in first.wasm
+    assert b"/tmp" not in first.wasm
+
+
+def test_c_build_time_macros_are_refused_before_compiling():
+    result = compile_source('const char *built(void) { return __DATE__ " " __TIME__; }\n', CodeLanguage.C)
+    assert result.status is CompileStatus.REJECTED
+    assert result.command == ()
+    assert [v.rule for v in result.violations] == ["c-build-time", "c-build-time"]
+    assert "same SHA-256" in result.violations[0].message
+
+
 def test_sources_are_removed_after_compiling_unless_kept():
     removed = compile_source(RUST_ADD, CodeLanguage.RUST)
     assert not os.path.exists(_workdir_of(removed))

@@ -93,7 +93,7 @@ DEFAULT_TARGETS: tuple[Target, ...] = (
         component="task_allocation",
         issue_type="task_allocation",
         recommended_action="evolve a better bin-packing priority for task_allocation",
-        description="bins used over the L1 lower bound, in percent, over recent task batches",
+        description="bins used over the L2 lower bound (Martello and Toth), in percent, over recent task batches",
     ),
     Target(
         metric="tally_fuel_per_vote",

@@ -10,8 +10,9 @@ Version 0 ("baseline") is the component's shipped skeleton, compiled here. A cal
 output the host finds invalid, is served again by the previous version, and both the fault and the
 fallback are counted: production keeps working while the health window sees the regression.
 Each call record keeps the *production objective* of the call (what the immune system and the rollout
-judge): for task_allocation the excess of bins over the L1 bound in percent, for raft_consensus the fuel
-per vote; other components have none.
+judge): for task_allocation the excess of bins over the Martello–Toth L2 lower bound in percent (not
+L1: on inputs such as items just over half a bin, L1 is far below any packing and would show a large
+"excess" that no heuristic can remove), for raft_consensus the fuel per vote; other components have none.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..components import CaseFailure, Component
-from ..components.task_allocation import l1_bound, validate_packing
+from ..components.task_allocation import l2_bound, validate_packing
 from ..errors import UsageError
 from ..upgrade.health import WindowStats
 from ..wasm.inspect import inspect_wasm
@@ -46,6 +47,7 @@ class Served:
     wall_s: float
     fault: str | None  # why the active version's answer was not used (a trap, an invalid output)
     objective: float | None
+    faulted: str | None = None  # the version that faulted (the newest one that did), if any
 
 
 @dataclass
@@ -71,7 +73,7 @@ def production_objective(component: Component, input: Any, output: Any, fuel: in
         items, capacity = list(input["items"]), int(input["capacity"])
         if not items:
             return None
-        bound = l1_bound(items, capacity)
+        bound = l2_bound(items, capacity)
         return 100.0 * (len(set(output)) - bound) / bound
     if component.name == "raft_consensus":
         return fuel / max(1, len(input.votes))
@@ -132,7 +134,7 @@ class ComponentRuntime:
         with self._lock:
             self.calls += 1
             self.recent_inputs.append(input)
-            fault = None
+            fault = faulted = None
             for depth, entry in enumerate(reversed(self._stack)):
                 started = time.perf_counter()
                 try:
@@ -140,6 +142,7 @@ class ComponentRuntime:
                     self._check(input, out.value)
                 except CaseFailure as failure:
                     fault = fault or f"{entry.version[:12]}: {failure}"
+                    faulted = faulted or entry.version
                     self.faults += 1
                     # A trapped instance may hold a broken state: start the next call from a fresh one.
                     entry.instance = entry.sandbox.instantiate()
@@ -152,7 +155,7 @@ class ComponentRuntime:
                     self._records.append(_Record(time.time(), entry.version, False, False, objective))
                 else:
                     self._records.append(_Record(time.time(), entry.version, False, False, objective))
-                return Served(out.value, entry.version, out.fuel, wall, fault, objective)
+                return Served(out.value, entry.version, out.fuel, wall, fault, objective, faulted)
             raise CaseFailure(f"every version of {self.component.name} failed on this input: {fault}")
 
     def _check(self, input: Any, output: Any) -> None:

@@ -7,7 +7,9 @@ before any sandbox applies, and what the program asks of its host:
 
 - read host files into the program (`include_str!`, `#[path]`, `mod x;`, `#[debugger_visualizer]`,
   C `#include "..."`, `#embed`) and so leak them into a binary we publish or run;
-- bake the build environment into the binary (`env!`, `option_env!`);
+- bake the build environment into the binary (`env!`, `option_env!`), or the build time (C `__DATE__`,
+  `__TIME__`, `__TIMESTAMP__`), which would also break reproducibility: every voter rebuilds the source
+  and must get the same SHA-256;
 - declare host imports (`extern` blocks, `#[link]`, C `import_module`), hide code from review
   (inline assembly), or change the language (`#![feature]`, proc macros, outside crates);
 - use OS facilities through std (`std::fs`, `std::net`, `std::process`, `std::thread`, `std::env`).
@@ -828,6 +830,12 @@ class _LogicalText:
 
 
 _C_ASM = frozenset({"asm", "__asm", "__asm__", "_asm"})
+# Macros that expand to the time of the build (or the source file's modification time).
+_C_BUILD_TIME = frozenset({"__DATE__", "__TIME__", "__TIMESTAMP__"})
+_BUILD_TIME_MESSAGE = (
+    "expands to the time of the build; the build must be reproducible: every voter rebuilds the source "
+    "and must get the same SHA-256, so nothing may depend on when (or where) it is compiled"
+)
 _C_IMPORT = frozenset({"import_module", "import_name", "__import_module__", "__import_name__"})
 # Pragmas reach the host too (`#pragma GCC dependency "file"` stats a host file, `push_macro` games can
 # hide names); no candidate needs one.
@@ -1054,6 +1062,8 @@ class _CScan:
             self.flag(at, "c-embed", "__has_embed probes host files at compile time; candidates must be self-contained")
         elif word in ("_Pragma", "__pragma"):
             self.flag(at, "c-pragma", _PRAGMA_MESSAGE)
+        elif word in _C_BUILD_TIME:
+            self.flag(at, "c-build-time", f"{word} {_BUILD_TIME_MESSAGE}")
 
 
 def check_c(source: str) -> list[Violation]:

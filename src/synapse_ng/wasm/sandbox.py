@@ -186,6 +186,7 @@ class Instance:
         self._functions: dict[str, tuple[wasmtime.Func, list[str]]] = {}
         # Growth stops at the store limit or at the module's own declared maximum, whichever is lower.
         self._memory_cap = limits.memory_bytes
+        self._bytes_at_start = 0  # memory size when the current call began
         # Instantiation runs the start function and data initialisers: bounded like any call.
         self.startup = self._bounded(self._instantiate)
 
@@ -230,6 +231,7 @@ class Instance:
         limits = self._sandbox.limits
         self.store.set_fuel(limits.fuel)
         clock = self._sandbox._clock
+        self._bytes_at_start = self._memory.data_len(self.store) if self._memory is not None else 0
         with clock:
             self.store.set_epoch_deadline(clock.ticks_for(limits.timeout_s))
             started = time.perf_counter()
@@ -257,8 +259,12 @@ class Instance:
         trap = self._trap_of(error)
         # A grow refused at the memory limit returns -1 to the module instead of trapping; what follows
         # is the module giving up (an allocator's abort) or spinning until fuel or time run out. When
-        # memory sits at the cap, that is the binding limit, so it is what we report.
-        if trap.kind is not TrapKind.STACK_OVERFLOW and self._memory_exhausted():
+        # memory sits at the cap, that is the binding limit, so it is what we report, unless fuel or time
+        # ran out in a call that never grew memory: a loop in a module whose memory merely sits at its
+        # declared maximum is a loop, not a memory problem.
+        grew = self._memory is not None and self._memory.data_len(self.store) > self._bytes_at_start
+        ran_out = trap.kind in (TrapKind.OUT_OF_FUEL, TrapKind.TIMEOUT)
+        if trap.kind is not TrapKind.STACK_OVERFLOW and self._memory_exhausted() and (grew or not ran_out):
             cap = self._memory_cap
             size = f"{cap >> 20} MiB" if cap >= 1 << 20 else f"{cap >> 10} KiB"
             return Trap(TrapKind.MEMORY_LIMIT, trap.code, f"memory reached its {size} limit, then: {trap.message}")
