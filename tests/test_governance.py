@@ -1,6 +1,7 @@
 """Governance: proposal and vote bodies, the tally through raft_consensus (the Python reference and the
 real baseline module in the sandbox), and the checks before a vote on a code upgrade, with real rustc,
-the real sandbox and real re-runs of evidence on the tiny test component (tests/square_component.py)."""
+the real sandbox and real re-runs of evidence on the tiny test component (tests/square_component.py),
+including attacks by a proposer who tries to steer the verification (case counts, seeds, memory)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from synapse_ng.components import Split, split_skeleton
 from synapse_ng.components.raft_consensus import RaftConsensus, TallyInput, Vote, reference_tally
 from synapse_ng.evolution import BuiltModule, build_candidate, evaluate
 from synapse_ng.evolution.build import build_baseline
+import synapse_ng.evolution.evidence as evidence_module
+import synapse_ng.governance.verify as verify_module
 from synapse_ng.governance import (
     CHOICES,
     PROPOSAL_TYPES,
@@ -32,6 +35,7 @@ from synapse_ng.governance import (
     verify_code_upgrade,
     vote_body,
 )
+from synapse_ng.governance.verify import CHECKS, VerifyLimits
 from synapse_ng.models import CodeLanguage
 from synapse_ng.toolchain import compile_source
 from synapse_ng.wasm.sandbox import Sandbox
@@ -96,7 +100,7 @@ def test_proposal_body_takes_the_rules_defaults_per_type():
     assert custom["deadline"] == NOW + 5 and custom["quorum"] == 0.75 and custom["threshold"] == [3, 4]
     # A body survives the JSON trip it makes inside an envelope.
     validate_proposal_body(json.loads(json.dumps(code)), now=NOW, rules=GovernanceRules())
-    assert PROPOSAL_TYPES == ("config_change", "code_upgrade") and CHOICES == {"yes": 0, "no": 1, "abstain": 2}
+    assert PROPOSAL_TYPES[:2] == ("config_change", "code_upgrade") and CHOICES == {"yes": 0, "no": 1, "abstain": 2}
 
 
 @pytest.mark.parametrize(
@@ -404,6 +408,7 @@ def test_the_real_raft_consensus_module_decides_like_the_reference(raft_baseline
 # ------------------------------------------------------------------------------------------ verify
 
 COMPONENT = SquareSum()
+MEMORY_TOO_SMALL = 16 << 20  # a worker's data limit far below what Python with wasmtime needs (~45 MiB peak RSS)
 FAST = "fn sum_squares(values: &[i32]) -> i64 { values.iter().map(|&v| (v as i64) * (v as i64)).sum() }"
 WRONG = "fn sum_squares(values: &[i32]) -> i64 { values.len() as i64 }"
 WITH_IMPORT = """
@@ -447,7 +452,8 @@ def upgrade_params(evidence: dict, wasm: bytes, improvement_pct: float, **overri
 
 
 def assert_stopped_at(verdict: Verdict, failed: str, needle: str) -> None:
-    order = ["hash", "static", "correctness", "evidence", "improvement"]
+    order = list(CHECKS)
+    assert order == ["hash", "static", "rebuild", "correctness", "evidence", "improvement"]
     assert not verdict.ok
     assert verdict.checks[failed] is False, verdict
     for name in order[: order.index(failed)]:
@@ -463,10 +469,18 @@ def test_an_honest_upgrade_passes_every_check(honest):
     params = json.loads(json.dumps(params))
     verdict = verify_code_upgrade(params, honest.built.wasm, component=COMPONENT)
     assert verdict.ok, verdict.reasons
-    assert all(verdict.checks.values()) and verdict.reasons == []
+    assert list(verdict.checks) == list(CHECKS) and all(verdict.checks.values()) and verdict.reasons == []
     assert verdict.improvement_pct == honest.improvement_pct > 50
     assert 0 < verdict.seconds < 60
-    assert json.loads(json.dumps(verdict.to_dict()))["checks"]["evidence"] is True
+    record = json.loads(json.dumps(verdict.to_dict()))
+    assert record["checks"]["evidence"] is True and record["checks"]["rebuild"] is True
+    # Its own cases ran, with its own secret seed, recorded so that an operator can run them again.
+    assert isinstance(record["own_seed"], int) and 0 <= record["own_seed"] < 2**53
+    assert record["own_cases"] == 200 and record["own_cases_passed"] == len(COMPONENT.random_cases(record["own_seed"], 200))
+    assert record["limits"] == VerifyLimits().to_dict() and record["limit"] is None
+    assert 0 < record["worker_peak_rss_bytes"] < VerifyLimits().memory_bytes
+    # Two verifications draw two seeds: the proposer cannot know which cases a voter will run.
+    assert verify_code_upgrade(params, honest.built.wasm, component=COMPONENT).own_seed != verdict.own_seed
     # The proposal body a node would sign around these params is valid too.
     proposal_body("code_upgrade", "faster squares", "", params, rules=GovernanceRules(), now=NOW)
 
@@ -547,7 +561,7 @@ def test_no_improvement_is_no_upgrade():
     evaluation = evaluate(COMPONENT, block, split=Split.HELDOUT, random_cases=2)
     assert evaluation.correct and evaluation.improvement_pct == 0
     wasm = build_baseline(COMPONENT).wasm
-    verdict = verify_code_upgrade(upgrade_params(evaluation.evidence, wasm, 0.0), wasm, component=COMPONENT)
+    verdict = verify_code_upgrade(upgrade_params(evaluation.evidence, wasm, 0.0, source=block), wasm, component=COMPONENT)
     assert_stopped_at(verdict, "improvement", "not an improvement")
 
 
@@ -571,7 +585,8 @@ def test_malformed_evidence_is_a_no_not_a_crash(honest):
     no_format = {"component": COMPONENT.name, "candidate": {"sha256": sha, "size": len(wasm)}}
     verdict = verify_code_upgrade(upgrade_params(no_format, wasm, 10.0), wasm, component=COMPONENT)
     # Nothing could be re-run: correctness is not reached, the evidence is what failed.
-    assert not verdict.ok and verdict.checks == {"hash": True, "static": True, "correctness": None, "evidence": False, "improvement": None}
+    assert not verdict.ok
+    assert verdict.checks == {"hash": True, "static": True, "rebuild": True, "correctness": None, "evidence": False, "improvement": None}
     assert "cannot be re-run here: not an evidence record: missing" in verdict.reasons[0]
     odd = copy.deepcopy(honest.evidence)
     odd["runtime"] = "wasmtime"  # a string where an object belongs
@@ -580,6 +595,202 @@ def test_malformed_evidence_is_a_no_not_a_crash(honest):
     assert_stopped_at(verify_code_upgrade(upgrade_params({"candidate": 7}, wasm, 1.0), wasm, component=COMPONENT), "hash", "evidence measured")
     verdict = verify_code_upgrade(upgrade_params(honest.evidence, wasm, 1.0), "not bytes", component=COMPONENT)
     assert_stopped_at(verdict, "hash", "must be bytes")
+
+
+# ------------------------------------------------------------------------------------------ attacks on the verifier
+#
+# A proposer who cannot forge figures may still try to steer how they are checked: ask for no random
+# cases (so that only the fixed ones, which it has seen, run), ask for so many that every voter's worker
+# runs out of memory or time, or hand in a source that is not what the module was built from.
+
+# Right on the fixed cases (sizes 0, 1, 3 and 50), on the evidence's one big random case and on every
+# workload (sizes 5000 and 10000), fast like FAST; one too many for odd sizes from 5 to 49, which almost
+# every other random case of square_sum has.
+LIAR = """
+fn sum_squares(values: &[i32]) -> i64 {
+    let total: i64 = values.iter().map(|&v| (v as i64) * (v as i64)).sum();
+    let n = values.len();
+    if n % 2 == 1 && n >= 5 && n < 50 { total + 1 } else { total }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def liar():
+    built = build_candidate(COMPONENT, LIAR)
+    assert isinstance(built, BuiltModule), built
+    # The proposer asks for no random cases: its own evaluation is then all green, with real evidence.
+    evaluation = evaluate(COMPONENT, LIAR, split=Split.HELDOUT, random_cases=0, built=built)
+    assert evaluation.correct and evaluation.improvement_pct > 50, evaluation.message
+    assert evaluation.evidence["cases"]["random"] == 0
+    return Honest(built, evaluation.evidence, evaluation.improvement_pct)
+
+
+def test_evidence_with_no_random_cases_still_meets_the_verifiers_own(liar):
+    params = upgrade_params(liar.evidence, liar.built.wasm, liar.improvement_pct, source=LIAR)
+    # A verifier that ran only what the evidence asks for would say yes: the attack is real.
+    trusting = verify_code_upgrade(params, liar.built.wasm, component=COMPONENT, limits=VerifyLimits(own_random_cases=0))
+    assert trusting.ok, trusting.reasons
+    verdict = verify_code_upgrade(params, liar.built.wasm, component=COMPONENT)
+    assert_stopped_at(verdict, "correctness", f"own random cases (seed {verdict.own_seed}, count 200)")
+    assert verdict.own_cases == 200 and verdict.own_cases_passed < 200
+    # The operator re-runs the very cases from the recorded seed, and gets the same answer.
+    again = verify_code_upgrade(params, liar.built.wasm, component=COMPONENT, limits=VerifyLimits(own_seed=verdict.own_seed))
+    assert again.own_seed == verdict.own_seed and again.reasons == verdict.reasons and again.own_cases_passed == verdict.own_cases_passed
+
+
+# The vote tally itself, with a back door: faster than the baseline (a hash table instead of a linear
+# search per record), right on every fixed case, and "approved" whenever exactly three voters say no.
+LYING_TALLY = """
+#define SLOTS (1u << 21)
+typedef struct { uint32_t generation, voter, seq, index; } Slot;
+static Slot table[SLOTS];
+static uint32_t used[MAX_VOTES];
+static uint32_t generation = 0;
+
+static Tally tally_votes(const Record *records, uint32_t n, int64_t quorum, int64_t num, int64_t den) {
+    uint32_t distinct = 0;
+    generation++;
+    for (uint32_t i = 0; i < n; i++) {
+        const Record *r = &records[i];
+        uint32_t h = (r->voter * 2654435761u) >> 11;
+        while (table[h].generation == generation && table[h].voter != r->voter) h = (h + 1) & (SLOTS - 1);
+        if (table[h].generation != generation) {
+            table[h].generation = generation;
+            table[h].voter = r->voter;
+            table[h].seq = r->seq;
+            table[h].index = i;
+            used[distinct++] = h;
+        } else if (r->seq >= table[h].seq) {
+            table[h].seq = r->seq;
+            table[h].index = i;
+        }
+    }
+    Tally t;
+    t.yes = 0;
+    t.no = 0;
+    t.abstain = 0;
+    t.turnout = 0;
+    uint32_t noes = 0;
+    for (uint32_t k = 0; k < distinct; k++) {
+        const Record *r = &records[table[used[k]].index];
+        int64_t w = (int64_t)r->weight;
+        if (r->choice == 0) t.yes += w;
+        else if (r->choice == 1) { t.no += w; noes++; }
+        else t.abstain += w;
+        t.turnout += w;
+    }
+    if (t.turnout < quorum) t.outcome = 2;
+    else if (noes == 3 || (t.yes + t.no > 0 && t.yes * den >= num * (t.yes + t.no))) t.outcome = 0;
+    else t.outcome = 1;
+    return t;
+}
+"""
+
+
+def test_a_lying_tally_with_evidence_of_no_random_cases_is_refused():
+    raft = RaftConsensus()
+    built = build_candidate(raft, LYING_TALLY, CodeLanguage.C)
+    assert isinstance(built, BuiltModule), built
+    evaluation = evaluate(raft, LYING_TALLY, CodeLanguage.C, split=Split.TRAIN, random_cases=0, built=built)
+    assert evaluation.correct and evaluation.improvement_pct > 0, evaluation.message  # real evidence, all green
+    params = {
+        "component": raft.name, "wasm_sha256": built.sha256, "wasm_size": len(built.wasm), "language": "c", "source": LYING_TALLY,
+        "evidence": evaluation.evidence, "improvement_pct": evaluation.improvement_pct, "issue": "raft_consensus:fuel",
+    }  # fmt: skip
+    verdict = verify_code_upgrade(json.loads(json.dumps(params)), built.wasm)
+    assert_stopped_at(verdict, "correctness", "own random cases")
+    assert any("outcome=0 (approved) (wrong: outcome)" in reason for reason in verdict.reasons), verdict.reasons
+
+
+def test_evidence_demanding_a_billion_random_cases_is_refused_without_running_anything(honest, monkeypatch):
+    def forbidden(*args, **kwargs):
+        raise AssertionError("nothing may be built or run for this proposal")
+
+    monkeypatch.setattr(evidence_module, "run_in_worker", forbidden)
+    monkeypatch.setattr(evidence_module, "build_baseline", forbidden)
+    monkeypatch.setattr(verify_module, "build_candidate", forbidden)
+    monkeypatch.setattr(verify_module, "compile_source", forbidden)
+    greedy = copy.deepcopy(honest.evidence)
+    greedy["cases"]["random"] = 10**9
+    params = upgrade_params(greedy, honest.built.wasm, honest.improvement_pct)
+    verdict = verify_code_upgrade(params, honest.built.wasm, component=COMPONENT)
+    assert not verdict.ok and verdict.seconds < 1.0
+    assert verdict.checks == {name: (False if name == "evidence" else None) for name in CHECKS}
+    assert "asks for 1000000000 random correctness cases; this node runs at most 5000" in verdict.reasons[0]
+    # The bound is the node's: just above it is refused, at it is not refused for that reason.
+    greedy["cases"]["random"] = 11
+    assert "at most 10" in verify_code_upgrade(params, honest.built.wasm, component=COMPONENT, limits=VerifyLimits(max_random_cases=10)).reasons[0]
+    # reproduce() itself refuses too, for any other caller that sets a bound.
+    greedy["cases"]["random"] = 10**9
+    refused = evidence_module.reproduce(greedy, honest.built.wasm, component=COMPONENT, max_random_cases=5000)
+    assert not refused.confirmed and "at most 5000" in refused.mismatches[0]
+    # A count or a seed that is not an integer is no evidence either, and nothing runs for it.
+    for key, odd in (("random", -1), ("random", 1e9), ("random", "10"), ("random", True), ("seed", 1.5)):
+        weird = copy.deepcopy(honest.evidence)
+        weird["cases"][key] = odd
+        verdict = verify_code_upgrade(upgrade_params(weird, honest.built.wasm, honest.improvement_pct), honest.built.wasm, component=COMPONENT)
+        assert verdict.checks == {name: (False if name == "evidence" else None) for name in CHECKS}
+        assert f"not an evidence record: cases.{key} must be" in verdict.reasons[0], verdict.reasons
+
+
+def test_a_source_that_does_not_rebuild_to_the_module_is_refused(honest):
+    wasm = honest.built.wasm
+    # The source of another (wrong) module next to the fast module's bytes: voters would read one
+    # program and run another.
+    params = upgrade_params(honest.evidence, wasm, honest.improvement_pct, source=WRONG)
+    verdict = verify_code_upgrade(params, wasm, component=COMPONENT)
+    wrong_sha = build_candidate(COMPONENT, WRONG).sha256
+    assert_stopped_at(verdict, "rebuild", f"the source does not rebuild to the proposed WASM (got sha {wrong_sha}")
+    # No source at all: nothing a voter can read.
+    for empty in ("", "  \n"):
+        verdict = verify_code_upgrade(upgrade_params(honest.evidence, wasm, honest.improvement_pct, source=empty), wasm, component=COMPONENT)
+        assert_stopped_at(verdict, "rebuild", "no source: a voter cannot rebuild it")
+    # A source that does not compile, and a whole program that changes the harness around the block.
+    broken = verify_code_upgrade(upgrade_params(honest.evidence, wasm, honest.improvement_pct, source="fn sum_squares("), wasm, component=COMPONENT)
+    assert_stopped_at(broken, "rebuild", "the source does not rebuild here (compile)")
+    harness = SKELETON.replace("VALUES.as_ptr() as i32", "VALUES.as_ptr() as i32 + 0")
+    changed = verify_code_upgrade(upgrade_params(honest.evidence, wasm, honest.improvement_pct, source=harness), wasm, component=COMPONENT)
+    assert_stopped_at(changed, "rebuild", "the source does not rebuild here (shape)")
+    # The whole program the engine proposes (the skeleton around the block) rebuilds like the block.
+    whole = upgrade_params(honest.evidence, wasm, honest.improvement_pct, source=honest.built.source)
+    assert verify_code_upgrade(whole, wasm, component=COMPONENT).ok
+
+
+def test_a_worker_over_the_memory_limit_is_a_no_that_says_memory(honest):
+    params = upgrade_params(honest.evidence, honest.built.wasm, honest.improvement_pct)
+    verdict = verify_code_upgrade(params, honest.built.wasm, component=COMPONENT, limits=VerifyLimits(memory_bytes=MEMORY_TOO_SMALL))
+    assert_stopped_at(verdict, "correctness", "stopped by this node's memory limit")
+    assert verdict.limit == "memory" and any("memory limit of" in r for r in verdict.reasons), verdict.reasons
+    assert verdict.seconds < 30
+
+
+def test_a_worker_over_the_time_limit_is_a_no_that_says_time(honest):
+    params = upgrade_params(honest.evidence, honest.built.wasm, honest.improvement_pct)
+    verify_code_upgrade(params, honest.built.wasm, component=COMPONENT, limits=VerifyLimits(own_random_cases=0))  # rebuilt once
+    # Two million own cases cannot finish in 0.3 s on any machine: the limit must stop the worker.
+    verdict = verify_code_upgrade(params, honest.built.wasm, component=COMPONENT, limits=VerifyLimits(own_random_cases=2_000_000),
+                                  time_limit_s=0.3)  # time_limit_s: the older way to say it  # fmt: skip
+    assert_stopped_at(verdict, "correctness", "stopped by this node's time limit")
+    assert verdict.limit == "time" and verdict.limits["time_limit_s"] == 0.3
+    assert verdict.seconds < 5
+
+
+@pytest.mark.parametrize(
+    "kwargs, needle",
+    [
+        ({"time_limit_s": 0}, "time_limit_s must be a finite number > 0"),
+        ({"time_limit_s": float("inf")}, "time_limit_s"),
+        ({"memory_bytes": -1}, "memory_bytes must be an integer > 0"),
+        ({"own_random_cases": -5}, "own_random_cases must be an integer >= 0"),
+        ({"max_random_cases": 1.5}, "max_random_cases"),
+        ({"own_seed": "7"}, "own_seed must be an integer or None"),
+    ],
+)
+def test_impossible_verify_limits_are_refused(kwargs, needle):
+    with pytest.raises(ValueError) as error:
+        VerifyLimits(**kwargs)
+    assert needle in str(error.value)
 
 
 def test_a_config_change_may_name_the_issue_it_answers():

@@ -5,20 +5,30 @@ wasmtime versions, the correctness cases (count and seed), every workload (id, o
 metric measured on both modules. Fuel, bins, rounds and the like are deterministic for one wasmtime
 version, so `reproduce` re-runs everything and demands exact equality; wall times are kept for the
 reader but never compared (they depend on the machine).
+
+What the re-run costs is the re-runner's to bound, not the evidence's: `reproduce` can refuse evidence
+that asks for more random cases than it allows (before anything runs), run the worker under a memory
+limit (RLIMIT_DATA: private writable memory, which is what Python and wasmtime allocate; the address
+space is not limited, wasmtime reserves gigabytes of it per instance without using them), and run
+random correctness cases of its own, drawn with its own seed, in a fresh instance, on top of the
+evidence's.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
+import resource
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
 from ..components import Component, Split, get_component
 from ..errors import UsageError
 from ..wasm.inspect import inspect_wasm
-from ..wasm.sandbox import WASMTIME_VERSION
+from ..wasm.sandbox import WASMTIME_VERSION, Sandbox
+from ..workers import Limits
 from .build import BuiltModule, build_baseline
-from .measure import aggregate, component_ref, measure_job, run_in_worker
+from .measure import _load_component, aggregate, component_ref, measure_job, run_cases, run_in_worker
 
 EVIDENCE_FORMAT = "synapse-ng/evidence/1"
 NONDETERMINISTIC_METRICS = frozenset({"wall_s"})
@@ -56,9 +66,65 @@ class Reproduction:
     confirmed: bool
     mismatches: list[str] = field(default_factory=list)
     rerun: dict | None = None  # the re-measured workloads and aggregate
+    # The re-runner's own random cases, when it asked for some: {"seed", "count", "total", "passed",
+    # "first_failure"}; None when none were asked for or the worker gave no answer.
+    own_cases: dict | None = None
+    limit: str | None = None  # "time" or "memory": the worker was stopped by that limit
+    peak_rss_bytes: int | None = None  # the worker's peak resident memory, when it answered
 
     def to_dict(self) -> dict:
-        return {"confirmed": self.confirmed, "mismatches": self.mismatches, "rerun": self.rerun}
+        return {
+            "confirmed": self.confirmed,
+            "mismatches": self.mismatches,
+            "rerun": self.rerun,
+            "own_cases": self.own_cases,
+            "limit": self.limit,
+            "peak_rss_bytes": self.peak_rss_bytes,
+        }
+
+
+@dataclass(frozen=True)
+class WorkerLimits(Limits):
+    """workers.Limits plus a limit on the worker's data (RLIMIT_DATA: heap and private writable mappings).
+
+    The address space is the wrong thing to limit under wasmtime: it reserves several GiB of address
+    space per linear memory (guard regions) and commits only what the module uses."""
+
+    data_bytes: int | None = None
+
+    def apply(self) -> None:  # runs in the child, before exec
+        super().apply()
+        if self.data_bytes is not None:
+            resource.setrlimit(resource.RLIMIT_DATA, (self.data_bytes, self.data_bytes))
+
+
+# How a worker that ran out of its data limit ends: Python's MemoryError, wasmtime's failed mmap (ENOMEM),
+# Rust's abort message, or a thread whose stack could not be mapped (the epoch clock's).
+_OUT_OF_MEMORY_SIGNS = (
+    "MemoryError",
+    "Cannot allocate memory",
+    "memory allocation of",
+    "out of memory",
+    "can't start new thread",
+)
+
+
+def case_demands(evidence: dict) -> tuple[int, int]:
+    """(seed, random case count) an evidence record asks a re-run for; UsageError when they are not
+    integers (the count non-negative). Cheap: a caller can bound them before anything is built or run."""
+    cases = evidence.get("cases")
+    if not isinstance(cases, dict):
+        raise UsageError(f"not an evidence record: cases must be an object, got {type(cases).__name__}")
+    seed, count = cases.get("seed", 0), cases.get("random", 0)
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        raise UsageError(f"not an evidence record: cases.random must be a non-negative integer, got {count!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise UsageError(f"not an evidence record: cases.seed must be an integer, got {seed!r}")
+    return seed, count
+
+
+def too_many_random_cases(count: int, max_random_cases: int) -> str:
+    return f"the evidence asks for {count} random correctness cases; this node runs at most {max_random_cases}"
 
 
 def _require(evidence: dict, *keys: str) -> None:
@@ -67,15 +133,33 @@ def _require(evidence: dict, *keys: str) -> None:
         raise UsageError(f"not an evidence record: missing {', '.join(missing)}; expected the JSON that `synapse-ng evaluate --evidence-out` writes")
 
 
-def reproduce(evidence: dict, wasm: bytes, time_limit_s: float = 600.0, component: Component | None = None) -> Reproduction:
+def reproduce(
+    evidence: dict,
+    wasm: bytes,
+    time_limit_s: float = 600.0,
+    component: Component | None = None,
+    *,
+    max_random_cases: int | None = None,
+    own_cases: tuple[int, int] | None = None,
+    memory_bytes: int | None = None,
+) -> Reproduction:
     """Re-run the evidence on this machine; confirmed only if every deterministic figure is equal.
 
-    The component is looked up by the evidence's name unless given (a node passes its own)."""
+    The component is looked up by the evidence's name unless given (a node passes its own).
+    max_random_cases: evidence asking for more random cases is refused before anything runs.
+    own_cases: (seed, count) of random correctness cases of the caller's own, run in a fresh instance
+    besides the evidence's (a failure there is a "not correct" mismatch).
+    memory_bytes: the worker's data limit (None: unlimited); the time limit ends it too, and either
+    ending is reported in `limit`, never raised."""
     if not isinstance(evidence, dict):
         raise UsageError("not an evidence record: expected a JSON object")
     _require(evidence, "format", "component", "candidate", "baseline", "runtime", "cases", "workloads", "aggregate")
     if evidence["format"] != EVIDENCE_FORMAT:
         raise UsageError(f"evidence format {evidence['format']!r} is not {EVIDENCE_FORMAT!r}")
+    seed, requested = case_demands(evidence)
+    if max_random_cases is not None and requested > max_random_cases:
+        return Reproduction(False, [too_many_random_cases(requested, max_random_cases)])
+    cases = evidence["cases"]
     component = component or get_component(str(evidence["component"]))
     mismatches: list[str] = []
     if evidence["component"] != component.name:
@@ -94,7 +178,6 @@ def reproduce(evidence: dict, wasm: bytes, time_limit_s: float = 600.0, componen
         mismatches.append("the candidate fails the static checks here: " + "; ".join(report.reasons))
         return Reproduction(False, mismatches)
 
-    cases = evidence["cases"]
     splits = sorted({str(w.get("split")) for w in evidence["workloads"]})
     if not all(s in {Split.TRAIN.value, Split.HELDOUT.value} for s in splits):
         mismatches.append(f"unknown workload split in the evidence: {splits}")
@@ -104,18 +187,39 @@ def reproduce(evidence: dict, wasm: bytes, time_limit_s: float = 600.0, componen
         "candidate": wasm,
         "baseline": baseline.wasm,
         "splits": splits,
-        "case_seed": int(cases.get("seed", 0)),
-        "random_cases": int(cases.get("random", 0)),
+        "case_seed": seed,
+        "random_cases": requested,
+        "own_cases": own_cases,
     }
-    result = run_in_worker(measure_job, job, time_limit_s)
+    # CPU seconds: a backstop behind the wall-clock limit, with room for wasmtime's parallel compilation.
+    limits = WorkerLimits(cpu_seconds=math.ceil(2 * time_limit_s) + 5, data_bytes=memory_bytes)
+    result = run_in_worker(reproduce_job, job, time_limit_s, limits=limits)
     if result is None:
-        mismatches.append(f"the re-run did not finish within {time_limit_s:g} s")
-        return Reproduction(False, mismatches)
+        mismatches.append(f"the re-run exceeded the time limit: not finished within {time_limit_s:g} s")
+        return Reproduction(False, mismatches, limit="time")
     if "error" in result:
-        mismatches.append("the re-run failed: " + result["error"].strip().splitlines()[-1])
+        error = result["error"].strip()
+        last = error.splitlines()[-1] if error else "no output"
+        signs = [line.strip() for line in error.splitlines() if any(sign in line for sign in _OUT_OF_MEMORY_SIGNS)]
+        if memory_bytes is not None and signs:
+            mismatches.append(f"the re-run exceeded the memory limit of {memory_bytes / 2**20:g} MiB ({signs[-1][:300]})")
+            return Reproduction(False, mismatches, limit="memory")
+        if "SIGXCPU" in error:
+            mismatches.append(f"the re-run exceeded the time limit: more than {limits.cpu_seconds} CPU seconds")
+            return Reproduction(False, mismatches, limit="time")
+        mismatches.append("the re-run failed: " + last)
         return Reproduction(False, mismatches)
+    own = result.get("own_cases")
+    peak = result.get("peak_rss_bytes")
+    if own is not None and own["first_failure"]:
+        mismatches.append(
+            f"the candidate is not correct here, on this node's own random cases (seed {own['seed']}, count {own['count']}): "
+            f"{own['first_failure']['message']}"
+        )
     if result["first_failure"]:
         mismatches.append(f"the candidate is not correct here: {result['first_failure']['message']}")
+    if own is not None and own["first_failure"]:  # the evidence's job did not run: nothing to compare
+        return Reproduction(False, mismatches, None, own, peak_rss_bytes=peak)
     if result["cases_total"] != cases.get("total"):
         mismatches.append(f"{result['cases_total']} correctness cases here, {cases.get('total')} in the evidence")
     rerun_workloads = result["workloads"]
@@ -125,7 +229,31 @@ def reproduce(evidence: dict, wasm: bytes, time_limit_s: float = 600.0, componen
         for key in ("candidate", "baseline", "improvement_pct"):
             if evidence["aggregate"].get(key) != rerun_aggregate[key]:
                 mismatches.append(f"aggregate {key}: evidence {evidence['aggregate'].get(key)}, re-run {rerun_aggregate[key]}")
-    return Reproduction(not mismatches, mismatches, {"workloads": rerun_workloads, "aggregate": rerun_aggregate})
+    rerun = {"workloads": rerun_workloads, "aggregate": rerun_aggregate}
+    return Reproduction(not mismatches, mismatches, rerun, own, peak_rss_bytes=peak)
+
+
+def reproduce_job(job: dict) -> dict:
+    """Inside the worker: the caller's own random cases first (in a fresh instance; a failure there ends
+    the job), then the evidence's job exactly (measure_job), and the worker's peak memory."""
+    own = None
+    if job.get("own_cases") is not None:
+        seed, count = job["own_cases"]
+        own = run_own_cases(_load_component(job["component"]), job["candidate"], seed, count)
+    if own is not None and own["first_failure"]:
+        result = {"cases_passed": 0, "cases_total": 0, "first_failure": None, "workloads": []}
+    else:
+        result = measure_job(job)
+    result["own_cases"] = own
+    result["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+    return result
+
+
+def run_own_cases(component: Component, wasm: bytes, seed: int, count: int) -> dict:
+    """component.random_cases(seed, count) on a fresh instance of the module, stopping at the first failure."""
+    cases = component.random_cases(seed, count)
+    passed, failure = run_cases(component, Sandbox(wasm, component.limits), cases, "own cases")
+    return {"seed": seed, "count": count, "total": len(cases), "passed": passed, "first_failure": failure}
 
 
 def _compare_workloads(claimed: list[dict], measured: list[dict]) -> list[str]:

@@ -32,6 +32,24 @@ def aggregate(component: Component, workloads: list[dict]) -> dict:
     }
 
 
+def run_cases(component, sandbox: Sandbox, cases, stage: str) -> tuple[int, dict | None]:
+    """(cases passed, the first failure or None): the cases in order on one fresh instance, stopping at the
+    first that fails (an instantiation trap fails them all)."""
+    instance = sandbox.instantiate()
+    if instance.startup.trap is not None:
+        return 0, {"stage": stage, "case": "instantiate", "input": "", "message": f"instantiation trapped: {instance.startup.trap}"}
+    passed = 0
+    for case in cases:
+        output = None
+        try:
+            output = component.call(instance, case.input).value
+            component.check_output(case.input, output)
+        except CaseFailure as error:
+            return passed, _failure("cases", case.id, component, case.input, error, output)
+        passed += 1
+    return passed, None
+
+
 def _failure(stage: str, case_id: str, component: Component, input: Any, error: Exception, output: Any = None) -> dict:
     failure = {"stage": stage, "case": case_id, "input": summarize(input), "message": f"{stage} {case_id}: {error}"}
     if component.kind is ComponentKind.EXACT and stage == "cases":
@@ -59,19 +77,9 @@ def measure_job(job: dict) -> dict:
     baseline = Sandbox(job["baseline"], component.limits)
     cases = component.fixed_cases() + component.random_cases(job["case_seed"], job["random_cases"])
     result["cases_total"] = len(cases)
-    instance = candidate.instantiate()
-    if instance.startup.trap is not None:
-        result["first_failure"] = {"stage": "cases", "case": "instantiate", "input": "", "message": f"instantiation trapped: {instance.startup.trap}"}
+    result["cases_passed"], result["first_failure"] = run_cases(component, candidate, cases, "cases")
+    if result["first_failure"] is not None:
         return result
-    for case in cases:
-        output = None
-        try:
-            output = component.call(instance, case.input).value
-            component.check_output(case.input, output)
-        except CaseFailure as error:
-            result["first_failure"] = _failure("cases", case.id, component, case.input, error, output)
-            return result
-        result["cases_passed"] += 1
     for split in job["splits"]:
         for workload in component.workloads(Split(split)):
             try:
