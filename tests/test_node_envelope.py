@@ -134,11 +134,11 @@ def test_a_stray_temp_file_from_a_crashed_writer_does_not_become_the_key(tmp_pat
 
 
 def test_losing_the_creation_race_keeps_the_winners_key(tmp_path):
-    from synapse_ng.node.identity import _create_key_file
+    from synapse_ng.node.identity import create_secret_file
 
     path = tmp_path / "node.key"
     winner = Identity.load_or_create(path)
-    assert _create_key_file(path, b"\x01" * 32) is False  # the link refuses to replace it
+    assert create_secret_file(path, b"\x01" * 32) is False  # the link refuses to replace it
     assert Identity.load_or_create(path).node_id == winner.node_id
     assert sorted(p.name for p in tmp_path.iterdir()) == ["node.key"]
 
@@ -492,3 +492,164 @@ def test_repr_is_short_and_omits_the_body(alice):
     env = sign_envelope(alice, "proposal", {"source": "fn main() {}" * 10_000}, created_at=4.0)
     text = repr(env)
     assert len(text) < 200 and env.id[:12] in text and "fn main" not in text
+
+
+# ---------------------------------------------------------------------------------------------- hostile bounds
+
+
+def _wire(body=None, **change) -> dict:
+    return {**GOOD, **({} if body is None else {"body": body}), **change}
+
+
+@pytest.mark.parametrize(
+    "body, where",
+    [
+        ({"n": 2**63}, "at n "),
+        ({"n": -(2**63) - 1}, "at n "),
+        ({"a": {"b c": [1, 2, 10**400]}}, r"at a\['b c'\]\[2\] \(a 1329-bit integer, about 401 digits\)"),
+        ({"deep": [[[[{"x": -(10**19)}]]]]}, r"at deep\[0\]\[0\]\[0\]\[0\].x "),
+        ({"n": 10**5000}, r"at n \(a 16610-bit integer"),  # past Python's 4300-digit str() limit: still an EnvelopeError
+    ],
+)
+def test_integers_beyond_64_bits_anywhere_in_a_body_are_refused_naming_the_place(alice, body, where):
+    with pytest.raises(EnvelopeError, match=f"field 'body': .*integer {where}.*signed 64-bit range"):
+        Envelope.from_dict(_wire(body))
+    with pytest.raises(EnvelopeError, match="signed 64-bit range"):
+        sign_envelope(alice, "vote", body)
+
+
+def test_the_64_bit_bounds_themselves_are_accepted_and_round_trip(alice):
+    body = {"hi": 2**63 - 1, "lo": -(2**63), "t": True, "f": 1e308}
+    env = sign_envelope(alice, "vote", body, created_at=5.0)
+    back = Envelope.from_dict(json.loads(json.dumps(env.to_dict())))
+    verify_envelope(back)
+    assert back.body == body and back.id == env.id
+
+
+@pytest.mark.parametrize(
+    "created_at",
+    [10**400, 2**63, -1, 0, -0.0, 0.0, 253_402_300_800, 1e300, -1e-9],
+)
+def test_created_at_must_be_unix_seconds_before_the_year_10000(created_at):
+    with pytest.raises(EnvelopeError, match=r"field 'created_at' must be unix seconds in \(0, 253402300799\]"):
+        Envelope.from_dict(_wire(created_at=created_at))
+
+
+def test_created_at_bounds_accepted():
+    for created_at in (1, 0.001, 253_402_300_799, 1_700_000_000.25):
+        assert Envelope.from_dict(_wire(created_at=created_at)).created_at == created_at
+
+
+def test_body_nesting_is_bounded_iteratively(alice):
+    from synapse_ng.node.envelope import MAX_BODY_DEPTH
+
+    def nested(levels: int) -> dict:
+        body: dict = {}
+        for _ in range(levels - 1):
+            body = {"x": body}
+        return body
+
+    Envelope.from_dict(_wire(nested(MAX_BODY_DEPTH)))  # the body itself is level 1
+    with pytest.raises(EnvelopeError, match=f"field 'body': not canonical JSON: nested deeper than {MAX_BODY_DEPTH} levels"):
+        Envelope.from_dict(_wire(nested(MAX_BODY_DEPTH + 1)))
+    with pytest.raises(EnvelopeError, match="nested deeper"):  # far past the recursion limit: no RecursionError
+        Envelope.from_dict(_wire(nested(200_000)))
+    # Shared (not cyclic) containers are fine and are not walked once per path.
+    shared = [1, 2, 3]
+    wide: list = [shared] * 4
+    for _ in range(20):
+        wide = [wide, wide]
+    assert canonical_json({"w": wide}).count(b"[1,2,3]") == 4 * 2**20
+
+
+def test_canonical_json_refuses_huge_ints_before_json_does():
+    with pytest.raises(EnvelopeError, match="signed 64-bit range"):
+        canonical_json(10**5000)
+    with pytest.raises(EnvelopeError, match="signed 64-bit range"):
+        canonical_json([{"a": 2**64}])
+    assert canonical_json([2**63 - 1, -(2**63)]) == b"[9223372036854775807,-9223372036854775808]"
+
+
+# ---------------------------------------------------------------------------------------------- json text
+
+
+def _reference_problem(raw: bytes, max_depth: int) -> str | None:
+    """A byte-by-byte scanner, the obvious way: what json_text_problem must agree with on JSON-like text."""
+    depth = deepest = run = longest = 0
+    inside = escaped = False
+    for byte in raw:
+        char = chr(byte)
+        if inside:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                inside = False
+            continue
+        if char == '"':
+            inside, run = True, 0
+            continue
+        if char == "\\":
+            return "not JSON"  # a backslash outside strings: a parser stops here, before anything deeper
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+        run = run + 1 if char.isdigit() else 0
+        longest = max(longest, run)
+    if deepest > max_depth:
+        return "nested"
+    return "digits" if longest > 4300 else None
+
+
+def test_json_text_problem_counts_brackets_outside_strings_only():
+    from synapse_ng.node.envelope import json_text_problem
+
+    assert json_text_problem(b"[" * 100_000) == "JSON nested deeper than 64 levels"
+    assert json_text_problem(b'{"a":' * 65 + b"1" + b"}" * 65) == "JSON nested deeper than 64 levels"
+    assert json_text_problem(b"[" * 64 + b"]" * 64) is None
+    assert json_text_problem(b'["' + b"[" * 1000 + b'"]') is None  # brackets in a string are text
+    assert json_text_problem(b'["\\"' + b"[" * 1000 + b'"]') is None  # an escaped quote does not end it
+    assert json_text_problem(b'["\\\\",' + b"[" * 65 + b"]" * 65 + b"]") is not None  # an escaped backslash does
+    assert json_text_problem(b'{"n": ' + b"7" * 4301 + b"}") == "JSON number longer than 4300 digits"
+    assert json_text_problem(b'{"n": ' + b"7" * 4300 + b"}") is None
+    assert json_text_problem(b'{"s": "' + b"7" * 9000 + b'", "t": "x"}') is None  # digits in a string are text
+    assert json_text_problem('{"a": []}'.encode("utf-16")) == "JSON text must be UTF-8 (RFC 8259)"
+    assert json_text_problem(b"\xef\xbb\xbf[1]") is None  # a UTF-8 BOM is still UTF-8
+    assert json_text_problem(b"") is None
+
+
+def test_json_text_problem_agrees_with_a_byte_scanner_on_random_text():
+    import random
+
+    from synapse_ng.node.envelope import json_text_problem
+
+    rng = random.Random(7)
+    alphabet = ["[", "]", "{", "}", '"', "\\", "a", ",", ":", "1"]
+    compared = 0
+    for _ in range(30_000):
+        weights = [rng.random() for _ in alphabet]
+        text = "".join(rng.choices(alphabet, weights=weights, k=rng.randint(0, 120)))
+        expected = _reference_problem(text.encode(), 3)
+        if expected == "not JSON":
+            continue
+        got = json_text_problem(text.encode(), max_depth=3)
+        assert (got is not None) == (expected is not None), text
+        compared += 1
+    assert compared > 5000
+    # Long digit runs, inside and outside strings, between escaped quotes.
+    for text in (b'["\\"",' + b"1" * 4301 + b"]", b'["\\"' + b"1" * 4301 + b'"]', b'"a\\\\"' + b"2" * 4301):
+        assert (json_text_problem(text) is not None) == (_reference_problem(text, 64) is not None), text
+
+
+def test_json_text_problem_is_fast_on_hostile_8_mb_bodies():
+    import time
+
+    from synapse_ng.node.envelope import json_text_problem
+
+    for text in (b'"' * 8_000_000, b"[" + b'"",' * 2_600_000 + b'""]', b'"\\' * 4_000_000, b"[" * 65 + b'"' * 8_000_000):
+        started = time.perf_counter()
+        json_text_problem(text)
+        assert time.perf_counter() - started < 5.0  # a byte loop in Python takes seconds; this, milliseconds

@@ -5,6 +5,7 @@
     wire = env.to_dict()         {"kind", "body", "author", "created_at", "signature"}
     env = Envelope.from_dict(wire)   strict: EnvelopeError naming the bad field
     verify_envelope(env)         SignatureError unless `author` signed exactly these bytes
+    json_text_problem(raw)       why JSON text must be refused before it is parsed (too deep, ...) or None
 
 What is signed is the canonical JSON of {"kind", "body", "author", "created_at"} (sorted keys, no
 spaces, UTF-8, no NaN). Because the id is the hash of those bytes and ed25519 signatures are
@@ -15,6 +16,10 @@ Envelopes are checked structurally when they are built (from_dict or the constru
 checked separately by verify_envelope, because a store may hold envelopes whose signatures it has
 already verified. The body is copied (through canonical JSON) on construction: treat `env.body` as
 read-only, it is what the author signed.
+
+Everything a peer can put in a message is bounded here, so no later step (SQLite, float arithmetic,
+json, recursive encoders) can fail on it: integers fit a signed 64-bit integer, a body nests at most
+MAX_BODY_DEPTH levels, created_at is positive unix seconds before the year 10000.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import math
 import re
 import time
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
 from .identity import verify_signature
@@ -35,6 +41,11 @@ if TYPE_CHECKING:
 KINDS = ("proposal", "vote", "stage_report", "rollback")
 FIELDS = ("kind", "body", "author", "created_at", "signature")
 MAX_BODY_BYTES = 4 * 1024 * 1024  # canonical JSON of the body; a code_upgrade carries its source
+MIN_INT, MAX_INT = -(2**63), 2**63 - 1  # an i64: what SQLite and the components' Rust hold
+MAX_JSON_DEPTH = 64  # levels of nested objects/arrays in anything canonical_json encodes
+MAX_BODY_DEPTH = 32  # in a body (the body itself is level 1): far below Python's recursion limit
+MAX_CREATED_AT = 253_402_300_799  # 9999-12-31T23:59:59Z in unix seconds
+MAX_NUMBER_DIGITS = 4300  # Python's json cannot read an integer with more digits (sys.int_info)
 
 _AUTHOR = re.compile(r"[0-9a-f]{64}")
 _SIGNATURE = re.compile(r"[0-9a-f]{128}")
@@ -48,19 +59,20 @@ class SignatureError(EnvelopeError):
     """A well-formed envelope whose signature does not verify: altered in transit, or forged."""
 
 
-def canonical_json(obj: Any) -> bytes:
+def canonical_json(obj: Any, *, max_depth: int = MAX_JSON_DEPTH) -> bytes:
     """The one byte form of a JSON value that signatures and ids are computed over.
 
     Dict keys must be strings (json would silently turn 1 into "1", so {1: a, "1": b} would sign two
-    equal keys); NaN, infinities, non-JSON types and unencodable strings (lone surrogates) are refused.
+    equal keys); NaN, infinities, non-JSON types, unencodable strings (lone surrogates), integers
+    outside the signed 64-bit range and nesting deeper than `max_depth` levels are refused.
     """
-    _check_keys(obj)
+    _check_tree(obj, max_depth)
     try:
         text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
         return text.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise EnvelopeError(f"not canonical JSON: a string is not valid UTF-8 ({exc.reason})") from None
-    except ValueError as exc:  # NaN / infinity, circular reference
+    except ValueError as exc:  # NaN / infinity, circular reference, an int over Python's digit limit
         hint = " (NaN and infinities have no JSON form; send null or a string)" if "float" in str(exc) else ""
         raise EnvelopeError(f"not canonical JSON: {exc}{hint}") from None
     except TypeError as exc:  # a set, bytes, an object, ...
@@ -69,26 +81,121 @@ def canonical_json(obj: Any) -> bytes:
         raise EnvelopeError("not canonical JSON: nested too deeply") from None
 
 
-def _check_keys(obj: Any) -> None:
-    if not isinstance(obj, (dict, list, tuple)):
+_CONTAINERS = (dict, list, tuple)
+
+
+def _where(link: tuple | None, key: Any = None) -> str:
+    """The JSON path of a value, e.g. params.evidence["a b"][3], from the links the walk keeps."""
+    keys = [] if key is None else [key]
+    while link is not None:
+        link, parent_key, _ = link
+        keys.append(parent_key)
+    parts = []
+    for k in reversed(keys):
+        if isinstance(k, int):
+            parts.append(f"[{k}]")
+        elif isinstance(k, str) and k.isidentifier():
+            parts.append(f".{k}" if parts else k)
+        else:
+            parts.append(f"[{_short(k, 40)}]")
+    path = "".join(parts) or "the top level"
+    return path if len(path) <= 120 else "..." + path[-100:]
+
+
+def _describe_int(value: int) -> str:
+    """A huge int without converting it to text (str() of one over 4300 digits raises)."""
+    bits = value.bit_length()
+    return repr(value) if bits <= 100 else f"a {bits}-bit integer, about {int(bits * 0.30103) + 1} digits"
+
+
+def _int_error(link: tuple | None, key: Any, value: int) -> EnvelopeError:
+    return EnvelopeError(
+        f"not canonical JSON: the integer at {_where(link, key)} ({_describe_int(value)}) is outside the "
+        f"signed 64-bit range -2^63..2^63-1; send a larger number as a string"
+    )
+
+
+def _check_tree(obj: Any, max_depth: int) -> None:
+    """Iteratively (a hostile body must not exhaust the stack): string keys, 64-bit integers, depth."""
+    if not isinstance(obj, _CONTAINERS):
+        if isinstance(obj, int) and not MIN_INT <= obj <= MAX_INT:
+            raise _int_error(None, None, obj)
         return
-    stack = [obj]
-    visited: set[int] = set()  # containers already walked: shared ones once, cycles left to json.dumps
+    # (container, its level, link): link = (parent's link, key in parent, parent) names the path on error
+    stack: list[tuple[Any, int, tuple | None]] = [(obj, 1, None)]
+    walked: dict[int, int] = {}  # container id -> deepest level walked (a shared one is walked again only deeper)
     while stack:
-        item = stack.pop()
-        if id(item) in visited:
+        item, depth, link = stack.pop()
+        if walked.get(id(item), 0) >= depth:
             continue
-        visited.add(id(item))
+        walked[id(item)] = depth
+        if depth > max_depth:
+            ancestors, up = [], link
+            while up is not None:
+                up, _, parent = up
+                ancestors.append(parent)
+            if any(parent is item for parent in ancestors):
+                raise EnvelopeError(f"not canonical JSON: Circular reference at {_where(link)}")
+            raise EnvelopeError(
+                f"not canonical JSON: nested deeper than {max_depth} levels (at {_where(link)}); flatten the structure"
+            )
         if isinstance(item, dict):
             for key, value in item.items():
                 if not isinstance(key, str):
                     raise EnvelopeError(
                         f"not canonical JSON: dict key {key!r} is a {type(key).__name__}; keys must be strings"
                     )
-                if isinstance(value, (dict, list, tuple)):
-                    stack.append(value)
+                if isinstance(value, _CONTAINERS):
+                    stack.append((value, depth + 1, (link, key, item)))
+                elif isinstance(value, int) and not MIN_INT <= value <= MAX_INT:  # bools are 0 and 1
+                    raise _int_error(link, key, value)
         else:
-            stack.extend(v for v in item if isinstance(v, (dict, list, tuple)))
+            for index, value in enumerate(item):
+                if isinstance(value, _CONTAINERS):
+                    stack.append((value, depth + 1, (link, index, item)))
+                elif isinstance(value, int) and not MIN_INT <= value <= MAX_INT:
+                    raise _int_error(link, index, value)
+
+
+_KEEP_STRUCTURE = bytes(b for b in range(256) if b not in b'"[]{}')  # translate() deletes these
+_BRACKET_STEP = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")  # +1 / -1 as signed bytes
+_LONG_NUMBER = re.compile(rb"[0-9]{%d,}" % (MAX_NUMBER_DIGITS + 1))
+
+
+def _unescaped(raw: bytes) -> bytes:
+    """`raw` without its escape pairs (two backslashes, then backslash-quote): every quote left opens or
+    closes a string. Exact for valid JSON, where backslashes occur only in strings (a parser stops at
+    the first one elsewhere)."""
+    return raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+
+
+def json_text_problem(raw: bytes, max_depth: int = MAX_JSON_DEPTH) -> str | None:
+    """Why a JSON request body must be refused before it is parsed, or None: not UTF-8, nesting deeper
+    than `max_depth` levels (a parser recurses, and raises RecursionError far down), or a number longer
+    than MAX_NUMBER_DIGITS digits (Python's json raises ValueError on such an integer).
+
+    No recursion and no loop per byte: bytes methods cut the strings out, then the brackets left are
+    summed. Brackets and digits inside strings do not count."""
+    if not raw:
+        return None
+    if json.detect_encoding(raw) not in ("utf-8", "utf-8-sig"):
+        # In UTF-16/32 a character's bytes can look like quotes and brackets: only UTF-8 scans exactly.
+        return "JSON text must be UTF-8 (RFC 8259)"
+    if raw.count(b"[") + raw.count(b"{") > max_depth:  # else it cannot nest that deep
+        view = _unescaped(raw).translate(None, _KEEP_STRUCTURE)
+        # Two adjacent quotes are an empty string or a gap without brackets between two strings: dropping
+        # them keeps every bracket on its side and leaves no adjacent quotes (a string of quotes costs nothing).
+        outside = b"".join(view.replace(b'""', b"").split(b'"')[::2])
+        if outside and max(accumulate(memoryview(outside.translate(_BRACKET_STEP)).cast("b"))) > max_depth:
+            return f"JSON nested deeper than {max_depth} levels"
+    inside, start = False, 0
+    for match in _LONG_NUMBER.finditer(raw):
+        # The digits hold no quote or backslash, so counting the quotes between runs is exact.
+        inside ^= _unescaped(raw[start : match.start()]).count(b'"') % 2 == 1
+        if not inside:
+            return f"JSON number longer than {MAX_NUMBER_DIGITS} digits"
+        start = match.end()
+    return None
 
 
 def _short(value: Any, limit: int = 80) -> str:
@@ -101,7 +208,7 @@ def _checked_body(body: Any) -> tuple[dict, bytes]:
     if not isinstance(body, dict):
         raise EnvelopeError(f"field 'body' must be a JSON object, got {type(body).__name__}")
     try:
-        raw = canonical_json(body)
+        raw = canonical_json(body, max_depth=MAX_BODY_DEPTH)
     except EnvelopeError as exc:
         raise EnvelopeError(f"field 'body': {exc}") from None
     if len(raw) > MAX_BODY_BYTES:
@@ -129,8 +236,14 @@ def _check_created_at(created_at: Any) -> None:
         raise EnvelopeError(
             f"field 'created_at' must be a number (unix seconds), got {type(created_at).__name__} {_short(created_at)}"
         )
-    if not math.isfinite(created_at):
+    if isinstance(created_at, float) and not math.isfinite(created_at):  # math.isfinite(10**400) would raise
         raise EnvelopeError(f"field 'created_at' must be a finite number (unix seconds), got {created_at!r}")
+    if not 0 < created_at <= MAX_CREATED_AT:
+        shown = _describe_int(created_at) if isinstance(created_at, int) else repr(created_at)
+        raise EnvelopeError(
+            f"field 'created_at' must be unix seconds in (0, {MAX_CREATED_AT}] (after 1970, before the year 10000), "
+            f"got {shown}"
+        )
 
 
 def _check_signature(signature: Any) -> None:
