@@ -3,9 +3,10 @@
 Measures, in one run:
   - the time from a code upgrade's approval to 100 % rollout (an honest upgrade: the hand-written
     gap-penalty task_allocation block with its evidence; every node re-verifies it before voting),
-  - the time from an injected regression (an upgrade that traps in production, approved by humans
-    with automatic voting off) to its rollback on every node,
-  - how many signed proposals and votes per second one node accepts over HTTP,
+  - the time from an injected regression (an upgrade that traps in production, approved by the keys'
+    holders signing yes themselves after every node refused it) to its rollback on every node,
+  - how many signed proposals and votes per second one node accepts over HTTP, side by side on a network
+    with the per-member bounds lifted (as before SECURITY.md) and one with the default bounds,
   - the node-level before/after figure of the upgraded component: bins used for the same task batches.
 
     .venv/bin/python benchmarks/network.py [--nodes 5] [--window 5] [--seconds 10]
@@ -29,7 +30,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from node_helpers import TRAPS_ON_77, compiled, honest_upgrade
+from node_helpers import GAP_PENALTY, TRAPS_ON_77, compiled, honest_upgrade
 
 from synapse_ng.governance import GovernanceRules, proposal_body, vote_body
 from synapse_ng.network import LocalNetwork
@@ -49,13 +50,20 @@ def wait(condition, timeout_s: float, what: str, every: float = 0.05) -> float:
     raise SystemExit(f"timed out after {timeout_s:g} s waiting for {what}")
 
 
+# The per-member bounds lifted: what a node accepted before it bounded what one member can make it store.
+UNBOUNDED = {"member_messages_per_s": 1e9, "member_burst": 10**9, "max_open_proposals_per_member": 10**9, "max_votes_per_voter": 10**9}
+
+HEADERS: dict[str, dict] = {}  # url -> the operator credential of that node
+
+
 def get(url: str, path: str) -> dict:
     return httpx.get(url + path, timeout=30).json()
 
 
-def propose(url: str, wasm: bytes, evidence: dict) -> str:
+def propose(url: str, wasm: bytes, evidence: dict, source: str) -> str:
     response = httpx.post(url + "/api/proposals/code-upgrade", json={
-        "component": "task_allocation", "wasm_base64": base64.b64encode(wasm).decode(), "evidence": evidence}, timeout=60)  # fmt: skip
+        "component": "task_allocation", "wasm_base64": base64.b64encode(wasm).decode(), "evidence": evidence, "source": source},
+        headers=HEADERS[url], timeout=60)  # fmt: skip
     response.raise_for_status()
     return response.json()["id"]
 
@@ -75,7 +83,7 @@ def pack_all(url: str, work) -> tuple[int, int, str]:
     bins = bound = 0
     version = ""
     for capacity, items in work:
-        result = httpx.post(url + "/api/tasks", json={"capacity": capacity, "items": items}, timeout=60).json()
+        result = httpx.post(url + "/api/tasks", json={"capacity": capacity, "items": items}, headers=HEADERS[url], timeout=60).json()
         bins += result["bins"]
         bound += result["lower_bound"]
         version = result["version"]
@@ -113,7 +121,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--nodes", type=int, default=5)
     parser.add_argument("--window", type=float, default=5.0, help="health window of each rollout stage (s)")
-    parser.add_argument("--deadline", type=float, default=20.0, help="voting deadline (s)")
+    parser.add_argument("--deadline", type=float, default=60.0, help="voting deadline (s): room for every node to rebuild and re-measure")
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each message-rate measurement")
     args = parser.parse_args()
 
@@ -131,6 +139,7 @@ def main() -> None:
                      "immune_interval_s": 5.0, "evolve": False}  # fmt: skip
         net = LocalNetwork(Path(root), args.nodes, overrides=overrides)
         net.prepare()
+        HEADERS.update({net.url(i): net.operator_headers(i) for i in range(args.nodes)})
         started = time.monotonic()
         net.start()
         try:
@@ -139,7 +148,7 @@ def main() -> None:
             before = pack_all(net.url(0), work)
 
             # 1. An honest upgrade: approval -> 100 %.
-            proposal_id = propose(net.url(0), wasm, evidence)
+            proposal_id = propose(net.url(0), wasm, evidence, GAP_PENALTY)
             proposed = time.monotonic()
             approved = wait(lambda: get(net.url(0), f"/api/proposals/{proposal_id}")["outcome"]["status"] == "approved",
                             args.deadline + 300, "approval")  # fmt: skip
@@ -154,14 +163,14 @@ def main() -> None:
                   f"({len(stages)} stages x {args.window:g} s window = {len(stages) * args.window:g} s of watching)")
             after = pack_all(net.url(0), work)
             print(f"  node-level figure, the same {len(work)} task batches on node 0: {before[0]} bins before ({before[2]}), "
-                  f"{after[0]} after ({after[2][:12]}); L1 bound {before[1]}; excess {100 * (before[0] - before[1]) / before[1]:.2f} % -> "
+                  f"{after[0]} after ({after[2][:12]}); L2 bound {before[1]}; excess {100 * (before[0] - before[1]) / before[1]:.2f} % -> "
                   f"{100 * (after[0] - after[1]) / after[1]:.2f} %")  # fmt: skip
 
             # 2. An injected regression: humans approve a module that traps on items of size 77.
             for url in net.urls:
-                httpx.post(url + "/api/upgrades/task_allocation/rollback", json={"reason": "benchmark reset"}, timeout=30)
+                httpx.post(url + "/api/upgrades/task_allocation/rollback", json={"reason": "benchmark reset"}, headers=HEADERS[url], timeout=30)
             wait(lambda: all(get(u, "/api/components")["components"]["task_allocation"]["active"] == "baseline" for u in net.urls), 60, "reset")
-            bad = propose(net.url(0), trapping, doctored)
+            bad = propose(net.url(0), trapping, doctored, TRAPS_ON_77)
             # Honest nodes vote no on it automatically (it fails its own correctness cases); each node's owner
             # then replaces that vote with yes, signed with the node's key: the regression goes live by human error.
             for i in range(args.nodes):
@@ -174,38 +183,55 @@ def main() -> None:
             first = net.ids.index(first_stage)
             wait(lambda: get(net.url(first), "/api/components")["components"]["task_allocation"]["active"] == bad, 60, "regression live")
             injected = time.monotonic()
-            httpx.post(net.url(first) + "/api/tasks", json={"capacity": 100, "items": [50, 77, 30]}, timeout=30)
+            httpx.post(net.url(first) + "/api/tasks", json={"capacity": 100, "items": [50, 77, 30]}, headers=HEADERS[net.url(first)], timeout=30)
             back = rollout(net, bad, "rolled_back", 300)
             everywhere = max(
                 wait(lambda url=url: get(url, "/api/components")["components"]["task_allocation"]["active"] == "baseline", 120, "baseline")
                 for url in net.urls
             )
-            print(f"injected regression (traps in production on stage 0): rolled back on every node {max(back, everywhere) - injected:.1f} s "
+            print(f"injected regression (traps in production on stage 0): rolled back on every node {max(back, everywhere) - injected:.2f} s "
                   f"after the first trap (the stage's health window is {args.window:g} s)")  # fmt: skip
-
-            # 3. Signed messages per second one node accepts.
-            identities = [Identity.load_or_create(net.dir(i) / "identity.key") for i in range(args.nodes)]
-            rules = GovernanceRules(deadline_s=3600)
-
-            def make_proposal(slot, k):
-                body = proposal_body("config_change", f"p{slot}-{k}", "", {"changes": {"gossip_fanout": 2 + k % 3}}, rules=rules, now=time.time())
-                return sign_envelope(identities[slot % args.nodes], "proposal", body).to_dict()
-
-            target_envelope = sign_envelope(identities[0], "proposal", proposal_body(
-                "config_change", "votes target", "", {"changes": {"gossip_fanout": 2}}, rules=rules, now=time.time()))  # fmt: skip
-            httpx.post(net.url(1) + "/api/messages", json=target_envelope.to_dict(), timeout=30).raise_for_status()
-            target = target_envelope.id
-
-            def make_vote(slot, k):
-                body = vote_body(target, "yes" if k % 2 else "no", time.time_ns() + slot, "")
-                return sign_envelope(identities[slot % args.nodes], "vote", body).to_dict()
-
-            for name, make in (("proposals", make_proposal), ("votes", make_vote)):
-                accepted, refused, seconds = asyncio.run(accept_rate(net.url(1), make, args.seconds))
-                print(f"{name}: {accepted / seconds:.0f} per second accepted by one node ({accepted} in {seconds:.1f} s, "
-                      f"8 concurrent clients, {refused} refused; each verified, stored and gossiped)")  # fmt: skip
         finally:
             net.stop()
+
+    for label, bounds in (("bounds lifted", UNBOUNDED), ("default bounds", {})):
+        with tempfile.TemporaryDirectory(prefix="synapse-net-rate-") as root:
+            overrides = {"deadline_s": 3600.0, "anti_entropy_interval_s": 0.5, "immune_interval_s": 5.0, "evolve": False, **bounds}
+            net = LocalNetwork(Path(root), args.nodes, overrides=overrides)
+            net.prepare()
+            net.start()
+            try:
+                net.wait_ready()
+                message_rates(net, args, label)
+            finally:
+                net.stop()
+
+
+def message_rates(net: LocalNetwork, args, label: str) -> None:
+    """Signed proposals and votes per second one node (node 1) accepts from its members."""
+    # Signed messages per second one node accepts.
+    identities = [Identity.load_or_create(net.dir(i) / "identity.key") for i in range(args.nodes)]
+    rules = GovernanceRules(deadline_s=3600)
+
+    def make_proposal(slot, k):
+        body = proposal_body("config_change", f"p{slot}-{k}", "", {"changes": {"gossip_fanout": 2 + k % 3}}, rules=rules, now=time.time())
+        return sign_envelope(identities[slot % args.nodes], "proposal", body).to_dict()
+
+    targets = []
+    for k in range(8):  # votes spread over several proposals, as real traffic is
+        envelope = sign_envelope(identities[k % args.nodes], "proposal", proposal_body(
+            "config_change", f"votes target {k}", "", {"changes": {"gossip_fanout": 2}}, rules=rules, now=time.time()))  # fmt: skip
+        httpx.post(net.url(1) + "/api/messages", json=envelope.to_dict(), timeout=30).raise_for_status()
+        targets.append(envelope.id)
+
+    def make_vote(slot, k):
+        body = vote_body(targets[k % len(targets)], "yes" if k % 2 else "no", time.time_ns() + slot, "")
+        return sign_envelope(identities[slot % args.nodes], "vote", body).to_dict()
+
+    for name, make in (("proposals", make_proposal), ("votes", make_vote)):
+        accepted, refused, seconds = asyncio.run(accept_rate(net.url(1), make, args.seconds))
+        print(f"{label:>14}: {name}: {accepted / seconds:.0f} per second accepted by one node ({accepted} in {seconds:.1f} s, "
+              f"8 concurrent clients from {args.nodes} members, {refused} refused; each verified, stored and gossiped)")  # fmt: skip
 
 
 if __name__ == "__main__":

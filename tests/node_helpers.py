@@ -14,6 +14,7 @@ from synapse_ng.evolution.build import build_candidate
 from synapse_ng.evolution.evaluate import evaluate
 from synapse_ng.models import CodeLanguage
 from synapse_ng.network import LocalNetwork
+from synapse_ng.node.config import NodeConfig
 from synapse_ng.node.envelope import sign_envelope
 from synapse_ng.node.identity import Identity
 
@@ -59,9 +60,21 @@ def compiled(block: str) -> bytes:
     return built.wasm
 
 
-def start_network(root: Path, nodes: int = 3, **overrides) -> LocalNetwork:
+# url -> its node's operator credential, for the routes that make a node sign or act (post(..., operator=True))
+OPERATOR_HEADERS: dict[str, dict] = {}
+
+
+def start_network(root: Path, nodes: int = 3, per_node: dict[int, dict] | None = None, **overrides) -> LocalNetwork:
+    """Nodes with FAST settings and `overrides`; `per_node`: settings of single nodes on top (index -> {key: value})."""
     net = LocalNetwork(root, nodes, overrides={**FAST, **overrides})
     net.prepare()
+    for index, settings in (per_node or {}).items():
+        config = NodeConfig.load(net.dir(index))
+        for key, value in settings.items():
+            setattr(config, key, value)
+        config.save()
+    for i in range(nodes):
+        OPERATOR_HEADERS[net.url(i)] = net.operator_headers(i)
     net.start()
     try:
         net.wait_ready(timeout_s=120)
@@ -82,7 +95,10 @@ def get(url: str, path: str, **kw) -> dict:
     return response.json()
 
 
-def post(url: str, path: str, payload=None, **kw) -> httpx.Response:
+def post(url: str, path: str, payload=None, *, operator: bool = False, **kw) -> httpx.Response:
+    """A POST; `operator=True` sends the node's operator credential (anonymous otherwise, as an attacker)."""
+    if operator:
+        kw["headers"] = {**kw.get("headers", {}), **OPERATOR_HEADERS[url]}
     return httpx.post(url + path, json=payload, timeout=60, **kw)
 
 
@@ -90,10 +106,12 @@ def submit(url: str, identity: Identity, kind: str, body: dict, created_at: floa
     return post(url, "/api/messages", sign_envelope(identity, kind, body, created_at).to_dict())
 
 
-def propose_upgrade(url: str, wasm: bytes, evidence: dict, component: str = "task_allocation") -> str:
+def propose_upgrade(url: str, wasm: bytes, evidence: dict, component: str = "task_allocation", source: str = GAP_PENALTY,
+                    language: str = "rust") -> str:
     response = post(url, "/api/proposals/code-upgrade", {
-        "component": component, "wasm_base64": base64.b64encode(wasm).decode(), "evidence": evidence, "source": "test",
-    })  # fmt: skip
+        "component": component, "wasm_base64": base64.b64encode(wasm).decode(), "evidence": evidence, "source": source,
+        "language": language,
+    }, operator=True)  # fmt: skip
     assert response.status_code == 201, response.text[:500]
     return response.json()["id"]
 
@@ -121,6 +139,6 @@ def rollout_state(url: str, proposal_id: str) -> str | None:
 
 
 def send_tasks(url: str, items: list[int], capacity: int = 100) -> dict:
-    response = post(url, "/api/tasks", {"capacity": capacity, "items": items})
+    response = post(url, "/api/tasks", {"capacity": capacity, "items": items}, operator=True)
     assert response.status_code == 200, response.text[:300]
     return response.json()

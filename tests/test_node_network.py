@@ -16,6 +16,7 @@ import httpx
 import pytest
 from node_helpers import (
     GAP_PENALTY,
+    OPERATOR_HEADERS,
     TRAPS_ON_77,
     compiled,
     get,
@@ -40,7 +41,8 @@ pytestmark = pytest.mark.timeout(300)
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory):
-    network = start_network(tmp_path_factory.mktemp("net"), 3)
+    # Verifying a code upgrade rebuilds it and re-runs its evidence (10-30 s on 2 busy cores): the deadline leaves room.
+    network = start_network(tmp_path_factory.mktemp("net"), 3, deadline_s=30.0)
     yield network
     network.stop()
 
@@ -142,20 +144,20 @@ def test_malformed_json_and_wrong_types_get_a_4xx_with_a_message_never_a_500(net
     url = net.url(1)
     for path, payloads in ENDPOINTS:
         for payload in payloads:
-            response = post(url, path, payload)
-            assert 400 <= response.status_code < 500, (path, payload if len(str(payload)) < 200 else "...", response.status_code, response.text[:300])
+            response = post(url, path, payload, operator=True)
+            assert 400 <= response.status_code < 500 and response.status_code != 401, (path, payload if len(str(payload)) < 200 else "...", response.status_code, response.text[:300])
             assert response.json()["error"], (path, response.text[:300])
         # Not JSON at all, and JSON of the wrong shape.
         for raw in (b"{not json", b"", b"\xff\xfe", b"null", b"[]" if path != "/api/messages" else b"3"):
-            response = httpx_post_raw(url + path, raw)
+            response = httpx_post_raw(url + path, raw, OPERATOR_HEADERS[url])
             assert 400 <= response.status_code < 500, (path, raw, response.status_code, response.text[:300])
     for path in ("/api/proposals/xyz", "/api/proposals/" + "ab" * 32, "/api/artifacts/123", "/api/artifacts/" + "cd" * 32):
         response = httpx.get(url + path, timeout=30)
         assert 400 <= response.status_code < 500 and response.json()["error"], (path, response.status_code)
 
 
-def httpx_post_raw(url: str, raw: bytes):
-    return httpx.post(url, content=raw, headers={"content-type": "application/json"}, timeout=30)
+def httpx_post_raw(url: str, raw: bytes, headers: dict | None = None):
+    return httpx.post(url, content=raw, headers={"content-type": "application/json", **(headers or {})}, timeout=30)
 
 
 def test_an_oversized_payload_is_refused_with_413_whether_or_not_it_declares_its_length(net):
@@ -219,7 +221,7 @@ def test_every_honest_node_votes_no_on_a_dishonest_code_upgrade(net):
 
 
 def test_an_honest_upgrade_rolls_out_survives_a_sigkill_mid_rollout_and_a_restart(tmp_path):
-    net = start_network(tmp_path, 3, health_window_s=4.0)
+    net = start_network(tmp_path, 3, health_window_s=4.0, deadline_s=30.0)  # room for three verifications on 2 cores
     try:
         wasm, evidence = honest_upgrade()
         items = [20 + (k * 37) % 81 for k in range(300)]
@@ -254,14 +256,14 @@ def test_an_honest_upgrade_rolls_out_survives_a_sigkill_mid_rollout_and_a_restar
         for url in net.urls:
             assert get(url, "/api/components")["components"]["task_allocation"]["active"] == proposal_id
         # An operator rolls it back from the command line: every node goes back to the baseline.
-        done = subprocess.run([sys.executable, "-m", "synapse_ng.cli", "upgrade", "rollback", "--node", net.url(2),
+        done = subprocess.run([sys.executable, "-m", "synapse_ng.cli", "upgrade", "rollback", "--node", net.url(2), "--data", str(net.dir(2)),
                                "--component", "task_allocation", "--reason", "operator test"],
                               check=False, capture_output=True, text=True, timeout=60)  # fmt: skip
         assert done.returncode == 0 and "signed and spreading" in done.stdout, done.stdout + done.stderr
         for url in net.urls:
             wait_for(lambda url=url: get(url, "/api/components")["components"]["task_allocation"]["active"] == "baseline", 60, "rolled back")
             assert rollout_state(url, proposal_id) == "rolled_back"
-        again = subprocess.run([sys.executable, "-m", "synapse_ng.cli", "upgrade", "rollback", "--node", net.url(0), "--component",
+        again = subprocess.run([sys.executable, "-m", "synapse_ng.cli", "upgrade", "rollback", "--node", net.url(0), "--data", str(net.dir(0)), "--component",
                                 "task_allocation"], check=False, capture_output=True, text=True, timeout=60)  # fmt: skip
         assert again.returncode == 1 and "nothing to roll back" in again.stderr
     finally:
@@ -274,7 +276,7 @@ def test_a_node_cut_off_during_voting_rejoins_and_converges(tmp_path):
         cut = net.processes[2]
         os.killpg(cut.pid, signal.SIGSTOP)  # frozen: unreachable, as if its link were cut
         try:
-            response = post(net.url(0), "/api/proposals", {"title": "fan-out 4", "changes": {"gossip_fanout": 4}})
+            response = post(net.url(0), "/api/proposals", {"title": "fan-out 4", "changes": {"gossip_fanout": 4}}, operator=True)
             assert response.status_code == 201, response.text
             proposal_id = response.json()["id"]
             result = wait_for(lambda: (o := outcome(net.url(0), proposal_id))["status"] not in ("open", "closing") and o, 30, "decided without node 2")
@@ -299,8 +301,12 @@ def test_an_upgrade_that_traps_in_production_is_rolled_back_everywhere_automatic
         doctored = copy.deepcopy(evidence)
         doctored["candidate"]["sha256"] = hashlib.sha256(trapping).hexdigest()
         proposal_id = propose_upgrade(net.url(0), trapping, doctored)
-        for url in net.urls:  # humans vote, without the checks an honest automatic vote makes
-            wait_for(lambda url=url: post(url, f"/api/proposals/{proposal_id}/vote", {"choice": "yes"}).status_code == 201, 20, "vote")
+        # A node never signs yes to a module it has not verified (409); here the keys' holders sign yes themselves,
+        # outside the nodes, without the checks an honest automatic vote makes: the rollout must still catch it.
+        refused = post(net.url(0), f"/api/proposals/{proposal_id}/vote", {"choice": "yes"}, operator=True)
+        assert refused.status_code == 409 and "verification" in refused.json()["error"], refused.text
+        for i, url in enumerate(net.urls):
+            wait_for(lambda i=i, url=url: submit(url, identity_of(net, i), "vote", vote_body(proposal_id, "yes", time.time_ns())).status_code == 201, 20, "vote")
         # The WASM spread with the proposal (by hash), even though no node verified it automatically.
         sha = hashlib.sha256(trapping).hexdigest()
         for url in net.urls:

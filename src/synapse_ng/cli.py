@@ -531,7 +531,8 @@ def stats(workspace, as_json) -> None:
 @click.option("--model", "model_name", default="", help="LLM model name.")
 @click.option("--endpoint", default="", help="LLM endpoint URL.")
 @click.option("--data", help="Keep the network's state here (default: a new temporary directory).")
-@click.option("--deadline", "deadline_s", type=float, default=45.0, show_default=True, help="Voting deadline of a proposal (s).")
+@click.option("--deadline", "deadline_s", type=float, default=120.0, show_default=True,
+              help="Voting deadline of a proposal (s): room for every node to rebuild and re-measure the upgrade.")
 @click.option("--window", "window_s", type=float, default=5.0, show_default=True, help="Health window of each rollout stage (s).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (with --pipeline).")
 def demo(pipeline, nodes, minutes, provider, model_name, endpoint, data, deadline_s, window_s, as_json) -> None:
@@ -737,12 +738,23 @@ def upgrade() -> None:
 @click.option("--node", "node_url", required=True, help="The node's base URL.")
 @click.option("--component", required=True)
 @click.option("--reason", default="operator rollback", show_default=True)
-def upgrade_rollback(node_url, component, reason) -> None:
-    """Roll back the live upgrade of COMPONENT everywhere (a signed rollback message from that node)."""
+@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="The node's data directory, where its operator token is (or pass --token / $SYNAPSE_OPERATOR_TOKEN).")
+@click.option("--token", default=None, help="The node's operator token (DATA/operator.token).")
+def upgrade_rollback(node_url, component, reason, data_dir, token) -> None:
+    """Roll back the live upgrade of COMPONENT everywhere (a signed rollback message from that node; needs
+    the node's operator token)."""
     import httpx
 
+    from .node.operator import bearer, read_operator_token
+
     try:
-        response = httpx.post(node_url.rstrip("/") + f"/api/upgrades/{component}/rollback", json={"reason": reason}, timeout=30)
+        headers = bearer(read_operator_token(data_dir, token))
+    except UsageError as error:
+        _fail(False, error)
+    try:
+        response = httpx.post(node_url.rstrip("/") + f"/api/upgrades/{component}/rollback", json={"reason": reason},
+                              headers=headers, timeout=30)  # fmt: skip
     except httpx.HTTPError as error:
         _fail(False, UsageError(f"cannot reach {node_url}: {error}; is the node running?"))
     if response.status_code >= 400:

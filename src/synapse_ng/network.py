@@ -2,7 +2,9 @@
 network benchmark all start nodes this way, as real processes talking real HTTP.
 
     net = LocalNetwork(root, nodes=5, overrides={...})
-    net.prepare()        identities first, then every node's members.json and node.json (ports, peers)
+    net.prepare()        identities and operator tokens first, then every node's members.json (the genesis
+                         member list) and node.json (ports, peers)
+    net.operator_headers(i)   the header that node i's operator routes ask for
     net.start()          one `synapse-ng node run` process per node, logs in root/nodeN/node.log
     net.wait_ready()     until every node answers /api/identity
     net.kill(i) / net.restart(i) / net.stop()
@@ -29,6 +31,7 @@ import httpx
 from .errors import EXIT_NODE_DIED, SynapseError, UsageError
 from .node.config import CONFIG_FILE, MEMBERS_FILE, NodeConfig
 from .node.identity import Identity
+from .node.operator import bearer, operator_token
 from .workers import describe_exit
 
 STOP_GRACE_S = 10.0
@@ -89,6 +92,12 @@ class LocalNetwork:
     def urls(self) -> list[str]:
         return [self.url(i) for i in range(self.count)]
 
+    def token(self, index: int) -> str:
+        return operator_token(self.dir(index))
+
+    def operator_headers(self, index: int) -> dict[str, str]:
+        return bearer(self.token(index))
+
     def prepare(self) -> None:
         existing = self.dir(0) / CONFIG_FILE
         if existing.exists():
@@ -99,6 +108,8 @@ class LocalNetwork:
         for i in range(self.count):
             self.dir(i).mkdir(parents=True, exist_ok=True)
         self.ids = [Identity.load_or_create(self.dir(i) / "identity.key").node_id for i in range(self.count)]
+        for i in range(self.count):
+            operator_token(self.dir(i))
         members = [{"node_id": self.ids[i], "url": self.url(i)} for i in range(self.count)]
         for i in range(self.count):
             (self.dir(i) / MEMBERS_FILE).write_text(json.dumps(members, indent=2) + "\n")

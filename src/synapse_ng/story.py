@@ -5,7 +5,7 @@
 1. start N node processes on loopback (embedded defaults unless a provider is given);
 2. measure a fixed set of task batches on node 0 (the "before" figure), then keep every node busy with
    task batches (Weibull and uniform item sizes), which their task_allocation packs;
-3. the immune system sees the packing's excess over the L1 bound stay above its target for three
+3. the immune system sees the packing's excess over the L2 lower bound (Martello and Toth) stay above its target for three
    checks in a row, and the node designated for that issue runs the Evolutionary Engine;
 4. the winning candidate, measured on held-out workloads, becomes a code_upgrade proposal; every node
    re-verifies it (hash, static checks, correctness, evidence re-run) and votes;
@@ -43,11 +43,11 @@ def probe_batches(seed: int = 20261126) -> list[tuple[int, list[int]]]:
     return weibull + uniform
 
 
-def _pack(url: str, batches) -> dict:
+def _pack(url: str, batches, headers: dict) -> dict:
     bins = bound = 0
     versions = set()
     for capacity, items in batches:
-        result = httpx.post(url + "/api/tasks", json={"capacity": capacity, "items": items}, timeout=120).json()
+        result = httpx.post(url + "/api/tasks", json={"capacity": capacity, "items": items}, headers=headers, timeout=120).json()
         bins += result["bins"]
         bound += result["lower_bound"]
         versions.add(result["version"])
@@ -57,9 +57,10 @@ def _pack(url: str, batches) -> dict:
 class _Load(threading.Thread):
     """Keeps every node packing task batches, as production traffic would."""
 
-    def __init__(self, urls: list[str]):
+    def __init__(self, urls: list[str], headers: list[dict]):
         super().__init__(daemon=True)
         self.urls = urls
+        self.headers = headers  # each node's operator credential: tasks are the operator's to hand in
         self.stop = threading.Event()
         self.batches = 0
 
@@ -67,13 +68,14 @@ class _Load(threading.Thread):
         rng = random.Random(7)
         with httpx.Client(timeout=120) as client:
             while not self.stop.is_set():
-                url = rng.choice(self.urls)
+                index = rng.randrange(len(self.urls))
+                url = self.urls[index]
                 if rng.random() < 0.5:
                     capacity, items = 100, [min(100, max(1, round(rng.weibullvariate(45.0, 3.0)))) for _ in range(1000)]
                 else:
                     capacity, items = 150, [rng.randint(20, 100) for _ in range(500)]
                 try:
-                    client.post(url + "/api/tasks", json={"capacity": capacity, "items": items})
+                    client.post(url + "/api/tasks", json={"capacity": capacity, "items": items}, headers=self.headers[index])
                     self.batches += 1
                 except httpx.HTTPError:
                     pass
@@ -88,7 +90,7 @@ def run_story(
     model: str = "",
     endpoint: str = "",
     data: str | None = None,
-    deadline_s: float = 45.0,
+    deadline_s: float = 120.0,
     window_s: float = 5.0,
     console: Console | None = None,
 ) -> int:
@@ -106,7 +108,7 @@ def run_story(
         f"{provider}{'/' + model if model else ' (embedded Qwen2.5-Coder-1.5B)' if provider == 'local' else ''}; data in {root}")  # fmt: skip
     net.prepare()
     net.start()
-    load = _Load(net.urls)
+    load = _Load(net.urls, [net.operator_headers(i) for i in range(net.count)])
     try:
         return _tell(net, say, started, minutes, load)
     except (NodeFailed, httpx.HTTPError) as error:
@@ -139,15 +141,15 @@ def _tell(net: LocalNetwork, say, started: float, minutes: float, load: _Load) -
     for i, url in enumerate(net.urls):
         say(f"  node {i}  {url}  id {net.ids[i][:12]}")
     batches = probe_batches()
-    before = _pack(net.url(0), batches)
+    before = _pack(net.url(0), batches, net.operator_headers(0))
     say(f"\n[bold]1. load[/bold]: every node packs task batches with its live task_allocation ({before['versions'][0]}, best fit). "
-        f"Probe on node 0: {before['bins']} bins for an L1 bound of {before['bound']}: {before['excess_pct']:.2f} % over the bound "
+        f"Probe on node 0: {before['bins']} bins for an L2 lower bound of {before['bound']}: {before['excess_pct']:.2f} % over the bound "
         f"(the immune system's target: at most 3.00 %)")  # fmt: skip
     load.start()
     proposal_id = _follow(net, say, started, minutes)
     if proposal_id is None:
         return 1
-    after = _pack(net.url(0), batches)
+    after = _pack(net.url(0), batches, net.operator_headers(0))
     say(f"\n[bold]6. after[/bold]: the same probe on node 0: {after['bins']} bins ({after['excess_pct']:.2f} % over the bound) "
         f"with {', '.join(v[:12] for v in after['versions'])}, against {before['bins']} bins ({before['excess_pct']:.2f} %) before: "
         f"{before['bins'] - after['bins']} bins fewer for the same tasks")  # fmt: skip

@@ -11,6 +11,7 @@ from .proposals import (
     GovernanceRules,
     ProposalError,
     proposal_body,
+    readable_text,
     validate_code_upgrade_params,
     validate_config_change_params,
     validate_proposal_body,
@@ -18,7 +19,7 @@ from .proposals import (
     vote_body,
 )
 from .tally import Outcome, decide, quorum_count, tally_input
-from .verify import Verdict, verify_code_upgrade
+from .verify import Verdict, VerifyLimits, verify_code_upgrade
 
 __all__ = [
     "CHOICES",

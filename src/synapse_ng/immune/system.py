@@ -191,6 +191,14 @@ class ImmuneSystem:
             affected_component=target.component,
         )
 
+    def report(self, issue: HealthIssue) -> None:
+        """Record an issue found outside the measurements (a live tally that disagreed with the reference):
+        it is shown with the others; the node has already acted on it."""
+        if len(self.history) >= HISTORY_SIZE:
+            oldest = self.history.popleft()
+            self._origin.pop(id(oldest), None)
+        self.history.append(issue)
+
     def _remember(self, issue: HealthIssue, target: Target) -> None:
         if len(self.history) >= HISTORY_SIZE:
             oldest = self.history.popleft()

@@ -1,8 +1,10 @@
 """A node's HTTP API (FastAPI; the OpenAPI document is at /openapi.json, the docs at /docs).
 
 Every request body is a pydantic model, so malformed JSON and wrong types get a 422 that says which
-field is wrong; a refused message gets the status that says why (401 bad signature, 403 unknown
-identity, 404 unknown proposal, 409 replay or closed proposal, 413 too large, 422 invalid body).
+field is wrong; a refused message gets the status that says why (401 bad signature or no operator
+credential, 403 unknown identity, 404 unknown proposal, 409 replay, closed proposal or a yes this node has
+not verified, 413 too large, 422 invalid body, 429 over a member's quota, 507 artifact store full).
+The routes that make the node sign or act need its operator's token (SECURITY.md); peers need none.
 """
 
 from __future__ import annotations
@@ -10,22 +12,25 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import json
 import logging
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, HTTPException, Path, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..components.task_allocation import MAX_CAPACITY, MAX_ITEMS
 from .envelope import Envelope, EnvelopeError
-from .node import Node, Refusal
+from .node import IDENTITY_PROOF, Node, Refusal
+from .operator import is_operator
 
 logger = logging.getLogger(__name__)
 
 HEX64 = r"^[0-9a-f]{64}$"
+FETCH_RESPONSE_BYTES = 4 * 1024 * 1024  # what one /api/gossip/fetch answer holds at most
 ProposalId = Annotated[str, Path(pattern=HEX64, description="a proposal id: 64 lowercase hex characters")]
 
 
@@ -43,10 +48,22 @@ class CodeUpgradeRequest(Strict):
     component: str = Field(min_length=1, max_length=64)
     wasm_base64: str = Field(min_length=4, description="the module, base64")
     evidence: dict[str, Any] = Field(description="the evidence record `synapse-ng evaluate --evidence-out` writes")
-    source: str = Field(default="", max_length=200_000)
+    source: str = Field(min_length=1, max_length=200_000, description="the source every voter rebuilds to the module's SHA-256")
     language: Literal["rust", "c", "wat"] = "rust"
     title: str = Field(default="", max_length=200)
     description: str = Field(default="", max_length=10_000)
+
+
+class NewMember(Strict):
+    node_id: str = Field(pattern=HEX64)
+    url: str = Field(pattern=r"^https?://[^\s/]+$", max_length=200)
+
+
+class MembershipRequest(Strict):
+    title: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=10_000)
+    add: list[NewMember] = Field(default=[], max_length=16)
+    remove: list[Annotated[str, Field(pattern=HEX64)]] = Field(default=[], max_length=16)
 
 
 class VoteRequest(Strict):
@@ -75,11 +92,17 @@ class BodyLimit:
     """Refuses a request body larger than `limit` bytes with a 413, whether or not it declares its length.
 
     The body is read here, up to the limit, before the app sees any of it (the app's own body parsing
-    would turn an error raised while reading into a generic 400)."""
+    would turn an error raised while reading into a generic 400). A JSON body the parser must not see
+    (nested deeper than max_depth levels, a number of more than 4300 digits, not UTF-8) gets a 422
+    here: the parser would recurse down to a RecursionError or raise ValueError, a generic 400."""
 
-    def __init__(self, app, limit: int):
+    def __init__(self, app, limit: int, max_depth: int | None = None):
+        from .envelope import MAX_JSON_DEPTH, json_text_problem
+
         self.app = app
         self.limit = limit
+        self.max_depth = MAX_JSON_DEPTH if max_depth is None else max_depth
+        self.json_problem = json_text_problem
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -99,6 +122,11 @@ class BodyLimit:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
+        content_type = dict(scope.get("headers") or []).get(b"content-type", b"").lower()
+        if body and (not content_type or b"json" in content_type):  # what the app would parse as JSON
+            problem = self.json_problem(body, self.max_depth)
+            if problem is not None:
+                return await JSONResponse({"error": problem}, status_code=422)(scope, receive, send)
         delivered = False
 
         async def replay():
@@ -145,6 +173,15 @@ def create_app(node: Node, *, manage_node: bool = True) -> FastAPI:
         node.metrics.refused.labels(status=str(refusal.status)).inc()
         return JSONResponse({"error": refusal.message}, status_code=refusal.status)
 
+    def operator_only(request: Request) -> None:
+        """The routes that make this node sign or act need its operator's credential (SECURITY.md)."""
+        if not is_operator(node.operator_token, request.headers.get("authorization")):
+            raise Refusal(401, "this route needs the node operator's credential: send the header 'Authorization: Bearer TOKEN' "
+                               f"with the token in {node.config.path / 'operator.token'} (the CLI reads it with --data DIR "
+                               "or $SYNAPSE_OPERATOR_TOKEN)")  # fmt: skip
+
+    operator = [Depends(operator_only)]
+
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException):
         return JSONResponse({"error": str(error.detail)}, status_code=error.status_code)
@@ -152,8 +189,11 @@ def create_app(node: Node, *, manage_node: bool = True) -> FastAPI:
     # ------------------------------------------------------------------ identity and health
 
     @app.get("/api/identity")
-    def identity():
-        return {"node_id": node.id, "url": node.config.url, "members": node.members(), "started_at": node.started_at}
+    def identity(challenge: Annotated[str | None, Query(pattern=HEX64, description="64 hex chars a peer asks this node to sign")] = None):
+        answer = {"node_id": node.id, "url": node.config.url, "members": node.members(), "started_at": node.started_at}
+        if challenge is not None:  # a peer checks that this address holds the key pinned to it
+            answer["proof"] = node.identity.sign(IDENTITY_PROOF + challenge.encode())
+        return answer
 
     @app.get("/api/evolutionary-engine/stats")
     def engine_stats():
@@ -187,12 +227,22 @@ def create_app(node: Node, *, manage_node: bool = True) -> FastAPI:
             raise Refusal(404, f"unknown proposal {proposal_id[:16]}")
         return _proposal_view(node, proposal, full=True)
 
-    @app.post("/api/proposals", status_code=201)
+    @app.post("/api/proposals", status_code=201, dependencies=operator)
     def create_proposal(request: ConfigChangeRequest):
         envelope = node.create_proposal("config_change", request.title, request.description, {"changes": request.changes})
         return _proposal_view(node, envelope)
 
-    @app.post("/api/proposals/code-upgrade", status_code=201)
+    @app.post("/api/proposals/membership", status_code=201, dependencies=operator)
+    def create_membership_change(request: MembershipRequest):
+        params = {}
+        if request.add:
+            params["add"] = [member.model_dump() for member in request.add]
+        if request.remove:
+            params["remove"] = list(request.remove)
+        envelope = node.create_proposal("membership_change", request.title, request.description, params)
+        return _proposal_view(node, envelope)
+
+    @app.post("/api/proposals/code-upgrade", status_code=201, dependencies=operator)
     def create_code_upgrade(request: CodeUpgradeRequest):
         try:
             wasm = base64.b64decode(request.wasm_base64, validate=True)
@@ -202,7 +252,7 @@ def create_app(node: Node, *, manage_node: bool = True) -> FastAPI:
                                         title=request.title, description=request.description)  # fmt: skip
         return _proposal_view(node, envelope)
 
-    @app.post("/api/proposals/{proposal_id}/vote", status_code=201)
+    @app.post("/api/proposals/{proposal_id}/vote", status_code=201, dependencies=operator)
     def vote(proposal_id: ProposalId, request: VoteRequest):
         envelope = node.cast_vote(proposal_id, request.choice, request.reason)
         return {"id": envelope.id, "proposal_id": proposal_id, "choice": request.choice, "voter": node.id}
@@ -224,14 +274,25 @@ def create_app(node: Node, *, manage_node: bool = True) -> FastAPI:
         return {"results": node.ingest_batch(batch.messages)}
 
     @app.get("/api/gossip/inventory")
-    def inventory(after: Annotated[int, Query(ge=0, description="only messages stored after this sequence number")] = 0):
+    def inventory(after: Annotated[int, Query(ge=0, le=2**63 - 1,  # SQLite's rowid is a signed 64-bit integer
+                                              description="only messages stored after this sequence number")] = 0):
         ids, seq = node.state.inventory_after(after)
         return {"ids": ids, "seq": seq}
 
     @app.post("/api/gossip/fetch")
     def fetch(request: FetchRequest):
-        found = [node.state.message(i) for i in request.ids]
-        return {"messages": [m.to_dict() for m in found if m is not None]}
+        # At most FETCH_RESPONSE_BYTES of messages (always one): the peer asks again for the rest.
+        messages, size = [], 0
+        for message_id in request.ids:
+            message = node.state.message(message_id)
+            if message is None:
+                continue
+            data = message.to_dict()
+            size += len(json.dumps(data["body"]))
+            if messages and size > FETCH_RESPONSE_BYTES:
+                break
+            messages.append(data)
+        return {"messages": messages}
 
     @app.get("/api/artifacts/{sha256}")
     def artifact(sha256: Annotated[str, Path(pattern=HEX64)]):
@@ -250,7 +311,7 @@ def create_app(node: Node, *, manage_node: bool = True) -> FastAPI:
     def history():
         return {"history": node.state.history()}
 
-    @app.post("/api/upgrades/{component}/rollback", status_code=201)
+    @app.post("/api/upgrades/{component}/rollback", status_code=201, dependencies=operator)
     def rollback(component: Annotated[str, Path(pattern=r"^[a-z_]{1,64}$")], request: RollbackRequest):
         if component not in node.runtimes:
             raise Refusal(404, f"unknown component {component!r}; known: {', '.join(node.runtimes)}")
@@ -261,7 +322,7 @@ def create_app(node: Node, *, manage_node: bool = True) -> FastAPI:
     def components():
         return {"components": node.component_versions()}
 
-    @app.post("/api/tasks")
+    @app.post("/api/tasks", dependencies=operator)
     async def tasks(batch: TaskBatch):
         too_big = [i for i, size in enumerate(batch.items) if size > batch.capacity]
         if too_big:

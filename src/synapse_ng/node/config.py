@@ -43,6 +43,23 @@ class NodeConfig:
     config_threshold: tuple[int, int] = (1, 2)
     auto_vote: bool = True
     verify_time_limit_s: float = 600.0
+    # what a proposer can make this node spend on verifying its code upgrade (SECURITY.md)
+    verify_concurrency: int = 2
+    verify_memory_mb: int = 2048
+    verify_random_cases: int = 200  # this node's own random correctness cases, with its own seed
+    verify_max_random_cases: int = 5000  # evidence asking for more is refused, not run
+    # time: a proposal's deadline lies within this horizon of its creation; clocks may differ this much
+    max_deadline_s: float = 7 * 86400.0
+    max_clock_skew_s: float = 300.0
+    # what one member can make this node store
+    member_messages_per_s: float = 5.0
+    member_burst: int = 200
+    max_open_proposals_per_member: int = 8
+    max_votes_per_voter: int = 8  # per proposal: a voter may change its mind a few times, not flood
+    max_artifact_bytes_per_member: int = 64 * 1024 * 1024
+    max_artifact_bytes: int = 8 * 1024 * 1024
+    max_artifact_store_bytes: int = 512 * 1024 * 1024
+    artifact_fetch_timeout_s: float = 30.0
     # rollout
     stage_fractions: tuple[float, ...] = (0.1, 0.5, 1.0)
     health_window_s: float = 10.0

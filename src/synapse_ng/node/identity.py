@@ -96,13 +96,13 @@ class Identity:
         if not path.exists() and not path.is_symlink():
             path.parent.mkdir(parents=True, exist_ok=True)
             seed = secrets.token_bytes(SEED_BYTES)
-            if _create_key_file(path, seed):
+            if create_secret_file(path, seed):
                 identity = cls(SigningKey(seed))
                 logger.info("created a new node identity %s in %s", identity.node_id, path)
                 return identity
             # Another process created it first: use theirs.
-            return cls(SigningKey(_read_seed(path, wait_for_writer=True)))
-        return cls(SigningKey(_read_seed(path)))
+            return cls(SigningKey(read_secret_file(path, wait_for_writer=True)))
+        return cls(SigningKey(read_secret_file(path)))
 
 
 def verify_signature(node_id: str, data: bytes, signature: str) -> bool:
@@ -126,7 +126,7 @@ def verify_signature(node_id: str, data: bytes, signature: str) -> bool:
         return False
 
 
-def _create_key_file(path: Path, seed: bytes) -> bool:
+def create_secret_file(path: Path, seed: bytes) -> bool:
     """Write `seed` to `path` unless it exists. True if we created it, False if someone else did."""
     content = (seed.hex() + "\n").encode("ascii")
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
@@ -175,7 +175,7 @@ def _write_all(fd: int, content: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _read_seed(path: Path, wait_for_writer: bool = False) -> bytes:
+def read_secret_file(path: Path, wait_for_writer: bool = False) -> bytes:
     deadline = time.monotonic() + (_PARTIAL_WAIT_S if wait_for_writer else 0.0)
     while True:
         raw = _read_key_file(path)

@@ -32,6 +32,13 @@ class NodeMetrics:
             "synapse_dissemination_seconds", "Time from a message's creation to its arrival here",
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30), registry=r,
         )  # fmt: skip
+        self.tally_mismatches = Counter(
+            "synapse_tally_mismatches_total", "Live tallies that disagreed with the reference (decided by the reference)", registry=r
+        )
+        self.peer_impostors = Counter(
+            "synapse_peer_impostors_total", "Peer addresses that answered with a key other than the member pinned there", registry=r
+        )
+        self.artifacts_collected = Counter("synapse_artifacts_collected_total", "Artifacts no proposal or version needs, deleted", registry=r)
         self.health = Gauge("synapse_health_measurement", "The immune system's latest measurements", ["metric"], registry=r)
 
     def render(self) -> bytes:

@@ -18,6 +18,8 @@ import hashlib
 import json
 import logging
 import math
+import re
+import secrets
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -25,7 +27,8 @@ from dataclasses import dataclass
 import httpx
 
 from ..components import CaseFailure, get_component
-from ..components.raft_consensus import Tally, TallyInput
+from ..components.raft_consensus import Tally, TallyInput, reference_tally
+from ..components.task_allocation import l2_bound
 from ..errors import EngineFailed, UsageError
 from ..evolution.build import build_baseline
 from ..governance import (
@@ -33,6 +36,8 @@ from ..governance import (
     ProposalError,
     decide,
     proposal_body,
+    VerifyLimits,
+    readable_text,
     validate_proposal_body,
     validate_vote_body,
     verify_code_upgrade,
@@ -56,9 +61,12 @@ from .envelope import (
     sign_envelope,
     verify_envelope,
 )
-from .identity import Identity
+from .identity import Identity, verify_signature
+from .membership import check_membership_change
 from .metrics import NodeMetrics
+from .operator import operator_token
 from .peers import PeerLink
+from .quotas import MessageRate
 from .runtime import ComponentRuntime
 from .state import NodeState
 
@@ -70,6 +78,15 @@ TICK_S = 0.5
 FETCH_RETRY_S = 3.0
 COALESCE_S = 0.1
 FETCH_BATCH = 500
+GC_INTERVAL_S = 30.0
+MAX_PEER_RESPONSE_BYTES = 16 * 1024 * 1024  # an inventory or a fetch batch from a peer; anything bigger is refused
+MAX_REPORTS_PER_AUTHOR = 16  # stage reports and rollbacks per proposal
+IDENTITY_PROOF = b"synapse-ng identity proof:"  # never the start of a signed message (canonical JSON starts with "{")
+HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+class _TooLarge(Exception):
+    """A peer's response passed the bytes this node asked for."""
 
 
 class Refusal(Exception):
@@ -93,6 +110,7 @@ class Node:
         config.path.mkdir(parents=True, exist_ok=True)
         self.identity = Identity.load_or_create(config.path / "identity.key")
         self.id = self.identity.node_id
+        self.operator_token = operator_token(config.path)
         self.state = NodeState(config.path / "node.sqlite3")
         self.metrics = NodeMetrics()
         self._load_members()
@@ -109,7 +127,11 @@ class Node:
         self._client: httpx.AsyncClient | None = None
         self._wake = asyncio.Event()
         self._event_loop: asyncio.AbstractEventLoop | None = None
-        self._verifying: set[str] = set()
+        self._verifications: dict[str, asyncio.Task] = {}
+        self._verify_slots = asyncio.Semaphore(max(1, config.verify_concurrency))
+        self.rate = MessageRate(config.member_messages_per_s, config.member_burst)
+        self._late_holders: dict[str, set[str]] = {i: set() for i in self.state.late_votes()}  # late vote -> peers holding it
+        self._collected_at = 0.0
         self._outbox: list[Envelope] = []
         self._proposal_cache: dict[str, Envelope] = {}
         self._settled: set[str] = set()  # proposals with nothing left to do here
@@ -124,13 +146,22 @@ class Node:
     # ------------------------------------------------------------------ set-up
 
     def _load_members(self) -> None:
+        """The genesis member list (members.json): the only members besides those a membership_change
+        approved by governance adds. Nothing is learned from whoever answers at a peer's address."""
         file = self.config.path / MEMBERS_FILE
         if not file.exists():
             return
         try:
             members = json.loads(file.read_text())
+            if not isinstance(members, list):
+                raise ValueError("not a list")
             for entry in members:
-                self.state.add_member(str(entry["node_id"]), entry.get("url"))
+                node_id, url = entry["node_id"], entry.get("url")
+                if not isinstance(node_id, str) or not HEX64.fullmatch(node_id):
+                    raise ValueError(f"node_id {str(node_id)[:80]!r} is not 64 lowercase hex characters (an ed25519 public key)")
+                if url is not None and (not isinstance(url, str) or not url.startswith(("http://", "https://"))):
+                    raise ValueError(f"url {str(url)[:80]!r} of {node_id[:16]} is not an http(s) URL")
+                self.state.add_member(node_id, url.rstrip("/") if url else None)
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise UsageError(f"{file} must be a JSON list of {{node_id, url}}: {error}") from None
 
@@ -197,8 +228,10 @@ class Node:
 
     # ------------------------------------------------------------------ messages in
 
-    def ingest(self, envelope: Envelope, *, direct: bool = False) -> Accepted:
-        """Verify and store one message. `direct`: submitted by a client (a replay is then a 409)."""
+    def ingest(self, envelope: Envelope, *, direct: bool = False, pulled: bool = False) -> Accepted:
+        """Verify and store one message. `direct`: submitted by a client (a replay is then a 409);
+        `pulled`: fetched from a peer's store by anti-entropy (a vote that arrives after its proposal
+        closed is then kept as late, not refused: see `outcome`)."""
         if envelope.author not in self.state.members():
             raise Refusal(403, f"unknown identity {envelope.author[:16]}: not a member of this network")
         try:
@@ -209,8 +242,15 @@ class Node:
             if direct:
                 raise Refusal(409, f"message {envelope.id[:16]} was already received (a replay is never counted twice)")
             return Accepted(envelope.id, False)
-        self._check_body(envelope)
+        late = self._check_body(envelope, pulled=pulled)
+        if envelope.author != self.id:
+            wait = self.rate.take(envelope.author, time.time())
+            if wait is not None:
+                raise Refusal(429, f"member {envelope.author[:16]} sends more than {self.config.member_messages_per_s:g} messages/s "
+                                   f"(burst {self.config.member_burst}); try again in {wait:.1f} s")  # fmt: skip
         new = self.state.add_message(envelope)
+        if new and late:
+            self.state.mark_late(envelope.id)
         if new:
             self.metrics.messages.labels(kind=envelope.kind).inc()
             if envelope.kind == "proposal":
@@ -233,15 +273,20 @@ class Node:
             loop.call_soon_threadsafe(self._wake.set)
             asyncio.run_coroutine_threadsafe(self.push(envelope), loop)
 
-    def _check_body(self, envelope: Envelope) -> None:
+    def _check_body(self, envelope: Envelope, pulled: bool = False) -> bool:
+        """Refuses what this node will not store; True for a vote kept as late (pulled after its close)."""
         body = envelope.body
         try:
             if envelope.kind == "proposal":
                 validate_proposal_body(body)
                 if body["type"] == "config_change":
                     check_changes(body["params"]["changes"])
+                elif body["type"] == "membership_change" and body["deadline"] + self.config.grace_s >= time.time():
+                    check_membership_change(body["params"], self.state.members())  # (a closed one is history)
                 self._check_rules(body)
-                return
+                self._check_time(envelope)
+                self._check_quota(envelope)
+                return False
             if envelope.kind == "vote":
                 validate_vote_body(body)
             elif envelope.kind == "stage_report":
@@ -253,10 +298,54 @@ class Node:
         proposal = self.state.message(body["proposal_id"])
         if proposal is None or proposal.kind != "proposal":
             raise Refusal(404, f"unknown proposal {body['proposal_id'][:16]}: this node has no such proposal (yet)")
-        if envelope.kind == "vote" and envelope.created_at > proposal.body["deadline"]:
-            raise Refusal(409, f"proposal {proposal.id[:16]} closed at its deadline; the vote came after it")
         if envelope.kind in ("stage_report", "rollback") and proposal.body["type"] != "code_upgrade":
             raise Refusal(422, f"{envelope.kind} for proposal {proposal.id[:16]}, which is not a code upgrade")
+        if envelope.created_at > time.time() + self.config.max_clock_skew_s:
+            raise Refusal(422, f"{envelope.kind} created {envelope.created_at - time.time():.0f} s in the future: check the author's clock")
+        mine = self.state.count(envelope.kind, proposal.id, envelope.author)
+        if mine >= (self.config.max_votes_per_voter if envelope.kind == "vote" else MAX_REPORTS_PER_AUTHOR):
+            raise Refusal(429, f"member {envelope.author[:16]} already sent {mine} {envelope.kind} messages for proposal {proposal.id[:16]}")
+        if envelope.kind != "vote":
+            return False
+        if envelope.created_at > proposal.body["deadline"]:
+            raise Refusal(409, f"proposal {proposal.id[:16]} closed at its deadline; the vote came after it")
+        if time.time() <= proposal.body["deadline"] + self.config.grace_s:
+            return False
+        # The vote says it was made in time, but it reaches this node after the close: its created_at is the
+        # author's word. Handed in directly or pushed, it is refused; pulled from a peer's store, it is kept
+        # and counts only once a majority of the peers hold it (they received it in time, or it counts nowhere).
+        if not pulled:
+            raise Refusal(409, f"vote on proposal {proposal.id[:16]} arrived after the proposal closed (deadline plus "
+                               f"{self.config.grace_s:g} s grace); a vote counts only if it is received in time")  # fmt: skip
+        return True
+
+    def _check_time(self, proposal: Envelope) -> None:
+        """A proposal's deadline lies within the horizon of its creation, which is not in the future."""
+        body, now = proposal.body, time.time()
+        if proposal.created_at > now + self.config.max_clock_skew_s:
+            raise Refusal(422, f"proposal created {proposal.created_at - now:.0f} s in the future: check the author's clock")
+        if body["deadline"] > proposal.created_at + self.config.max_deadline_s + self.config.max_clock_skew_s:
+            raise Refusal(422, f"a proposal's deadline must lie within {self.config.max_deadline_s:g} s of its creation, "
+                               f"not {body['deadline'] - proposal.created_at:.3g} s")  # fmt: skip
+
+    def _check_quota(self, proposal: Envelope) -> None:
+        """What one member can have open at once: proposals, and the WASM bytes its code upgrades bring."""
+        c, now = self.config, time.time()
+        if proposal.body["deadline"] + c.grace_s < now:
+            return  # already closed (pulled from the past): it binds nothing and costs no more than it did
+        open_ones = [p for p in self.proposals() if p.author == proposal.author and p.body["deadline"] + c.grace_s >= now]
+        if len(open_ones) >= c.max_open_proposals_per_member:
+            raise Refusal(429, f"member {proposal.author[:16]} already has {len(open_ones)} open proposals (at most "
+                               f"{c.max_open_proposals_per_member}); wait for one to close")  # fmt: skip
+        if proposal.body["type"] != "code_upgrade":
+            return
+        size = int(proposal.body["params"]["wasm_size"])
+        if size > c.max_artifact_bytes:
+            raise Refusal(413, f"the module is {size} bytes; this node takes at most {c.max_artifact_bytes}")
+        held = sum(int(p.body["params"]["wasm_size"]) for p in open_ones if p.body["type"] == "code_upgrade")
+        if held + size > c.max_artifact_bytes_per_member:
+            raise Refusal(429, f"member {proposal.author[:16]} has {held} bytes of WASM in open proposals; with this one it "
+                               f"would pass {c.max_artifact_bytes_per_member}")  # fmt: skip
 
     def _check_rules(self, body: dict) -> None:
         """A proposer may ask for more than this node's rules, never for less: a code upgrade with a
@@ -285,9 +374,15 @@ class Node:
                 check_changes(params.get("changes"))
             except UsageError as error:
                 raise Refusal(422, str(error)) from None
+        try:
+            envelope = sign_envelope(self.identity, "proposal", body)
+        except EnvelopeError as error:
+            raise Refusal(422, str(error)) from None
+        self._check_body(envelope)  # refused before anything is stored
         if wasm is not None:
-            self.state.put_artifact(wasm)
-        return self.sign("proposal", body)
+            self.store_artifact(wasm)
+        self.ingest(envelope)
+        return envelope
 
     def propose_upgrade(self, component: str, wasm: bytes, evidence: dict, *, source: str = "", language: str = "rust",
                         title: str = "", description: str = "", issue: str = "") -> Envelope:
@@ -296,12 +391,13 @@ class Node:
         if component not in self.runtimes:
             raise Refusal(404, f"unknown component {component!r}; known: {', '.join(self.runtimes)}")
         aggregate = evidence.get("aggregate") if isinstance(evidence, dict) else None
-        if not isinstance(aggregate, dict) or not isinstance(aggregate.get("improvement_pct"), (int, float)):
+        claimed = aggregate.get("improvement_pct") if isinstance(aggregate, dict) else None
+        if isinstance(claimed, bool) or not isinstance(claimed, (int, float)) or not -1e6 < claimed < 1e6:
             raise Refusal(422, "evidence has no aggregate improvement_pct: pass the JSON `synapse-ng evaluate --evidence-out` writes")
         params = {
             "component": component, "wasm_sha256": hashlib.sha256(wasm).hexdigest(), "wasm_size": len(wasm),
             "language": language, "source": source, "evidence": evidence,
-            "improvement_pct": float(aggregate["improvement_pct"]), "issue": issue or f"{component}:operator",
+            "improvement_pct": float(claimed), "issue": issue or f"{component}:operator",
         }  # fmt: skip
         return self.create_proposal("code_upgrade", title or f"upgrade {component}", description, params, wasm=wasm)
 
@@ -311,14 +407,57 @@ class Node:
             raise Refusal(404, f"unknown proposal {proposal_id[:16]}")
         if time.time() > proposal.body["deadline"]:
             raise Refusal(409, f"proposal {proposal_id[:16]} is closed (its deadline has passed)")
+        if proposal.body["type"] == "code_upgrade" and choice == "yes":
+            # A node's yes on a code upgrade is its verification: no request can make it vouch for a module it
+            # refused or has not checked. Its operator may still vote no or abstain at any time.
+            verdict = self.state.get(f"verdict:{proposal_id}")
+            if not verdict or not verdict.get("ok"):
+                why = "; ".join(verdict["reasons"])[:300] if verdict else "it has not verified it yet"
+                raise Refusal(409, f"this node votes yes on a code upgrade only after its own verification passed ({why}); "
+                                   "you may vote no or abstain")  # fmt: skip
         try:
-            body = vote_body(proposal_id, choice, time.time_ns(), reason[:2000])
+            body = vote_body(proposal_id, choice, time.time_ns(), readable_text(reason)[:2000])
         except (ProposalError, ValueError) as error:
             raise Refusal(422, str(error)) from None
         envelope = self.sign("vote", body)
         self._voted_on.add(proposal_id)
         self.metrics.votes.labels(choice=choice).inc()
         return envelope
+
+    def store_artifact(self, wasm: bytes) -> str:
+        """Keep a module, within the store's total bound (what no proposal or version needs is collected first)."""
+        sizes = self.state.artifact_sizes()
+        if sum(sizes.values()) + len(wasm) > self.config.max_artifact_store_bytes:
+            self.collect_artifacts()
+            sizes = self.state.artifact_sizes()
+            if sum(sizes.values()) + len(wasm) > self.config.max_artifact_store_bytes:
+                raise Refusal(507, f"this node's artifact store is full ({sum(sizes.values())} of "
+                                   f"{self.config.max_artifact_store_bytes} bytes, all needed by open proposals or versions)")  # fmt: skip
+        return self.state.put_artifact(wasm)
+
+    def collect_artifacts(self) -> list[str]:
+        """Delete the modules that neither an open proposal, an approved rollout that still stands, nor a live
+        version needs (version history keeps its hashes; a reverted version's module is not kept)."""
+        now, keep = time.time(), set()
+        for proposal in self.proposals():
+            if proposal.body["type"] != "code_upgrade":
+                continue
+            sha = proposal.body["params"]["wasm_sha256"]
+            if now <= proposal.body["deadline"] + self.config.grace_s:
+                keep.add(sha)
+                continue
+            outcome = self.state.get(f"outcome:{proposal.id}")
+            if outcome is None or (outcome["status"] == "approved" and self._rollout_status(proposal).state != "rolled_back"):
+                keep.add(sha)  # undecided yet, or its rollout stands
+        for name in COMPONENTS:
+            keep.update(sha for _, sha in self.state.live_versions(name))
+        drop = [sha for sha in self.state.artifact_sizes() if sha not in keep]
+        if drop:
+            self.state.delete_artifacts(drop)
+            self.metrics.artifacts_collected.inc(len(drop))
+            logger.info("collected %d artifacts no proposal or version needs", len(drop))
+        self._collected_at = now
+        return drop
 
     def operator_rollback(self, component: str, reason: str) -> Envelope:
         """Roll back the newest upgrade of `component` that is rolling out or completed, on every node."""
@@ -329,20 +468,59 @@ class Node:
         if not live:
             raise Refusal(409, f"no upgrade of {component} is live or rolling out: nothing to roll back")
         newest = max(live, key=lambda proposal: (proposal.created_at, proposal.id))
-        return self.sign("rollback", rollback_body(newest.id, reason or "operator rollback", False))
+        return self.sign("rollback", rollback_body(newest.id, readable_text(reason) or "operator rollback", False))
 
     # ------------------------------------------------------------------ governance
 
     def tally(self, tally_input: TallyInput) -> Tally:
-        served = self.runtimes["raft_consensus"].call(tally_input)
-        self.metrics.component_calls.labels(component="raft_consensus", version=served.version[:12]).inc()
-        return served.output
+        """The live tally, checked against the reference on every call (the same input, a few microseconds
+        of Python): governance cannot be subverted through the component that counts its votes. A mismatch
+        decides by the reference, is reported as a health issue, and the version is rolled back at once."""
+        served = self._served("raft_consensus", self.runtimes["raft_consensus"].call(tally_input))
+        reference = reference_tally(tally_input)
+        if served.output == reference:
+            return served.output
+        self.metrics.tally_mismatches.inc()
+        what = f"raft_consensus version {served.version[:12]} tallied {served.output.describe()}, the reference {reference.describe()}"
+        logger.error("%s: decided by the reference; rolling the version back", what)
+        self.immune.report(HealthIssue(
+            issue_type="tally_mismatch", severity="critical", current_value=1.0, target_value=0.0,
+            recommended_action="roll back", description=what, issue_source="algorithm", affected_component="raft_consensus",
+        ))  # fmt: skip
+        self.actions.append({"at": time.time(), "issue_key": "raft_consensus:tally_mismatch", "kind": "reported",
+                             "proposal_id": None, "detail": what})  # fmt: skip
+        self._roll_back_at_once("raft_consensus", served.version, f"live tally disagreed with the reference: {what}")
+        return reference
+
+    def _served(self, component: str, served):
+        """Every production call passes here: a non-baseline version that faulted (a trap, an invalid output)
+        is rolled back at once, on every node, without waiting for the end of its health window."""
+        self.metrics.component_calls.labels(component=component, version=served.version[:12]).inc()
+        if served.faulted and served.faulted != "baseline":
+            self._roll_back_at_once(component, served.faulted, f"a production call faulted: {served.fault}")
+        return served
+
+    def _roll_back_at_once(self, component: str, version: str, reason: str) -> None:
+        proposal = self.state.message(version)
+        if proposal is None or proposal.kind != "proposal" or any(
+            r.author == self.id for r in self.state.messages(kind="rollback", proposal_id=version)
+        ):
+            return
+        try:
+            self.sign("rollback", rollback_body(version, readable_text(f"{component} on node {self.id[:12]}: {reason}")[:2000], True))
+        except Refusal as refusal:
+            logger.warning("could not roll back %s: %s", version[:12], refusal.message)
+            return
+        if self.runtimes[component].revert(version):  # here, now; the others on receipt of the rollback
+            self.state.record_version(component, version, proposal.body["params"]["wasm_sha256"], "reverted", reason[:2000])
+            self.metrics.rollbacks.inc()
+            logger.warning("%s: version %s rolled back at once: %s", component, version[:12], reason)
 
     def outcome(self, proposal: Envelope) -> dict:
         cached = self.state.get(f"outcome:{proposal.id}")
         if cached:
             return cached
-        votes = self.state.messages(kind="vote", proposal_id=proposal.id)
+        votes = self._counted_votes(proposal)
         closes_at = proposal.body["deadline"] + self.config.grace_s
         if time.time() > closes_at and not self._synced_since(closes_at):
             # Past the deadline, but this node may lack votes (it was down or cut off, or a push is still in
@@ -356,6 +534,16 @@ class Node:
             self.state.set(f"outcome:{proposal.id}", data)
             logger.info("proposal %s (%s) decided: %s", proposal.id[:12], proposal.body["type"], result.status)
         return data
+
+    def _counted_votes(self, proposal: Envelope) -> list[Envelope]:
+        """The votes this node received before the close, and the late ones a majority of members hold (this
+        node and the peers whose inventories list them): what a majority saw, whoever's clock says what."""
+        votes = self.state.messages(kind="vote", proposal_id=proposal.id)
+        late = self.state.late_votes(proposal.id)
+        if not late:
+            return votes
+        majority = len(self.members()) // 2 + 1
+        return [v for v in votes if v.id not in late or 1 + len(self._late_holders.get(v.id, ())) >= majority]
 
     def _synced_since(self, moment: float) -> bool:
         """Whether a majority of the peers (rounded up) were pulled from completely since `moment`."""
@@ -394,6 +582,8 @@ class Node:
     async def governance_tick(self) -> None:
         """Vote on open proposals, decide closed ones, apply what was approved. Proposals with nothing left
         to do (rejected, applied, rolled back) are settled and skipped from then on."""
+        if time.time() - self._collected_at > GC_INTERVAL_S:
+            self.collect_artifacts()
         for proposal in self.proposals():
             if proposal.id in self._settled:
                 continue
@@ -401,9 +591,9 @@ class Node:
                 if proposal.body["type"] == "code_upgrade":
                     # Fetch the WASM while the vote is open, so it spreads with the proposal (and this node can
                     # serve it on) whether or not anyone here verifies it automatically.
-                    await self.fetch_artifact(proposal.body["params"]["wasm_sha256"], proposal.author)
+                    await self.fetch_artifact(proposal.body["params"]["wasm_sha256"], proposal.author, proposal.body["params"]["wasm_size"])
                 if self.config.auto_vote and not self._voted(proposal.id):
-                    await self._auto_vote(proposal)
+                    self._auto_vote(proposal)
                 continue
             status = self.outcome(proposal)["status"]
             if status == "closing":
@@ -412,6 +602,9 @@ class Node:
                 self._settled.add(proposal.id)
             elif proposal.body["type"] == "config_change":
                 self._apply_config(proposal)
+                self._settled.add(proposal.id)
+            elif proposal.body["type"] == "membership_change":
+                self._apply_membership(proposal)
                 self._settled.add(proposal.id)
             elif await self._drive_rollout(proposal):
                 self._settled.add(proposal.id)
@@ -423,27 +616,55 @@ class Node:
             self._voted_on.add(proposal_id)
         return proposal_id in self._voted_on
 
-    async def _auto_vote(self, proposal: Envelope) -> None:
+    def _auto_vote(self, proposal: Envelope) -> None:
+        """Config changes of tunable keys get a yes; a code upgrade gets this node's verification, run off the
+        governance loop (at most verify_concurrency at once) and voted on when it ends. A membership change
+        is left to the operator: who may govern is a human's decision."""
         if proposal.body["type"] == "config_change":
             self.cast_vote(proposal.id, "yes", "a well-formed change of tunable keys")
-            return
-        if proposal.id in self._verifying:
-            return
-        self._verifying.add(proposal.id)
+        elif proposal.body["type"] == "code_upgrade" and proposal.id not in self._verifications:
+            self._verifications[proposal.id] = asyncio.create_task(self._verify_and_vote(proposal), name=f"verify {proposal.id[:12]}")
+
+    def verify_limits(self) -> VerifyLimits:
+        c = self.config
+        return VerifyLimits(time_limit_s=c.verify_time_limit_s, memory_bytes=c.verify_memory_mb * 1024 * 1024,
+                            own_random_cases=c.verify_random_cases, max_random_cases=c.verify_max_random_cases)  # fmt: skip
+
+    async def _verify_and_vote(self, proposal: Envelope) -> None:
         try:
-            params = proposal.body["params"]
-            wasm = await self.fetch_artifact(params["wasm_sha256"], proposal.author)
-            if wasm is None:
-                verdict = {"ok": False, "reasons": [f"artifact {params['wasm_sha256'][:16]} not found at any peer, or it does not match its hash"]}
-            else:
-                result = await asyncio.to_thread(verify_code_upgrade, params, wasm, time_limit_s=self.config.verify_time_limit_s)
-                verdict = result.to_dict()
+            async with self._verify_slots:
+                params = proposal.body["params"]
+                wasm = await self.fetch_artifact(params["wasm_sha256"], proposal.author, params["wasm_size"])
+                if wasm is None:
+                    verdict = {"ok": False, "reasons": [f"artifact {params['wasm_sha256'][:16]} not found at any peer, or it does not match its hash"]}
+                else:
+                    result = await asyncio.to_thread(verify_code_upgrade, params, wasm, limits=self.verify_limits())
+                    verdict = result.to_dict()
             self.state.set(f"verdict:{proposal.id}", verdict)
-            if time.time() <= proposal.body["deadline"]:
-                reason = "verified: hash, static checks, correctness and evidence reproduced" if verdict["ok"] else "; ".join(verdict["reasons"])[:2000]
+            if time.time() <= proposal.body["deadline"] and not self._voted(proposal.id):
+                reason = ("verified: hash, static checks, rebuild, correctness (its own cases too), evidence reproduced, improvement"
+                          if verdict["ok"] else "; ".join(verdict["reasons"]))  # fmt: skip
                 self.cast_vote(proposal.id, "yes" if verdict["ok"] else "no", reason)
+        except Refusal as refusal:
+            logger.warning("could not vote on %s: %s", proposal.id[:12], refusal.message)
+        except Exception:
+            logger.exception("verification of %s failed", proposal.id[:12])
         finally:
-            self._verifying.discard(proposal.id)
+            self._verifications.pop(proposal.id, None)
+
+    def _apply_membership(self, proposal: Envelope) -> None:
+        key = f"applied:{proposal.id}"
+        if self.state.get(key):
+            return
+        params = proposal.body["params"]
+        for entry in params.get("add", []):
+            self.state.add_member(entry["node_id"], entry["url"])
+            if entry["url"] != self.config.url and entry["url"] not in self.peers:
+                self.peers[entry["url"]] = PeerLink(entry["url"])
+        for node_id in params.get("remove", []):
+            self.state.remove_member(node_id)
+        self.state.set(key, time.time())
+        logger.info("applied membership change %s: %s", proposal.id[:12], params)
 
     def _apply_config(self, proposal: Envelope) -> None:
         key = f"applied:{proposal.id}"
@@ -496,9 +717,9 @@ class Node:
         if time.time() - started < self.config.health_window_s:
             return False
         ok, reason, figures = self._judge(runtime, proposal.id, started)
-        self.sign("stage_report", stage_report_body(proposal.id, stage, ok, figures, reason))
+        self.sign("stage_report", stage_report_body(proposal.id, stage, ok, figures, readable_text(reason)))
         if not ok:
-            self.sign("rollback", rollback_body(proposal.id, f"stage {stage} on node {self.id[:12]}: {reason}", True))
+            self.sign("rollback", rollback_body(proposal.id, readable_text(f"stage {stage} on node {self.id[:12]}: {reason}"), True))
         return False
 
     def _canary(self, runtime: ComponentRuntime) -> None:
@@ -555,67 +776,123 @@ class Node:
             "seed": int(message_id[:15], 16),
         }
         try:
-            served = self.runtimes["gossip_protocol"].call(case)
-            self.metrics.component_calls.labels(component="gossip_protocol", version=served.version[:12]).inc()
+            served = self._served("gossip_protocol", self.runtimes["gossip_protocol"].call(case))
             return [links[i] for i in served.output if 0 <= i < len(links)]
         except (CaseFailure, ValueError) as error:  # every version failed, or a bad peer table
             logger.warning("gossip_protocol failed (%s); pushing to every peer", error)
             return links
 
     async def _post(self, link: PeerLink, path: str, payload: dict) -> httpx.Response | None:
-        started = time.perf_counter()
-        try:
-            response = await self._client.post(link.url + path, json=payload)
-            link.record(response.status_code < 500, time.perf_counter() - started)
-            return response
-        except httpx.HTTPError:
-            link.record(False, time.perf_counter() - started)
-            return None
+        return await self._request(link, "POST", path, json=payload)
 
-    async def _get(self, link: PeerLink, path: str) -> httpx.Response | None:
+    async def _get(self, link: PeerLink, path: str, max_bytes: int = MAX_PEER_RESPONSE_BYTES, timeout: float | None = None) -> httpx.Response | None:
+        return await self._request(link, "GET", path, max_bytes=max_bytes, timeout=timeout)
+
+    async def _request(self, link: PeerLink, method: str, path: str, *, json: dict | None = None,
+                       max_bytes: int = MAX_PEER_RESPONSE_BYTES, timeout: float | None = None) -> httpx.Response | None:
+        """One call to a peer, its response read as a stream and dropped once it passes `max_bytes` (a peer
+        cannot make this node hold more than it asked for); None when the call failed."""
         started = time.perf_counter()
         try:
-            response = await self._client.get(link.url + path)
+            async with asyncio.timeout(timeout or self.config.peer_timeout_s * 2):
+                async with self._client.stream(method, link.url + path, json=json) as response:
+                    declared = response.headers.get("content-length")
+                    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+                        raise _TooLarge(f"{declared} bytes declared")
+                    chunks, size = [], 0
+                    async for chunk in response.aiter_bytes():
+                        size += len(chunk)
+                        if size > max_bytes:
+                            raise _TooLarge(f"more than {max_bytes} bytes sent")
+                        chunks.append(chunk)
             link.record(response.status_code < 500, time.perf_counter() - started)
-            return response
-        except httpx.HTTPError:
-            link.record(False, time.perf_counter() - started)
-            return None
+            return httpx.Response(response.status_code, headers=response.headers, content=b"".join(chunks))
+        except _TooLarge as error:
+            logger.warning("peer %s answered %s %s with %s; dropped", link.url, method, path.split("?")[0], error)
+        except (httpx.HTTPError, TimeoutError):
+            pass
+        link.record(False, time.perf_counter() - started)
+        return None
 
     async def anti_entropy(self) -> None:
         """Pull from every peer at once (a dead peer's time-out must not delay the live ones)."""
         await asyncio.gather(*(self._pull(link) for link in list(self.peers.values())))
 
+    async def _check_identity(self, link: PeerLink) -> bool:
+        """Whether the peer at this address holds the key of the member pinned there: it must sign a fresh
+        challenge (its public /api/identity alone proves nothing). An address that answers with another key
+        is refused and reported; it is asked again on the next pull, in case the member comes back."""
+        pinned = next((node_id for node_id, url in self.state.members().items() if url == link.url), None)
+        if pinned is None:
+            link.identity = "not a member: no member is pinned at this address (members.json or a membership change)"
+            return False
+        challenge = secrets.token_hex(32)
+        response = await self._get(link, f"/api/identity?challenge={challenge}", max_bytes=64 * 1024)
+        if response is None or response.status_code != 200:
+            return False
+        try:
+            answer = response.json()
+            node_id, proof = answer.get("node_id"), answer.get("proof")
+        except (ValueError, AttributeError):
+            node_id = proof = None
+        if node_id == pinned and verify_signature(pinned, IDENTITY_PROOF + challenge.encode(), proof or ""):
+            link.node_id, link.identity = pinned, "ok"
+            return True
+        link.node_id = None
+        what = f"answered as {str(node_id)[:16]}" if node_id != pinned else "could not prove the key"
+        if link.identity is None or not link.identity.startswith("impostor"):
+            self.metrics.peer_impostors.inc()
+            logger.warning("peer %s %s, but member %s is pinned there: refused", link.url, what, pinned[:16])
+        link.identity = f"impostor: {what}, member {pinned[:16]} is pinned at this address"
+        return False
+
     async def _pull(self, link: PeerLink) -> None:
-        """Learn the peer's identity, then fetch every message it has and this node lacks."""
-        if link.node_id is None:
-            response = await self._get(link, "/api/identity")
-            if response is not None and response.status_code == 200:
-                node_id = response.json().get("node_id")
-                if isinstance(node_id, str) and len(node_id) == 64:
-                    link.node_id = node_id
-                    self.state.add_member(node_id, link.url)
+        """Check the peer's identity, then fetch every message it has and this node lacks."""
+        if link.identity != "ok" and not await self._check_identity(link):
             return
         started = time.time()
         # Only what the peer stored since the last complete pull (its own sequence numbers): a pull costs
         # what is new, not the size of the whole history.
         response = await self._get(link, f"/api/gossip/inventory?after={link.cursor}")
-        if response is None or response.status_code != 200:
+        if response is None:
+            link.identity = None  # unreachable: whoever answers next must prove the key again
             return
-        inventory = response.json()
-        missing = [i for i in inventory.get("ids", []) if not self.state.has_message(i)]
+        if response.status_code != 200:
+            return
+        try:
+            inventory = response.json()
+            ids = [i for i in inventory["ids"] if isinstance(i, str) and HEX64.fullmatch(i)]
+            seq = inventory["seq"]
+            if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq < 2**63:
+                return
+        except (ValueError, KeyError, TypeError, RecursionError):
+            return
+        for message_id in ids:
+            if message_id in self._late_holders:
+                self._late_holders[message_id].add(link.url)
+        missing = [i for i in ids if not self.state.has_message(i)]
         if missing:
             fetched = await self._post(link, "/api/gossip/fetch", {"ids": missing[:FETCH_BATCH]})
             if fetched is None or fetched.status_code != 200:
                 return
-            results = self.ingest_batch(fetched.json().get("messages", []))
-            if len(missing) > FETCH_BATCH or any(r.get("status") == 404 for r in results):
-                return  # more to fetch, or a vote whose proposal is still to come: pull again from here
-        link.cursor = int(inventory.get("seq", link.cursor))
+            try:
+                messages = fetched.json()["messages"]
+            except (ValueError, KeyError, TypeError, RecursionError):
+                return
+            results = self.ingest_batch(messages if isinstance(messages, list) else [], pulled=True)
+            for result in results:
+                if result.get("late"):
+                    self._late_holders.setdefault(result["id"], set()).add(link.url)
+            if len(missing) > FETCH_BATCH or len(messages) < min(len(missing), FETCH_BATCH) or any(
+                r.get("status") in (404, 429, 503) for r in results
+            ):
+                return  # more to fetch, a vote whose proposal is still to come, or over a rate: pull again from here
+        link.cursor = max(link.cursor, seq)
         link.synced_at = started
 
-    def ingest_batch(self, messages: list) -> list[dict]:
-        """Messages from a peer, proposals first; each one accepted or refused on its own."""
+    def ingest_batch(self, messages: list, *, pulled: bool = False) -> list[dict]:
+        """Messages from a peer, proposals first; each one accepted or refused on its own (one bad message
+        never sinks the batch)."""
         parsed, results = [], []
         for raw in messages:
             try:
@@ -624,27 +901,39 @@ class Node:
                 results.append({"ok": False, "status": 422, "error": str(error)})
         for envelope in sorted(parsed, key=lambda e: (KIND_ORDER.get(e.kind, 9), e.created_at, e.id)):
             try:
-                accepted = self.ingest(envelope)
-                results.append({"ok": True, "id": accepted.id, "new": accepted.new})
+                accepted = self.ingest(envelope, pulled=pulled)
+                result = {"ok": True, "id": accepted.id, "new": accepted.new}
+                if pulled and envelope.kind == "vote" and accepted.id in self.state.late_votes(envelope.body["proposal_id"]):
+                    result["late"] = True
+                results.append(result)
             except Refusal as refusal:
                 results.append({"ok": False, "id": envelope.id, "status": refusal.status, "error": refusal.message})
+            except Exception as error:  # this node's trouble (a bug, a locked database): the others still count
+                logger.exception("message %s could not be ingested", envelope.id[:16])
+                results.append({"ok": False, "id": envelope.id, "status": 503, "error": f"not stored here, try again: {type(error).__name__}"})
         return results
 
-    async def fetch_artifact(self, sha256: str, author: str | None = None) -> bytes | None:
+    async def fetch_artifact(self, sha256: str, author: str | None = None, size: int | None = None) -> bytes | None:
+        """The module with this hash, from here or a peer: streamed, and dropped once it passes its declared
+        size (or this node's maximum), so a peer cannot make this node read more than the proposal said."""
         wasm = self.state.artifact(sha256)
         if wasm is not None:
             return wasm
         if time.time() - self._fetch_failed.get(sha256, 0.0) < FETCH_RETRY_S:
             return None
-        links = sorted(self.peers.values(), key=lambda link: link.node_id != author)
+        cap = min(int(size), self.config.max_artifact_bytes) if size is not None else self.config.max_artifact_bytes
+        links = sorted((link for link in self.peers.values() if link.identity == "ok"), key=lambda link: link.node_id != author)
         for link in links:
-            response = await self._get(link, f"/api/artifacts/{sha256}")
+            response = await self._get(link, f"/api/artifacts/{sha256}", max_bytes=cap, timeout=self.config.artifact_fetch_timeout_s)
             if response is None or response.status_code != 200:
                 continue
             if hashlib.sha256(response.content).hexdigest() != sha256:
                 logger.warning("peer %s sent an artifact that does not match %s; ignored", link.url, sha256[:16])
                 continue
-            self.state.put_artifact(response.content)
+            try:
+                self.store_artifact(response.content)
+            except Refusal as refusal:
+                logger.warning("artifact %s not kept: %s", sha256[:16], refusal.message)
             return response.content
         self._fetch_failed[sha256] = time.time()
         return None
@@ -713,7 +1002,7 @@ class Node:
     def propose_config(self, issue: HealthIssue, changes: dict, issue_key: str) -> str | None:
         params = {"changes": changes, "issue": issue_key}
         try:
-            return self.create_proposal("config_change", f"config remedy for {issue_key}", issue.description, params).id
+            return self.create_proposal("config_change", f"config remedy for {issue_key}", readable_text(issue.description), params).id
         except Refusal as refusal:
             logger.warning("config remedy for %s refused: %s", issue_key, refusal.message)
             return None
@@ -755,7 +1044,7 @@ class Node:
         try:
             return self.propose_upgrade(component, code.wasm_binary, code.evidence, source=code.source_code[:200_000],
                                         language=code.language.value, title=f"evolved {component}",
-                                        description=code.description, issue=issue_key).id  # fmt: skip
+                                        description=readable_text(code.description)[:10_000], issue=issue_key).id  # fmt: skip
         except Refusal as refusal:
             logger.warning("code upgrade for %s refused: %s", issue_key, refusal.message)
             return None
@@ -763,13 +1052,10 @@ class Node:
     # ------------------------------------------------------------------ work the components do
 
     def allocate(self, items: list[int], capacity: int) -> dict:
-        served = self.runtimes["task_allocation"].call({"capacity": capacity, "items": items})
-        self.metrics.component_calls.labels(component="task_allocation", version=served.version[:12]).inc()
+        served = self._served("task_allocation", self.runtimes["task_allocation"].call({"capacity": capacity, "items": items}))
         bins = len(set(served.output))
-        from ..components.task_allocation import l1_bound
-
         return {
-            "assignment": served.output, "bins": bins, "lower_bound": l1_bound(items, capacity) if items else 0,
+            "assignment": served.output, "bins": bins, "lower_bound": l2_bound(items, capacity) if items else 0,
             "excess_pct": served.objective, "version": served.version, "fuel": served.fuel, "fault": served.fault,
         }  # fmt: skip
 

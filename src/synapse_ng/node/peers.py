@@ -24,6 +24,7 @@ class PeerLink:
     last_ok: float | None = None
     synced_at: float | None = None  # start of the last pull that got everything this peer had
     cursor: int = 0  # the peer's sequence number up to which everything has been pulled
+    identity: str | None = None  # "ok" once the peer proved the key of the member pinned at its address
 
     def record(self, ok: bool, seconds: float) -> None:
         if ok:
@@ -52,4 +53,5 @@ class PeerLink:
             "reliability": round(self.reliability, 3),
             "contact_age_ms": round(self.contact_age_ms(), 1),
             "reachable": self.reachable,
+            "identity": self.identity or "not checked yet",
         }

@@ -4,6 +4,8 @@
     state.add_message(envelope) -> bool     True when new (a replay is ignored: the id is the key)
     state.messages(kind=..., proposal_id=...) / state.inventory()
     state.put_artifact(wasm) -> sha256 / state.artifact(sha256) (re-hashed on every read)
+    state.artifact_sizes() / state.delete_artifacts(shas)   what the garbage collection looks at and drops
+    state.mark_late(id) / state.late_votes(proposal_id)      votes received after their proposal closed
     state.members() / state.add_member(node_id, url)
     state.record_version(component, version, sha256, event, reason) / state.history(component)
     state.get(key) / state.set(key, value)  small JSON values (applied proposals, config changes)
@@ -49,6 +51,9 @@ CREATE TABLE IF NOT EXISTS versions (
     at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- votes this node first received after their proposal closed (pulled from a peer): they count only once
+-- a majority of the peers hold them too, so a backdated vote handed to one node decides nothing
+CREATE TABLE IF NOT EXISTS late_votes (id TEXT PRIMARY KEY);
 """
 
 
@@ -61,6 +66,11 @@ class NodeState:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(messages)")}
+        if "created_at_json" not in columns:
+            # created_at exactly as signed (an int stays an int): the REAL column alone would turn 5 into
+            # 5.0, which changes the message's id and breaks its signature for whoever fetches it.
+            self._db.execute("ALTER TABLE messages ADD COLUMN created_at_json TEXT")
 
     def close(self) -> None:
         with self._lock:
@@ -79,9 +89,9 @@ class NodeState:
     def add_message(self, envelope: Envelope) -> bool:
         proposal_id = envelope.id if envelope.kind == "proposal" else envelope.body.get("proposal_id")
         cursor = self._write(
-            "INSERT OR IGNORE INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (envelope.id, envelope.kind, envelope.author, envelope.created_at, json.dumps(envelope.body),
-             envelope.signature, proposal_id, time.time()),
+             envelope.signature, proposal_id, time.time(), json.dumps(envelope.created_at)),
         )  # fmt: skip
         return cursor.rowcount == 1
 
@@ -89,11 +99,11 @@ class NodeState:
         return bool(self._read("SELECT 1 FROM messages WHERE id = ?", (message_id,)))
 
     def message(self, message_id: str) -> Envelope | None:
-        rows = self._read("SELECT kind, body, author, created_at, signature FROM messages WHERE id = ?", (message_id,))
+        rows = self._read("SELECT kind, body, author, created_at, signature, created_at_json FROM messages WHERE id = ?", (message_id,))
         return _envelope(rows[0]) if rows else None
 
     def messages(self, kind: str | None = None, proposal_id: str | None = None) -> list[Envelope]:
-        sql = "SELECT kind, body, author, created_at, signature FROM messages WHERE 1=1"
+        sql = "SELECT kind, body, author, created_at, signature, created_at_json FROM messages WHERE 1=1"
         args: list[Any] = []
         if kind is not None:
             sql += " AND kind = ?"
@@ -102,6 +112,19 @@ class NodeState:
             sql += " AND proposal_id = ?"
             args.append(proposal_id)
         return [_envelope(row) for row in self._read(sql + " ORDER BY created_at, id", tuple(args))]
+
+    def count(self, kind: str, proposal_id: str, author: str) -> int:
+        rows = self._read("SELECT COUNT(*) FROM messages WHERE proposal_id = ? AND kind = ? AND author = ?", (proposal_id, kind, author))
+        return rows[0][0]
+
+    def mark_late(self, message_id: str) -> None:
+        self._write("INSERT OR IGNORE INTO late_votes VALUES (?)", (message_id,))
+
+    def late_votes(self, proposal_id: str | None = None) -> set[str]:
+        if proposal_id is None:
+            return {row[0] for row in self._read("SELECT id FROM late_votes")}
+        rows = self._read("SELECT l.id FROM late_votes l JOIN messages m ON m.id = l.id WHERE m.proposal_id = ?", (proposal_id,))
+        return {row[0] for row in rows}
 
     def ids(self, kind: str) -> list[str]:
         return [row[0] for row in self._read("SELECT id FROM messages WHERE kind = ? ORDER BY created_at, id", (kind,))]
@@ -135,6 +158,13 @@ class NodeState:
         wasm = bytes(rows[0][0])
         return wasm if hashlib.sha256(wasm).hexdigest() == sha256 else None
 
+    def artifact_sizes(self) -> dict[str, int]:
+        return {sha: size for sha, size in self._read("SELECT sha256, length(wasm) FROM artifacts")}
+
+    def delete_artifacts(self, shas: list[str]) -> None:
+        for sha in shas:
+            self._write("DELETE FROM artifacts WHERE sha256 = ?", (sha,))
+
     # ------------------------------------------------------------------ members
 
     def add_member(self, node_id: str, url: str | None) -> bool:
@@ -142,6 +172,9 @@ class NodeState:
         if cursor.rowcount == 0 and url:
             self._write("UPDATE members SET url = ? WHERE node_id = ?", (url, node_id))
         return cursor.rowcount == 1
+
+    def remove_member(self, node_id: str) -> None:
+        self._write("DELETE FROM members WHERE node_id = ?", (node_id,))
 
     def members(self) -> dict[str, str | None]:
         return {node_id: url for node_id, url in self._read("SELECT node_id, url FROM members ORDER BY node_id")}
@@ -181,5 +214,7 @@ class NodeState:
 
 
 def _envelope(row: tuple) -> Envelope:
-    kind, body, author, created_at, signature = row
+    kind, body, author, created_at, signature, created_at_json = row
+    if created_at_json is not None:
+        created_at = json.loads(created_at_json)
     return Envelope(kind=kind, body=json.loads(body), author=author, created_at=created_at, signature=signature)
