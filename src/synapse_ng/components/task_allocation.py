@@ -435,11 +435,13 @@ def validate_packing(items: Sequence[int], capacity: int, assignment: Any) -> in
 
 
 def data_dir() -> Path:
-    """The held-out data: $SYNAPSE_BINPACKING_DATA, else ../shared/data/binpacking beside the repository."""
+    """The held-out data: $SYNAPSE_BINPACKING_DATA, else the copy shipped in the package (the FunSearch test
+    sets, CC-BY 4.0, unchanged; each file is pinned by its SHA-256 anyway), so a clone anywhere or an
+    installed package has its data."""
     configured = os.environ.get(DATA_ENV)
     if configured:
         return Path(configured)
-    return Path(__file__).resolve().parents[3].parent / "shared" / "data" / "binpacking"
+    return Path(__file__).resolve().parents[1] / "data" / "binpacking"
 
 
 def _check_instances(path: Path, instances: Any) -> list[dict]:
