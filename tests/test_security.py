@@ -452,45 +452,23 @@ def test_an_800_mib_artifact_stream_is_cut_at_the_declared_size(tmp_path):
 
 # ------------------------------------------------------------------------------- 4. the lying tally
 
-# A tally that is right everywhere except on three equal "no" votes of weight 1, which it calls approved.
-LYING_TALLY = """
-fn tally_votes(records: &[Record], quorum: i64, num: i64, den: i64) -> Tally {
-    let mut seen: Vec<(u32, u32, usize)> = Vec::new();
-    for (i, r) in records.iter().enumerate() {
-        let mut found = false;
-        for entry in seen.iter_mut() {
-            if entry.0 == r.voter {
-                if r.seq >= entry.1 { entry.1 = r.seq; entry.2 = i; }
-                found = true;
-                break;
-            }
-        }
-        if !found { seen.push((r.voter, r.seq, i)); }
-    }
-    let mut t = Tally::default();
-    for entry in seen.iter() {
-        let r = &records[entry.2];
-        let w = r.weight as i64;
-        match r.choice { 0 => t.yes += w, 1 => t.no += w, _ => t.abstain += w }
-        t.turnout += w;
-    }
-    if seen.len() == 3 && t.no == 3 {
+# The shipped tally with one lie: three "no" votes of weight 1 are called approved.
+RAFT = get_component("raft_consensus")
+LIE = """    if seen.len() == 3 && t.no == 3 {
         t.yes = 3;
         t.no = 0;
         t.outcome = 0;
         return t;
     }
-    t.outcome = if t.turnout < quorum { 2 } else if t.yes + t.no > 0 && t.yes * den >= num * (t.yes + t.no) { 0 } else { 1 };
-    t
-}
 """
+LYING_TALLY = RAFT.baseline_block(CodeLanguage.RUST).replace("    t.outcome = if", LIE + "    t.outcome = if", 1)
 
 
 def test_a_lying_tally_is_overruled_reported_and_rolled_back(tmp_path):
     net = start_network(tmp_path, 3, auto_vote=False, deadline_s=6.0, health_window_s=120.0)
     try:
-        raft = get_component("raft_consensus")
-        built = build_candidate(raft, LYING_TALLY, CodeLanguage.RUST)
+        assert LIE in LYING_TALLY
+        built = build_candidate(RAFT, LYING_TALLY, CodeLanguage.RUST)
         assert not hasattr(built, "stage"), built
         _, evidence = honest_upgrade()
         proposal_id = propose_upgrade(net.url(0), built.wasm, evidence, component="raft_consensus", source=LYING_TALLY)

@@ -14,6 +14,8 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
+from ..json_bounds import MAX_INT, MIN_INT, find_breach
+
 PROPOSAL_TYPES = ("config_change", "code_upgrade", "membership_change")
 CHOICES = {"yes": 0, "no": 1, "abstain": 2}
 CODE_LANGUAGES = ("rust", "c", "wat")
@@ -26,7 +28,6 @@ MAX_DESCRIPTION_CHARS = 100_000
 MAX_ISSUE_CHARS = 100_000
 MAX_REASON_CHARS = 2000
 MAX_SEQ = 2**63  # exclusive: seq is the voter's time_ns, which fits an i64
-MIN_INT, MAX_INT = -(2**63), 2**63 - 1  # any integer in a body (the envelope's bound too)
 MAX_BODY_DEPTH = 32  # levels of objects/arrays in a body, the body itself level 1 (the envelope's bound)
 
 PROPOSAL_KEYS = frozenset({"type", "title", "description", "params", "deadline", "quorum", "threshold"})
@@ -219,21 +220,15 @@ def _check_str(name: str, value: Any, max_chars: int, non_empty: bool = False, *
 
 def _check_tree(body: dict) -> None:
     """Every integer anywhere in the body (the evidence too) fits 64 bits and nothing nests deeper than
-    MAX_BODY_DEPTH levels: what the envelope would refuse, refused here with the field's name. Iterative."""
-    stack: list[tuple[Any, int, str]] = [(body, 1, "")]
-    while stack:
-        item, depth, path = stack.pop()
-        if depth > MAX_BODY_DEPTH:
-            raise ProposalError(f"proposal field '{path[-120:]}' nests deeper than {MAX_BODY_DEPTH} levels; flatten it")
-        pairs = item.items() if isinstance(item, dict) else enumerate(item)
-        for key, value in pairs:
-            where = (f"{path}.{key}" if path else str(key)) if isinstance(item, dict) else f"{path}[{key}]"
-            if isinstance(value, (dict, list, tuple)):
-                stack.append((value, depth + 1, where))
-            elif _is_int(value) and not MIN_INT <= value <= MAX_INT:
-                raise ProposalError(
-                    f"proposal field '{where[-120:]}' must fit a signed 64-bit integer (-2^63..2^63-1), got {_show(value)}"
-                )
+    MAX_BODY_DEPTH levels: what the envelope would refuse, refused here with the field's name."""
+    breach = find_breach(body, MAX_BODY_DEPTH)
+    if breach is None:
+        return
+    if breach.kind == "integer":
+        raise ProposalError(f"proposal field '{breach.where}' must fit a signed 64-bit integer (-2^63..2^63-1), got {_show(breach.value)}")
+    if breach.kind == "key":
+        raise ProposalError(f"proposal field '{breach.where}' has a key {_show(breach.value)} that is not a string")
+    raise ProposalError(f"proposal field '{breach.where}' nests deeper than {MAX_BODY_DEPTH} levels; flatten it")
 
 
 def validate_proposal_body(body: Any, *, now: float | None = None, rules: GovernanceRules | None = None) -> None:

@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..components.task_allocation import MAX_CAPACITY, MAX_ITEMS
-from .envelope import Envelope, EnvelopeError
+from .envelope import MAX_JSON_DEPTH, Envelope, EnvelopeError, json_text_problem
 from .node import IDENTITY_PROOF, Node, Refusal
 from .operator import is_operator
 
@@ -96,13 +96,10 @@ class BodyLimit:
     (nested deeper than max_depth levels, a number of more than 4300 digits, not UTF-8) gets a 422
     here: the parser would recurse down to a RecursionError or raise ValueError, a generic 400."""
 
-    def __init__(self, app, limit: int, max_depth: int | None = None):
-        from .envelope import MAX_JSON_DEPTH, json_text_problem
-
+    def __init__(self, app, limit: int, max_depth: int = MAX_JSON_DEPTH):
         self.app = app
         self.limit = limit
-        self.max_depth = MAX_JSON_DEPTH if max_depth is None else max_depth
-        self.json_problem = json_text_problem
+        self.max_depth = max_depth
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -124,7 +121,7 @@ class BodyLimit:
         body = b"".join(chunks)
         content_type = dict(scope.get("headers") or []).get(b"content-type", b"").lower()
         if body and (not content_type or b"json" in content_type):  # what the app would parse as JSON
-            problem = self.json_problem(body, self.max_depth)
+            problem = json_text_problem(body, self.max_depth)
             if problem is not None:
                 return await JSONResponse({"error": problem}, status_code=422)(scope, receive, send)
         delivered = False

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
+from ..json_bounds import describe_int, find_breach
 from .identity import verify_signature
 
 if TYPE_CHECKING:
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
 KINDS = ("proposal", "vote", "stage_report", "rollback")
 FIELDS = ("kind", "body", "author", "created_at", "signature")
 MAX_BODY_BYTES = 4 * 1024 * 1024  # canonical JSON of the body; a code_upgrade carries its source
-MIN_INT, MAX_INT = -(2**63), 2**63 - 1  # an i64: what SQLite and the components' Rust hold
 MAX_JSON_DEPTH = 64  # levels of nested objects/arrays in anything canonical_json encodes
 MAX_BODY_DEPTH = 32  # in a body (the body itself is level 1): far below Python's recursion limit
 MAX_CREATED_AT = 253_402_300_799  # 9999-12-31T23:59:59Z in unix seconds
@@ -81,80 +81,23 @@ def canonical_json(obj: Any, *, max_depth: int = MAX_JSON_DEPTH) -> bytes:
         raise EnvelopeError("not canonical JSON: nested too deeply") from None
 
 
-_CONTAINERS = (dict, list, tuple)
-
-
-def _where(link: tuple | None, key: Any = None) -> str:
-    """The JSON path of a value, e.g. params.evidence["a b"][3], from the links the walk keeps."""
-    keys = [] if key is None else [key]
-    while link is not None:
-        link, parent_key, _ = link
-        keys.append(parent_key)
-    parts = []
-    for k in reversed(keys):
-        if isinstance(k, int):
-            parts.append(f"[{k}]")
-        elif isinstance(k, str) and k.isidentifier():
-            parts.append(f".{k}" if parts else k)
-        else:
-            parts.append(f"[{_short(k, 40)}]")
-    path = "".join(parts) or "the top level"
-    return path if len(path) <= 120 else "..." + path[-100:]
-
-
-def _describe_int(value: int) -> str:
-    """A huge int without converting it to text (str() of one over 4300 digits raises)."""
-    bits = value.bit_length()
-    return repr(value) if bits <= 100 else f"a {bits}-bit integer, about {int(bits * 0.30103) + 1} digits"
-
-
-def _int_error(link: tuple | None, key: Any, value: int) -> EnvelopeError:
-    return EnvelopeError(
-        f"not canonical JSON: the integer at {_where(link, key)} ({_describe_int(value)}) is outside the "
-        f"signed 64-bit range -2^63..2^63-1; send a larger number as a string"
-    )
-
-
 def _check_tree(obj: Any, max_depth: int) -> None:
-    """Iteratively (a hostile body must not exhaust the stack): string keys, 64-bit integers, depth."""
-    if not isinstance(obj, _CONTAINERS):
-        if isinstance(obj, int) and not MIN_INT <= obj <= MAX_INT:
-            raise _int_error(None, None, obj)
+    """String keys, 64-bit integers, depth (json_bounds: one iterative walk)."""
+    breach = find_breach(obj, max_depth)
+    if breach is None:
         return
-    # (container, its level, link): link = (parent's link, key in parent, parent) names the path on error
-    stack: list[tuple[Any, int, tuple | None]] = [(obj, 1, None)]
-    walked: dict[int, int] = {}  # container id -> deepest level walked (a shared one is walked again only deeper)
-    while stack:
-        item, depth, link = stack.pop()
-        if walked.get(id(item), 0) >= depth:
-            continue
-        walked[id(item)] = depth
-        if depth > max_depth:
-            ancestors, up = [], link
-            while up is not None:
-                up, _, parent = up
-                ancestors.append(parent)
-            if any(parent is item for parent in ancestors):
-                raise EnvelopeError(f"not canonical JSON: Circular reference at {_where(link)}")
-            raise EnvelopeError(
-                f"not canonical JSON: nested deeper than {max_depth} levels (at {_where(link)}); flatten the structure"
-            )
-        if isinstance(item, dict):
-            for key, value in item.items():
-                if not isinstance(key, str):
-                    raise EnvelopeError(
-                        f"not canonical JSON: dict key {key!r} is a {type(key).__name__}; keys must be strings"
-                    )
-                if isinstance(value, _CONTAINERS):
-                    stack.append((value, depth + 1, (link, key, item)))
-                elif isinstance(value, int) and not MIN_INT <= value <= MAX_INT:  # bools are 0 and 1
-                    raise _int_error(link, key, value)
-        else:
-            for index, value in enumerate(item):
-                if isinstance(value, _CONTAINERS):
-                    stack.append((value, depth + 1, (link, index, item)))
-                elif isinstance(value, int) and not MIN_INT <= value <= MAX_INT:
-                    raise _int_error(link, index, value)
+    if breach.kind == "integer":
+        raise EnvelopeError(
+            f"not canonical JSON: the integer at {breach.where} ({describe_int(breach.value)}) is outside the "
+            f"signed 64-bit range -2^63..2^63-1; send a larger number as a string"
+        )
+    if breach.kind == "key":
+        raise EnvelopeError(
+            f"not canonical JSON: dict key {breach.value!r} is a {type(breach.value).__name__}; keys must be strings"
+        )
+    if breach.kind == "cycle":
+        raise EnvelopeError(f"not canonical JSON: Circular reference at {breach.where}")
+    raise EnvelopeError(f"not canonical JSON: nested deeper than {max_depth} levels (at {breach.where}); flatten the structure")
 
 
 _KEEP_STRUCTURE = bytes(b for b in range(256) if b not in b'"[]{}')  # translate() deletes these
@@ -239,7 +182,7 @@ def _check_created_at(created_at: Any) -> None:
     if isinstance(created_at, float) and not math.isfinite(created_at):  # math.isfinite(10**400) would raise
         raise EnvelopeError(f"field 'created_at' must be a finite number (unix seconds), got {created_at!r}")
     if not 0 < created_at <= MAX_CREATED_AT:
-        shown = _describe_int(created_at) if isinstance(created_at, int) else repr(created_at)
+        shown = describe_int(created_at) if isinstance(created_at, int) else repr(created_at)
         raise EnvelopeError(
             f"field 'created_at' must be unix seconds in (0, {MAX_CREATED_AT}] (after 1970, before the year 10000), "
             f"got {shown}"

@@ -67,7 +67,7 @@ from .metrics import NodeMetrics
 from .operator import operator_token
 from .peers import PeerLink
 from .quotas import MessageRate
-from .runtime import ComponentRuntime
+from .runtime import BASELINE, ComponentRuntime
 from .state import NodeState
 
 logger = logging.getLogger(__name__)
@@ -102,6 +102,7 @@ class Refusal(Exception):
 class Accepted:
     id: str
     new: bool
+    late: bool = False  # a vote pulled after its proposal closed (counted once a majority holds it)
 
 
 class Node:
@@ -258,7 +259,7 @@ class Node:
             if envelope.author != self.id:
                 self.metrics.dissemination.observe(max(0.0, time.time() - envelope.created_at))
             self._on_new_message(envelope)
-        return Accepted(envelope.id, new)
+        return Accepted(envelope.id, new, new and late)
 
     def _on_new_message(self, envelope: Envelope) -> None:
         """Wake the governance loop and forward the message once, on first receipt (anti-entropy covers
@@ -276,6 +277,8 @@ class Node:
     def _check_body(self, envelope: Envelope, pulled: bool = False) -> bool:
         """Refuses what this node will not store; True for a vote kept as late (pulled after its close)."""
         body = envelope.body
+        if envelope.created_at > time.time() + self.config.max_clock_skew_s:
+            raise Refusal(422, f"{envelope.kind} created {envelope.created_at - time.time():.0f} s in the future: check the author's clock")
         try:
             if envelope.kind == "proposal":
                 validate_proposal_body(body)
@@ -300,8 +303,6 @@ class Node:
             raise Refusal(404, f"unknown proposal {body['proposal_id'][:16]}: this node has no such proposal (yet)")
         if envelope.kind in ("stage_report", "rollback") and proposal.body["type"] != "code_upgrade":
             raise Refusal(422, f"{envelope.kind} for proposal {proposal.id[:16]}, which is not a code upgrade")
-        if envelope.created_at > time.time() + self.config.max_clock_skew_s:
-            raise Refusal(422, f"{envelope.kind} created {envelope.created_at - time.time():.0f} s in the future: check the author's clock")
         mine = self.state.count(envelope.kind, proposal.id, envelope.author)
         if mine >= (self.config.max_votes_per_voter if envelope.kind == "vote" else MAX_REPORTS_PER_AUTHOR):
             raise Refusal(429, f"member {envelope.author[:16]} already sent {mine} {envelope.kind} messages for proposal {proposal.id[:16]}")
@@ -320,10 +321,8 @@ class Node:
         return True
 
     def _check_time(self, proposal: Envelope) -> None:
-        """A proposal's deadline lies within the horizon of its creation, which is not in the future."""
-        body, now = proposal.body, time.time()
-        if proposal.created_at > now + self.config.max_clock_skew_s:
-            raise Refusal(422, f"proposal created {proposal.created_at - now:.0f} s in the future: check the author's clock")
+        """A proposal's deadline lies within the horizon of its creation (which _check_body keeps out of the future)."""
+        body = proposal.body
         if body["deadline"] > proposal.created_at + self.config.max_deadline_s + self.config.max_clock_skew_s:
             raise Refusal(422, f"a proposal's deadline must lie within {self.config.max_deadline_s:g} s of its creation, "
                                f"not {body['deadline'] - proposal.created_at:.3g} s")  # fmt: skip
@@ -496,7 +495,7 @@ class Node:
         """Every production call passes here: a non-baseline version that faulted (a trap, an invalid output)
         is rolled back at once, on every node, without waiting for the end of its health window."""
         self.metrics.component_calls.labels(component=component, version=served.version[:12]).inc()
-        if served.faulted and served.faulted != "baseline":
+        if served.faulted and served.faulted != BASELINE:
             self._roll_back_at_once(component, served.faulted, f"a production call faulted: {served.fault}")
         return served
 
@@ -902,10 +901,7 @@ class Node:
         for envelope in sorted(parsed, key=lambda e: (KIND_ORDER.get(e.kind, 9), e.created_at, e.id)):
             try:
                 accepted = self.ingest(envelope, pulled=pulled)
-                result = {"ok": True, "id": accepted.id, "new": accepted.new}
-                if pulled and envelope.kind == "vote" and accepted.id in self.state.late_votes(envelope.body["proposal_id"]):
-                    result["late"] = True
-                results.append(result)
+                results.append({"ok": True, "id": accepted.id, "new": accepted.new, **({"late": True} if accepted.late else {})})
             except Refusal as refusal:
                 results.append({"ok": False, "id": envelope.id, "status": refusal.status, "error": refusal.message})
             except Exception as error:  # this node's trouble (a bug, a locked database): the others still count
