@@ -16,13 +16,14 @@ import os
 import platform
 import statistics
 import time
+from datetime import UTC, datetime
 from pathlib import Path
-from datetime import datetime, timezone
 
 import wasmtime
 
 from synapse_ng.components import Split, get_component
-from synapse_ng.components.raft_consensus import reference_tally, workload_input
+from synapse_ng.components.raft_consensus.generators import workload_input
+from synapse_ng.components.raft_consensus.tally import reference_tally
 from synapse_ng.evolution import build_baseline, build_candidate
 from synapse_ng.evolution.build import BuildFailure
 from synapse_ng.wasm.sandbox import WASMTIME_VERSION, Sandbox, SandboxLimits
@@ -34,8 +35,12 @@ PUBLISHED = {  # FunSearch, Table 1: excess over the L1 bound
 }
 
 BLOCKS = {
-    "best fit": "fn priority(item: f64, bins: &[f64]) -> Vec<f64> { bins.iter().map(|&r| -(r - item)).collect() }",
-    "first fit": "fn priority(_item: f64, bins: &[f64]) -> Vec<f64> { (0..bins.len()).map(|i| -(i as f64)).collect() }",
+    "best fit": (
+        "fn priority(item: f64, bins: &[f64]) -> Vec<f64> { bins.iter().map(|&r| -(r - item)).collect() }"
+    ),
+    "first fit": (
+        "fn priority(_item: f64, bins: &[f64]) -> Vec<f64> { (0..bins.len()).map(|i| -(i as f64)).collect() }"
+    ),
     # Worst fit among the bins already opened (an unused bin is the one at full, i.e. maximal, capacity);
     # a new bin only when no opened bin can take the item. Plain "most room left" would always pick an
     # unused bin under this protocol and put every item in a bin of its own.
@@ -62,7 +67,9 @@ def bin_packing() -> None:
     workloads = {w.id: w for w in component.workloads(Split.HELDOUT)}
     print("## bin packing on the FunSearch test sets (excess over L1; mean bins in brackets)\n")
     print(f"{'heuristic':<11} {'OR3':>18} {'published':>10} {'Weibull 5k':>20} {'published':>10}")
-    PUBLISHED["FunSearch Weibull heuristic, ours in Rust"] = {"weibull_5k": PUBLISHED["FunSearch"]["weibull_5k"]}
+    PUBLISHED["FunSearch Weibull heuristic, ours in Rust"] = {
+        "weibull_5k": PUBLISHED["FunSearch"]["weibull_5k"]
+    }
     for name, block in BLOCKS.items():
         wasm = build(component, block)
         row = {}
@@ -71,21 +78,30 @@ def bin_packing() -> None:
             row[workload_id] = metrics
         published = PUBLISHED.get(name, {})
         print(
-            f"{name[:11]:<11} {row['or3']['excess_pct']:>7.2f} % ({row['or3']['bins']:>7.2f}) {published.get('or3', '-'):>9}"
+            f"{name[:11]:<11} {row['or3']['excess_pct']:>7.2f} % ({row['or3']['bins']:>7.2f})"
+            f" {published.get('or3', '-'):>9}"
             f"{'' if 'or3' not in published else ' %'}"
-            f" {row['weibull_5k']['excess_pct']:>7.2f} % ({row['weibull_5k']['bins']:>8.2f}) {published.get('weibull_5k', '-'):>9}"
-            f"{'' if 'weibull_5k' not in published else ' %'}"
-            + ("   <- " + name if len(name) > 11 else "")
+            f" {row['weibull_5k']['excess_pct']:>7.2f} % ({row['weibull_5k']['bins']:>8.2f})"
+            f" {published.get('weibull_5k', '-'):>9}"
+            f"{'' if 'weibull_5k' not in published else ' %'}" + ("   <- " + name if len(name) > 11 else "")
         )
-    print(f"{'FunSearch':<11} {'-':>18} {PUBLISHED['FunSearch']['or3']:>9} % {'-':>20} {PUBLISHED['FunSearch']['weibull_5k']:>9} %   <- published, per data set")
+    print(
+        f"{'FunSearch':<11} {'-':>18} {PUBLISHED['FunSearch']['or3']:>9} % {'-':>20}"
+        f" {PUBLISHED['FunSearch']['weibull_5k']:>9} %   <- published, per data set"
+    )
 
 
 def raft(sizes: list[tuple[int, int]]) -> None:
     component = get_component("raft_consensus")
     baseline = build_baseline(component).wasm
     limits = SandboxLimits(fuel=10**12, memory_bytes=component.limits.memory_bytes, timeout_s=600)
-    print("\n## raft_consensus: the shipped WASM baseline (quadratic de-duplication) vs the Python reference\n")
-    print(f"{'votes':>9} {'voters':>7} {'wasm fuel':>16} {'wasm tallies/s':>15} {'python tallies/s':>17} {'wasm / python':>14}")
+    print(
+        "\n## raft_consensus: the shipped WASM baseline (quadratic de-duplication) vs the Python reference\n"
+    )
+    print(
+        f"{'votes':>9} {'voters':>7} {'wasm fuel':>16} {'wasm tallies/s':>15}"
+        f" {'python tallies/s':>17} {'wasm / python':>14}"
+    )
     for count, voters in sizes:
         tally_input = workload_input(0xBE7C0000 + count, count, voters)
         expected = reference_tally(tally_input)
@@ -102,7 +118,10 @@ def raft(sizes: list[tuple[int, int]]) -> None:
             assert reference_tally(tally_input) == expected
             python_times.append(time.perf_counter() - started)
         wasm_s, python_s = statistics.median(wasm_times), statistics.median(python_times)
-        print(f"{count:>9} {voters:>7} {fuel:>16,} {1 / wasm_s:>15.1f} {1 / python_s:>17.1f} {python_s / wasm_s:>13.3f}x")
+        print(
+            f"{count:>9} {voters:>7} {fuel:>16,} {1 / wasm_s:>15.1f} {1 / python_s:>17.1f}"
+            f" {python_s / wasm_s:>13.3f}x"
+        )
     print("(wasm times include writing the records into linear memory and reading the result back)")
 
 
@@ -117,7 +136,10 @@ def call_overhead() -> None:
     for name, action in (
         ("call nop()", lambda: instance.call("nop")),
         ("call add(i32, i32)", lambda: instance.call("add", 1, 2)),
-        ("write 64 x i32, call add", lambda: (instance.memory.write_array(0, range(64), "i32"), instance.call("add", 1, 2))),
+        (
+            "write 64 x i32, call add",
+            lambda: (instance.memory.write_array(0, range(64), "i32"), instance.call("add", 1, 2)),
+        ),
     ):
         samples = []
         for _ in range(5):
@@ -129,11 +151,18 @@ def call_overhead() -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--skip-1m", action="store_true", help="Leave out the 1M-vote tally (it takes a while).")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--skip-1m", action="store_true", help="Leave out the 1M-vote tally (it takes a while)."
+    )
     args = parser.parse_args()
-    print(f"# components benchmark, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
-    print(f"# machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, wasmtime {WASMTIME_VERSION}\n")
+    print(f"# components benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    print(
+        f"# machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()},"
+        f" wasmtime {WASMTIME_VERSION}\n"
+    )
     bin_packing()
     sizes = [(1_000, 100), (10_000, 1_000), (100_000, 2_000)] + ([] if args.skip_1m else [(1_000_000, 2_000)])
     raft(sizes)

@@ -27,16 +27,26 @@ from synapse_ng.wasm.sandbox import WASMTIME_VERSION
 
 FUNSEARCH = {"or3": 3.11, "weibull_5k": 0.68}
 PROBLEMS = {
-    "task_allocation": "Online bin packing: use fewer bins than best fit on items from the same distributions as the training workloads.",
-    "raft_consensus": "Closing a proposal is slow: the vote tally de-duplicates votes with a quadratic scan. Make it use less fuel.",
+    "task_allocation": (
+        "Online bin packing: use fewer bins than best fit on items from the same distributions"
+        " as the training workloads."
+    ),
+    "raft_consensus": (
+        "Closing a proposal is slow: the vote tally de-duplicates votes with a quadratic scan."
+        " Make it use less fuel."
+    ),
 }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--component", default="task_allocation")
     parser.add_argument("--minutes", type=float, default=20.0)
-    parser.add_argument("--samples", type=int, default=10_000, help="Upper bound; the minutes usually end the run.")
+    parser.add_argument(
+        "--samples", type=int, default=10_000, help="Upper bound; the minutes usually end the run."
+    )
     parser.add_argument("--provider", default="local")
     parser.add_argument("--model", default="")
     parser.add_argument("--endpoint")
@@ -46,39 +56,72 @@ def main() -> None:
 
     workspace = Path(args.workspace or tempfile.mkdtemp(prefix="synapse-evolution-bench-"))
     component = get_component(args.component)
-    provider = create_provider(LLMProviderConfig(args.provider, args.model, args.endpoint, timeout_seconds=600))
+    provider = create_provider(
+        LLMProviderConfig(args.provider, args.model, args.endpoint, timeout_seconds=600)
+    )
     store = Store(workspace)
     search = EvolutionSearch(
-        component, provider, store,
-        problem=PROBLEMS.get(component.name, f"Make {component.name} better: {component.objective.description}."),
-        config=SearchConfig(seed=args.seed), budget=Budget(samples=args.samples, minutes=args.minutes),
-        on_progress=lambda p: print(f"  {p.elapsed_s / 60:5.1f} min  samples {p.samples:3d}  compiled {p.compiled:3d}  correct {p.correct:3d}  best {p.best_improvement_pct:+.3f} %", flush=True),
-    )  # fmt: skip
+        component,
+        provider,
+        store,
+        problem=PROBLEMS.get(
+            component.name, f"Make {component.name} better: {component.objective.description}."
+        ),
+        config=SearchConfig(seed=args.seed),
+        budget=Budget(samples=args.samples, minutes=args.minutes),
+        on_progress=lambda p: print(
+            f"  {p.elapsed_s / 60:5.1f} min  samples {p.samples:3d}  compiled {p.compiled:3d}"
+            f"  correct {p.correct:3d}  best {p.best_improvement_pct:+.3f} %",
+            flush=True,
+        ),
+    )
     print(f"# evolution benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
-    print(f"# machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, wasmtime {WASMTIME_VERSION}")
-    print(f"# provider {provider.name}, model {provider.model}; budget {args.minutes:g} minutes; seed {args.seed}; store {workspace}\n")
+    print(
+        f"# machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()},"
+        f" wasmtime {WASMTIME_VERSION}"
+    )
+    print(
+        f"# provider {provider.name}, model {provider.model}; budget {args.minutes:g} minutes;"
+        f" seed {args.seed}; store {workspace}\n"
+    )
     result = asyncio.run(search.run())
     p = result.progress
     attempts = p.compiled + p.compile_failed
-    print(f"\nsamples {p.samples}, duplicates {p.duplicates}, tokens {p.tokens_in} in / {p.tokens_out} out, {p.elapsed_s / 60:.1f} min")
-    print(f"compile rate {p.compiled}/{attempts} = {p.compiled / max(1, attempts):.0%}; correct {p.correct}/{p.compiled} = {p.correct / max(1, p.compiled):.0%}")
+    print(
+        f"\nsamples {p.samples}, duplicates {p.duplicates}, tokens {p.tokens_in} in / {p.tokens_out} out,"
+        f" {p.elapsed_s / 60:.1f} min"
+    )
+    print(
+        f"compile rate {p.compiled}/{attempts} = {p.compiled / max(1, attempts):.0%};"
+        f" correct {p.correct}/{p.compiled} = {p.correct / max(1, p.compiled):.0%}"
+    )
     first = f"{p.first_improvement_s / 60:.1f} min" if p.first_improvement_s is not None else "never"
     print(f"first candidate better than best fit on the training workloads: {first}")
     print(f"outcome: {result.reason}")
     # Where the samples went: the model's blocks and edits, rustc's own fixes, model repairs, tunes.
-    by_operator = Counter((row.operator, row.status) for row in store.candidates(result.run_id) if row.operator != "baseline")
-    print("\nby operator: " + "; ".join(f"{op} {status} {n}" for (op, status), n in sorted(by_operator.items())))
+    by_operator = Counter(
+        (row.operator, row.status) for row in store.candidates(result.run_id) if row.operator != "baseline"
+    )
+    print(
+        "\nby operator: " + "; ".join(f"{op} {status} {n}" for (op, status), n in sorted(by_operator.items()))
+    )
     if result.heldout and result.heldout.workloads and component.name == "task_allocation":
         print(f"\n{'held-out':<12} {'best fit':>10} {'evolved':>10} {'FunSearch':>10}   (excess over L1)")
         for w in result.heldout.workloads:
-            print(f"{w['id']:<12} {w['baseline']['excess_pct']:>9.2f}% {w['candidate']['excess_pct']:>9.2f}% {FUNSEARCH[w['id']]:>9.2f}%")
+            print(
+                f"{w['id']:<12} {w['baseline']['excess_pct']:>9.2f}% {w['candidate']['excess_pct']:>9.2f}%"
+                f" {FUNSEARCH[w['id']]:>9.2f}%"
+            )
     elif result.heldout and result.heldout.workloads:
         metric = component.objective.metric
         print(f"\n{'held-out':<12} {'baseline':>16} {'evolved':>16} {'better by':>10}   ({metric})")
         for w in result.heldout.workloads:
-            print(f"{w['id']:<12} {w['baseline'][metric]:>16,} {w['candidate'][metric]:>16,} {w['improvement_pct']:>9.2f}%")
+            print(
+                f"{w['id']:<12} {w['baseline'][metric]:>16,} {w['candidate'][metric]:>16,}"
+                f" {w['improvement_pct']:>9.2f}%"
+            )
     if result.best:
-        print(f"\nbest block (candidate {result.best.candidate_id}):\n{result.best.block}")
+        print(f"\nbest block (candidate {result.best.id}):\n{result.best.source}")
 
 
 if __name__ == "__main__":

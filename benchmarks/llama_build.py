@@ -36,7 +36,11 @@ from synapse_ng.llm.local import ModelWorker  # noqa: E402
 
 PROMPT = (
     "Here is a Rust function that packs items into bins with the best-fit rule:\n\n"
-    + "fn priority(item: f64, bins: &[f64]) -> Vec<f64> {\n    bins.iter().map(|&r| -(r - item)).collect()\n}\n\n" * 12
+    + (
+        "fn priority(item: f64, bins: &[f64]) -> Vec<f64> {\n"
+        "    bins.iter().map(|&r| -(r - item)).collect()\n}\n\n"
+    )
+    * 12
     + "Explain, step by step, how a better rule could waste less space, then write it."
 )
 
@@ -55,7 +59,9 @@ def cpu_model() -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--config", action="append", required=True, metavar="NAME=DIR[,key=value...]")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--hog", type=int, default=0, help="busy processes running meanwhile")
@@ -71,15 +77,31 @@ def main() -> int:
         options = dict(pair.split("=", 1) for pair in pairs)
         # The worker inherits this environment: a build's directory first on its PYTHONPATH makes it import
         # that llama_cpp instead of the virtualenv's. OMP_WAIT_POLICY="" means OpenMP's own default.
-        os.environ["PYTHONPATH"] = base_pythonpath if directory == "installed" else os.pathsep.join(p for p in (directory, base_pythonpath) if p)
+        os.environ["PYTHONPATH"] = (
+            base_pythonpath
+            if directory == "installed"
+            else os.pathsep.join(p for p in (directory, base_pythonpath) if p)
+        )
         os.environ["OMP_WAIT_POLICY"] = {"default": "", "passive": "PASSIVE"}[options.get("omp", "passive")]
         extra = {"on": True, "off": False}[options["extra_bufts"]] if "extra_bufts" in options else None
-        worker = ModelWorker(model, n_ctx=2048, n_threads=int(options["threads"]) if "threads" in options else None, extra_buffer_types=extra)
+        worker = ModelWorker(
+            model,
+            n_ctx=2048,
+            n_threads=int(options["threads"]) if "threads" in options else None,
+            extra_buffer_types=extra,
+        )
         info = worker.start()
-        label = (f"{name}: extra buffer types {'on' if info['extra_buffer_types'] else 'off'}, OpenMP wait {options.get('omp', 'passive')}, "
-                 f"{info['n_threads']}+{info['n_threads_batch']} threads")  # fmt: skip
+        label = (
+            f"{name}: extra buffer types {'on' if info['extra_buffer_types'] else 'off'},"
+            f" OpenMP wait {options.get('omp', 'passive')}, "
+            f"{info['n_threads']}+{info['n_threads_batch']} threads"
+        )
         configs.append((label, worker))
-        print(f"{label}: loaded in {info['load_s']:.2f} s; {info['system_info']}; CPU backend: {info['cpu_backend']}", flush=True)
+        print(
+            f"{label}: loaded in {info['load_s']:.2f} s; {info['system_info']};"
+            f" CPU backend: {info['cpu_backend']}",
+            flush=True,
+        )
     for key, value in saved.items():
         if value is None:
             os.environ.pop(key, None)
@@ -87,11 +109,20 @@ def main() -> int:
             os.environ[key] = value
     hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.hog)]
     results: dict[str, list[dict]] = {label: [] for label, _ in configs}
-    for label, worker in configs:  # one warm-up call each (page cache, first-touch allocations)
-        worker.chat(_messages(-1), max_tokens=8, temperature=0.0, seed=1, timeout_s=600, cancel=threading.Event())
+    for _, worker in configs:  # one warm-up call each (page cache, first-touch allocations)
+        worker.chat(
+            _messages(-1), max_tokens=8, temperature=0.0, seed=1, timeout_s=600, cancel=threading.Event()
+        )
     for round_ in range(args.rounds):
         for label, worker in configs:
-            reply = worker.chat(_messages(round_), max_tokens=args.max_tokens, temperature=0.0, seed=1, timeout_s=600, cancel=threading.Event())
+            reply = worker.chat(
+                _messages(round_),
+                max_tokens=args.max_tokens,
+                temperature=0.0,
+                seed=1,
+                timeout_s=600,
+                cancel=threading.Event(),
+            )
             t = reply["timings"]
             results[label].append(t)
         print(f"round {round_ + 1}/{args.rounds} done", flush=True)
@@ -100,18 +131,28 @@ def main() -> int:
     for hog in hogs:
         hog.kill()
 
-    print(f"\n{cpu_model()}, {os.cpu_count()} CPUs; {time.strftime('%Y-%m-%d')}; {args.rounds} rounds, "
-          f"prompt {results[configs[0][0]][0]['prompt_tokens']} tokens, {args.max_tokens} new tokens; "
-          f"{args.hog} busy process(es) meanwhile\n")  # fmt: skip
-    print("| configuration (generation + prompt threads) | prompt tokens/s | generation tokens/s | prompt ratio | generation ratio |")
+    print(
+        f"\n{cpu_model()}, {os.cpu_count()} CPUs; {time.strftime('%Y-%m-%d')}; {args.rounds} rounds, "
+        f"prompt {results[configs[0][0]][0]['prompt_tokens']} tokens, {args.max_tokens} new tokens; "
+        f"{args.hog} busy process(es) meanwhile\n"
+    )
+    print(
+        "| configuration (generation + prompt threads) | prompt tokens/s | generation tokens/s"
+        " | prompt ratio | generation ratio |"
+    )
     print("| --- | --- | --- | --- | --- |")
     first = None
     for label, _ in configs:
         prompt = statistics.median(t["prompt_tokens"] / t["prompt_s"] for t in results[label])
-        generation = statistics.median((t["completion_tokens"] - 1) / t["generation_s"] for t in results[label])
+        generation = statistics.median(
+            (t["completion_tokens"] - 1) / t["generation_s"] for t in results[label]
+        )
         if first is None:
             first = (prompt, generation)
-        print(f"| {label} | {prompt:.1f} | {generation:.1f} | {prompt / first[0]:.2f} | {generation / first[1]:.2f} |")
+        print(
+            f"| {label} | {prompt:.1f} | {generation:.1f} | {prompt / first[0]:.2f}"
+            f" | {generation / first[1]:.2f} |"
+        )
     return 0
 
 

@@ -16,13 +16,14 @@ import statistics
 import subprocess
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import wasmtime
 
 from synapse_ng.models import CodeLanguage
 from synapse_ng.toolchain import CompileOptions, compile_source, find_rustc
-from synapse_ng.wasm.inspect import ExportSpec, WasmPolicy, inspect_wasm
+from synapse_ng.wasm.inspect import inspect_wasm
+from synapse_ng.wasm.policy import ExportSpec, WasmPolicy
 from synapse_ng.wasm.sandbox import WASMTIME_VERSION, Sandbox
 
 RUST = """
@@ -50,18 +51,29 @@ int32_t best_fit(int32_t item, int32_t n, const int32_t *caps) {
     return best;
 }
 """
-WAT_ADD = '(module (memory (export "memory") 1 1) (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))'
+WAT_ADD = (
+    '(module (memory (export "memory") 1 1)'
+    ' (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))'
+)
 
 
 def big_module() -> bytes:
     """About 100 KiB, shaped like a compiled candidate: 1,500 functions, 8 of them exported, and data."""
+
     def function(i: int) -> str:
         export = f'(export "f{i}") ' if i < 8 else ""
-        return f"(func $f{i} {export}(param i32) (result i32) (i32.add (i32.mul (local.get 0) (i32.const {i})) (i32.const {i * 7})))"
+        return (
+            f"(func $f{i} {export}(param i32) (result i32)"
+            f" (i32.add (i32.mul (local.get 0) (i32.const {i})) (i32.const {i * 7})))"
+        )
 
     functions = "\n".join(function(i) for i in range(1500))
     data = "\\00" * 70_000
-    return bytes(wasmtime.wat2wasm(f'(module (memory (export "memory") 2 2) (data (i32.const 0) "{data}") {functions})'))
+    return bytes(
+        wasmtime.wat2wasm(
+            f'(module (memory (export "memory") 2 2) (data (i32.const 0) "{data}") {functions})'
+        )
+    )
 
 
 def bare_rust_compile(rustc: str, workdir: str, command: tuple[str, ...]) -> float:
@@ -77,13 +89,18 @@ def ms(seconds: float) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rounds", type=int, default=7)
     rounds = parser.parse_args().rounds
 
     rustc = find_rustc()
-    print(f"# pipeline benchmark, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
-    print(f"# machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, wasmtime {WASMTIME_VERSION}")
+    print(f"# pipeline benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    print(
+        f"# machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()},"
+        f" wasmtime {WASMTIME_VERSION}"
+    )
     print(f"# {rustc.version}; {rounds} rounds, medians\n")
 
     # Rust: bare vs isolated, interleaved.
@@ -102,7 +119,9 @@ def main() -> None:
     bare_s, isolated_s = statistics.median(bare), statistics.median(isolated)
     print("stage                              median")
     print(f"compile rust, bare rustc        {ms(bare_s)}")
-    print(f"compile rust, isolated+policy   {ms(isolated_s)}   ratio {isolated_s / bare_s:.3f} (target <= 1.10)")
+    print(
+        f"compile rust, isolated+policy   {ms(isolated_s)}   ratio {isolated_s / bare_s:.3f} (target <= 1.10)"
+    )
 
     for language, source in ((CodeLanguage.C, C), (CodeLanguage.WAT, WAT_ADD)):
         times = []

@@ -79,12 +79,19 @@ def mib(value: int | None) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=2, help="Verifications per upgrade (the first one rebuilds the source).")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--runs", type=int, default=2, help="Verifications per upgrade (the first one rebuilds the source)."
+    )
     args = parser.parse_args()
     limits = VerifyLimits()
     print(f"# verification benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
-    print(f"# machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, wasmtime {WASMTIME_VERSION}")
+    print(
+        f"# machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()},"
+        f" wasmtime {WASMTIME_VERSION}"
+    )
     print(f"# limits: {limits.to_dict()}\n")
     rows = []
     for name, source in UPGRADES.items():
@@ -96,20 +103,31 @@ def main() -> None:
         assert evaluation.correct, evaluation.message
         prepared = time.monotonic() - started
         params = {
-            "component": name, "wasm_sha256": hashlib.sha256(built.wasm).hexdigest(), "wasm_size": len(built.wasm),
-            "language": "rust", "source": source, "evidence": evaluation.evidence,
-            "improvement_pct": evaluation.improvement_pct, "issue": f"{name}:benchmark",
-        }  # fmt: skip
+            "component": name,
+            "wasm_sha256": hashlib.sha256(built.wasm).hexdigest(),
+            "wasm_size": len(built.wasm),
+            "language": "rust",
+            "source": source,
+            "evidence": evaluation.evidence,
+            "improvement_pct": evaluation.improvement_pct,
+            "issue": f"{name}:benchmark",
+        }
         cases = evaluation.evidence["cases"]
-        print(f"{name}: module {len(built.wasm)} bytes, improvement {evaluation.improvement_pct:+.3f} % on "
-              f"{len(evaluation.workloads)} held-out workloads, evidence cases {cases['total']} (random {cases['random']}); "
-              f"build + evaluate {prepared:.1f} s")  # fmt: skip
+        print(
+            f"{name}: module {len(built.wasm)} bytes, improvement {evaluation.improvement_pct:+.3f} % on "
+            f"{len(evaluation.workloads)} held-out workloads, evidence cases {cases['total']}"
+            f" (random {cases['random']}); "
+            f"build + evaluate {prepared:.1f} s"
+        )
         for run in range(1, args.runs + 1):
             verdict = verify_code_upgrade(params, built.wasm, limits=limits)
             what = "cold (rebuilds)" if run == 1 else "warm (rebuild cached)"
-            print(f"  run {run} {what:22s} ok={verdict.ok}  {verdict.seconds:6.2f} s  worker peak RSS {mib(verdict.worker_peak_rss_bytes)}"
-                  f"  own cases {verdict.own_cases_passed}/{verdict.own_cases} (seed {verdict.own_seed})"
-                  + ("" if verdict.ok else f"  reasons: {verdict.reasons}"))  # fmt: skip
+            print(
+                f"  run {run} {what:22s} ok={verdict.ok}  {verdict.seconds:6.2f} s"
+                f"  worker peak RSS {mib(verdict.worker_peak_rss_bytes)}"
+                f"  own cases {verdict.own_cases_passed}/{verdict.own_cases} (seed {verdict.own_seed})"
+                + ("" if verdict.ok else f"  reasons: {verdict.reasons}")
+            )
             rows.append((name, run, verdict))
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     print(f"\n# largest child process of this run (a compiler or a worker): {mib(children)}")

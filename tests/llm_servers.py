@@ -80,7 +80,15 @@ class Wire:
 
     name = ""
 
-    def __init__(self, *, text: str = "fn priority() -> f64 { 1.0 }", tokens_in: int = 23, tokens_out: int = 9, key: str | None = None, models: set[str] | None = None):
+    def __init__(
+        self,
+        *,
+        text: str = "fn priority() -> f64 { 1.0 }",
+        tokens_in: int = 23,
+        tokens_out: int = 9,
+        key: str | None = None,
+        models: set[str] | None = None,
+    ):
         self.text = text
         self.tokens_in = tokens_in
         self.tokens_out = tokens_out
@@ -93,7 +101,9 @@ class Wire:
     def ok(self, request: Recorded, step: Ok) -> Reply:
         raise NotImplementedError
 
-    def error(self, status: int, message: str, kind: str | None = None, headers: dict[str, str] | None = None) -> Reply:
+    def error(
+        self, status: int, message: str, kind: str | None = None, headers: dict[str, str] | None = None
+    ) -> Reply:
         raise NotImplementedError
 
     def _values(self, step: Ok) -> tuple[str, int, int]:
@@ -164,21 +174,36 @@ class OllamaWire(Wire):
         }
         if request.path == "/api/chat":
             answer = {"message": {"role": "assistant", "content": text}}
-            chunk = lambda piece: {**common, "message": {"role": "assistant", "content": piece}, "done": False}
+
+            def chunk(piece: str) -> dict:
+                return {
+                    **common,
+                    "message": {"role": "assistant", "content": piece},
+                    "done": False,
+                }
+
             last = {**common, "message": {"role": "assistant", "content": ""}, **stats}
         else:
             answer = {"response": text}
-            chunk = lambda piece: {**common, "response": piece, "done": False}
+
+            def chunk(piece: str) -> dict:
+                return {**common, "response": piece, "done": False}
+
             last = {**common, "response": "", **stats, "context": [1, 2, 3]}
         if body.get("stream", True) is not False:  # Ollama streams unless told not to
             half = len(text) // 2
             lines = [chunk(text[:half]), chunk(text[half:]), last]
-            return Reply(200, "".join(json.dumps(line) + "\n" for line in lines).encode(), {"content-type": "application/x-ndjson"})
+            return Reply(
+                200,
+                "".join(json.dumps(line) + "\n" for line in lines).encode(),
+                {"content-type": "application/x-ndjson"},
+            )
         return Reply(200, {**common, **answer, **stats})
 
 
 class OpenAIWire(Wire):
-    """OpenAI chat completions at {prefix}/chat/completions (prefix "/v1" as api.openai.com and most servers)."""
+    """OpenAI chat completions at {prefix}/chat/completions (prefix "/v1" as api.openai.com and most
+    servers)."""
 
     name = "openai"
 
@@ -196,14 +221,26 @@ class OpenAIWire(Wire):
         if self.key is not None:
             auth = request.headers.get("authorization", "")
             if not auth:
-                return self.error(401, "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).", "invalid_request_error")
+                return self.error(
+                    401,
+                    "You didn't provide an API key. You need to provide your API key in an Authorization "
+                    "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+                    "invalid_request_error",
+                )
             if auth != f"Bearer {self.key}":
                 given = auth.removeprefix("Bearer ")
                 masked = given[:3] + "*" * max(0, len(given) - 7) + given[-4:]  # as OpenAI masks it
-                return self.error(401, f"Incorrect API key provided: {masked}. You can find your API key at https://platform.openai.com/account/api-keys.", "invalid_request_error", code="invalid_api_key")
+                return self.error(
+                    401,
+                    f"Incorrect API key provided: {masked}. You can find your API key at https://platform.openai.com/account/api-keys.",
+                    "invalid_request_error",
+                    code="invalid_api_key",
+                )
         body = request.body
         if not isinstance(body, dict):
-            return self.error(400, "We could not parse the JSON body of your request.", "invalid_request_error")
+            return self.error(
+                400, "We could not parse the JSON body of your request.", "invalid_request_error"
+            )
         if not isinstance(body.get("model"), str) or not body["model"]:
             return self.error(400, "you must provide a model parameter", "invalid_request_error")
         problem = _bad_messages(body.get("messages"), ("system", "developer", "user", "assistant", "tool"))
@@ -215,7 +252,12 @@ class OpenAIWire(Wire):
         if "temperature" in body and not 0 <= body["temperature"] <= 2:
             return self.error(400, "Invalid 'temperature': must be within [0, 2]", "invalid_request_error")
         if self.models is not None and body["model"] not in self.models:
-            return self.error(404, f"The model `{body['model']}` does not exist or you do not have access to it.", "invalid_request_error", code="model_not_found")
+            return self.error(
+                404,
+                f"The model `{body['model']}` does not exist or you do not have access to it.",
+                "invalid_request_error",
+                code="model_not_found",
+            )
         return None
 
     def ok(self, request: Recorded, step: Ok) -> Reply:
@@ -235,7 +277,11 @@ class OpenAIWire(Wire):
                         "finish_reason": step.finish or "stop",
                     }
                 ],
-                "usage": {"prompt_tokens": tokens_in, "completion_tokens": tokens_out, "total_tokens": tokens_in + tokens_out},
+                "usage": {
+                    "prompt_tokens": tokens_in,
+                    "completion_tokens": tokens_out,
+                    "total_tokens": tokens_in + tokens_out,
+                },
                 "system_fingerprint": "fp_test",
             },
         )
@@ -251,7 +297,11 @@ class AnthropicWire(Wire):
         super().__init__(**kwargs)
 
     def error(self, status, message, kind=None, headers=None) -> Reply:
-        return Reply(status, {"type": "error", "error": {"type": kind or "api_error", "message": message}}, dict(headers or {}))
+        return Reply(
+            status,
+            {"type": "error", "error": {"type": kind or "api_error", "message": message}},
+            dict(headers or {}),
+        )
 
     def check(self, request: Recorded) -> Reply | None:
         if request.method != "POST" or request.path != "/v1/messages":
@@ -275,7 +325,8 @@ class AnthropicWire(Wire):
                 if isinstance(message, dict) and message.get("role") == "system":
                     return self.error(
                         400,
-                        'messages: Unexpected role "system". The Messages API accepts a top-level `system` parameter, not "system" as an input message role.',
+                        'messages: Unexpected role "system". The Messages API accepts a top-level `system` '
+                        'parameter, not "system" as an input message role.',
                         "invalid_request_error",
                     )
         problem = _bad_messages(messages, ("user", "assistant"))
@@ -303,7 +354,12 @@ class AnthropicWire(Wire):
                 "content": blocks,
                 "stop_reason": step.finish or "end_turn",
                 "stop_sequence": None,
-                "usage": {"input_tokens": tokens_in, "output_tokens": tokens_out, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
+                "usage": {
+                    "input_tokens": tokens_in,
+                    "output_tokens": tokens_out,
+                    "cache_creation_input_tokens": 0,
+                    "cache_read_input_tokens": 0,
+                },
             },
         )
 
@@ -342,7 +398,14 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.loads(raw) if raw else None
         except ValueError:
             body = None
-        request = Recorded(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, raw, body, time.monotonic())
+        request = Recorded(
+            self.command,
+            self.path,
+            {k.lower(): v for k, v in self.headers.items()},
+            raw,
+            body,
+            time.monotonic(),
+        )
         reply = owner._answer(request)
         if reply is None:  # HANG
             owner._released.wait()
@@ -376,7 +439,12 @@ class LoopbackServer:
         self._connections: set[socket.socket] = set()
         self._server = _Server(("127.0.0.1", port), _Handler)
         self._server.owner = self
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name=f"{wire.name}-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.02},
+            name=f"{wire.name}-server",
+            daemon=True,
+        )
         self._thread.start()
         self._closed = False
 

@@ -60,12 +60,16 @@ def compiled(block: str) -> bytes:
     return built.wasm
 
 
-# url -> its node's operator credential, for the routes that make a node sign or act (post(..., operator=True))
+# url -> its node's operator credential, for the routes that make a node sign or act
+# (post(..., operator=True))
 OPERATOR_HEADERS: dict[str, dict] = {}
 
 
-def start_network(root: Path, nodes: int = 3, per_node: dict[int, dict] | None = None, **overrides) -> LocalNetwork:
-    """Nodes with FAST settings and `overrides`; `per_node`: settings of single nodes on top (index -> {key: value})."""
+def start_network(
+    root: Path, nodes: int = 3, per_node: dict[int, dict] | None = None, **overrides
+) -> LocalNetwork:
+    """Nodes with FAST settings and `overrides`; `per_node`: settings of single nodes on top
+    (index -> {key: value})."""
     net = LocalNetwork(root, nodes, overrides={**FAST, **overrides})
     net.prepare()
     for index, settings in (per_node or {}).items():
@@ -78,7 +82,11 @@ def start_network(root: Path, nodes: int = 3, per_node: dict[int, dict] | None =
     net.start()
     try:
         net.wait_ready(timeout_s=120)
-        wait_for(lambda: all(len(get(u, "/api/identity")["members"]) == nodes for u in net.urls), 30, "members known")
+        wait_for(
+            lambda: all(len(get(u, "/api/identity")["members"]) == nodes for u in net.urls),
+            30,
+            "members known",
+        )
     except BaseException:
         net.stop()
         raise
@@ -102,16 +110,32 @@ def post(url: str, path: str, payload=None, *, operator: bool = False, **kw) -> 
     return httpx.post(url + path, json=payload, timeout=60, **kw)
 
 
-def submit(url: str, identity: Identity, kind: str, body: dict, created_at: float | None = None) -> httpx.Response:
+def submit(
+    url: str, identity: Identity, kind: str, body: dict, created_at: float | None = None
+) -> httpx.Response:
     return post(url, "/api/messages", sign_envelope(identity, kind, body, created_at).to_dict())
 
 
-def propose_upgrade(url: str, wasm: bytes, evidence: dict, component: str = "task_allocation", source: str = GAP_PENALTY,
-                    language: str = "rust") -> str:
-    response = post(url, "/api/proposals/code-upgrade", {
-        "component": component, "wasm_base64": base64.b64encode(wasm).decode(), "evidence": evidence, "source": source,
-        "language": language,
-    }, operator=True)  # fmt: skip
+def propose_upgrade(
+    url: str,
+    wasm: bytes,
+    evidence: dict,
+    component: str = "task_allocation",
+    source: str = GAP_PENALTY,
+    language: str = "rust",
+) -> str:
+    response = post(
+        url,
+        "/api/proposals/code-upgrade",
+        {
+            "component": component,
+            "wasm_base64": base64.b64encode(wasm).decode(),
+            "evidence": evidence,
+            "source": source,
+            "language": language,
+        },
+        operator=True,
+    )
     assert response.status_code == 201, response.text[:500]
     return response.json()["id"]
 

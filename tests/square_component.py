@@ -8,9 +8,18 @@ from __future__ import annotations
 
 import random
 
-from synapse_ng.components import CallOutput, Case, CaseFailure, Component, ComponentKind, Objective, Split, Workload
+from synapse_ng.components import (
+    CallOutput,
+    Case,
+    CaseFailure,
+    Component,
+    ComponentKind,
+    Objective,
+    Split,
+    Workload,
+)
 from synapse_ng.models import CodeLanguage
-from synapse_ng.wasm.inspect import ExportSpec
+from synapse_ng.wasm.policy import ExportSpec
 from synapse_ng.wasm.sandbox import Instance, SandboxLimits
 
 MAX_VALUES = 20_000
@@ -63,7 +72,9 @@ class SquareSum(Component):
     def random_cases(self, seed: int, count: int) -> list[Case]:
         rng = random.Random(seed)
         sizes = [rng.randint(1, 50) for _ in range(count)] + [5000]  # the last one is big
-        return [Case(f"random-{i}", [rng.randint(0, 100) for _ in range(size)]) for i, size in enumerate(sizes)]
+        return [
+            Case(f"random-{i}", [rng.randint(0, 100) for _ in range(size)]) for i, size in enumerate(sizes)
+        ]
 
     def call(self, instance: Instance, input) -> CallOutput:
         if len(input) > MAX_VALUES:
@@ -81,7 +92,15 @@ class SquareSum(Component):
         for seed in seeds:
             rng = random.Random(seed)
             values = [rng.randint(0, 100) for _ in range(10_000)]
-            out.append(Workload(f"{split.value}-{seed}", split, f"random.Random({seed}), 10000 values in [0, 100]", seed, values))
+            out.append(
+                Workload(
+                    f"{split.value}-{seed}",
+                    split,
+                    f"random.Random({seed}), 10000 values in [0, 100]",
+                    seed,
+                    values,
+                )
+            )
         return out
 
     def measure(self, instance: Instance, workload: Workload) -> dict:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-from pathlib import Path
 
 CLI = [sys.executable, "-m", "synapse_ng.cli"]
 
@@ -25,12 +25,20 @@ fn tally_votes(records: &[Record], quorum: i64, num: i64, den: i64) -> Tally {
         match r.choice { 0 => t.yes += w, 1 => t.no += w, _ => t.abstain += w }
         t.turnout += w;
     }
-    t.outcome = if t.turnout < quorum { 2 } else if t.yes + t.no > 0 && t.yes * den >= num * (t.yes + t.no) { 0 } else { 1 };
+    t.outcome = if t.turnout < quorum {
+        2
+    } else if t.yes + t.no > 0 && t.yes * den >= num * (t.yes + t.no) {
+        0
+    } else {
+        1
+    };
     t
 }
 """
 # Counts the first vote of each voter instead of the last: right only when nobody votes twice.
-FIRST_VOTE_TALLY = SORTED_TALLY.replace("k + 1 == order.len() || records[order[k + 1]].voter", "k == 0 || records[order[k - 1]].voter")
+FIRST_VOTE_TALLY = SORTED_TALLY.replace(
+    "k + 1 == order.len() || records[order[k + 1]].voter", "k == 0 || records[order[k - 1]].voter"
+)
 
 
 def synapse(*args: str) -> subprocess.CompletedProcess:
@@ -44,9 +52,16 @@ def evaluated(tmp_path_factory):
     block = folder / "sorted.rs"
     block.write_text(SORTED_TALLY)
     done = synapse(
-        "evaluate", str(block), "--component", "consensus", "--json",
-        "--evidence-out", str(folder / "evidence.json"), "--wasm-out", str(folder / "candidate.wasm"),
-    )  # fmt: skip
+        "evaluate",
+        str(block),
+        "--component",
+        "consensus",
+        "--json",
+        "--evidence-out",
+        str(folder / "evidence.json"),
+        "--wasm-out",
+        str(folder / "candidate.wasm"),
+    )
     return folder, done
 
 
@@ -103,7 +118,11 @@ def test_evaluate_exit_5_for_edits_outside_the_block(tmp_path):
     from synapse_ng.components import get_component
     from synapse_ng.models import CodeLanguage
 
-    program = get_component("raft_consensus").skeleton(CodeLanguage.RUST).replace("POISON_SLOTS: usize = 64", "POISON_SLOTS: usize = 0")
+    program = (
+        get_component("raft_consensus")
+        .skeleton(CodeLanguage.RUST)
+        .replace("POISON_SLOTS: usize = 64", "POISON_SLOTS: usize = 0")
+    )
     path = tmp_path / "whole.rs"
     path.write_text(program)
     done = synapse("evaluate", str(path), "--component", "raft_consensus")
@@ -136,11 +155,17 @@ def test_the_readme_example_reproduces_funsearch_on_weibull():
     """The README shows how to evaluate your own heuristic with this exact command; FunSearch's published
     Weibull heuristic, run through our harness, must give its published 0.68 % excess on Weibull 5k."""
     root = Path(__file__).resolve().parents[1]
-    assert "synapse-ng evaluate examples/funsearch_weibull.rs --component task_allocation" in (root / "README.md").read_text()
+    assert (
+        "synapse-ng evaluate examples/funsearch_weibull.rs --component task_allocation"
+        in (root / "README.md").read_text()
+    )
     done = subprocess.run(
         [*CLI, "evaluate", "examples/funsearch_weibull.rs", "--component", "task_allocation", "--json"],
-        capture_output=True, text=True, timeout=600, cwd=root,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=root,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     workloads = {w["id"]: w for w in json.loads(done.stdout)["workloads"]}
     assert round(workloads["weibull_5k"]["candidate"]["excess_pct"], 2) == 0.68

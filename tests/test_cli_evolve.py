@@ -11,7 +11,12 @@ from pathlib import Path
 from llm_servers import LoopbackServer, Ok, OpenAIWire
 
 CLI = [sys.executable, "-m", "synapse_ng.cli"]
-SORTED_TALLY = (Path(__file__).parent / "test_cli_components.py").read_text().split('SORTED_TALLY = r"""')[1].split('"""')[0]
+SORTED_TALLY = (
+    (Path(__file__).parent / "test_cli_components.py")
+    .read_text()
+    .split('SORTED_TALLY = r"""')[1]
+    .split('"""')[0]
+)
 
 
 def synapse(*args: str) -> subprocess.CompletedProcess:
@@ -23,10 +28,25 @@ def test_evolve_writes_a_reproducible_result_and_stats_read_it_back(tmp_path):
     workspace = str(tmp_path / "ws")
     try:
         done = synapse(
-            "evolve", "--component", "consensus", "--provider", "openai_api", "--model", "scripted",
-            "--endpoint", server.url + "/v1", "--samples", "2", "--islands", "1", "--concurrency", "1",
-            "--workspace", workspace, "--json",
-        )  # fmt: skip
+            "evolve",
+            "--component",
+            "consensus",
+            "--provider",
+            "openai_api",
+            "--model",
+            "scripted",
+            "--endpoint",
+            server.url + "/v1",
+            "--samples",
+            "2",
+            "--islands",
+            "1",
+            "--concurrency",
+            "1",
+            "--workspace",
+            workspace,
+            "--json",
+        )
     finally:
         server.close()
     assert done.returncode == 0, done.stdout + done.stderr
@@ -46,5 +66,7 @@ def test_evolve_bad_arguments_are_usage_errors(tmp_path):
     assert done.returncode == 1 and "known components" in done.stderr
     done = synapse("evolve", "--component", "consensus", "--islands", "0", "--workspace", str(tmp_path))
     assert done.returncode == 1 and "--islands" in done.stderr
-    done = synapse("evolve", "--component", "consensus", "--ray-address", "auto", "--workspace", str(tmp_path))
+    done = synapse(
+        "evolve", "--component", "consensus", "--ray-address", "auto", "--workspace", str(tmp_path)
+    )
     assert done.returncode == 1 and "--executor ray" in done.stderr

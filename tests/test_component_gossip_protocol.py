@@ -10,7 +10,6 @@ import re
 import pytest
 
 from synapse_ng.components import get_component
-from synapse_ng.components import gossip_protocol as gossip
 from synapse_ng.components.base import (
     CandidateShapeError,
     CaseFailure,
@@ -18,7 +17,9 @@ from synapse_ng.components.base import (
     assemble,
     split_skeleton,
 )
-from synapse_ng.components.gossip_protocol import GossipProtocol
+from synapse_ng.components.gossip_protocol import choice, simulation
+from synapse_ng.components.gossip_protocol import host as gossip_host
+from synapse_ng.components.gossip_protocol.component import GossipProtocol
 from synapse_ng.models import CodeLanguage
 from synapse_ng.toolchain import CompileOptions, compile_source
 from synapse_ng.wasm.inspect import inspect_wasm
@@ -60,15 +61,15 @@ def without_wall(metrics: dict) -> dict:
 
 # ------------------------------------------------------------------ candidate blocks
 
-RUST_SPLITMIX = """
-fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-"""
+
+def baseline_function(language: CodeLanguage, start: str) -> str:
+    """A function of the shipped baseline block, verbatim, from `start` to its closing brace."""
+    block = COMPONENT.baseline_block(language)
+    begin = block.index(start)
+    return block[begin : block.index("\n}\n", begin) + 3]
+
+
+RUST_SPLITMIX = "\n" + baseline_function(RUST, "fn splitmix64")
 
 RUST_SIGNATURE = (
     "fn choose_peers(latency: &[f64], reliability: &[f64], contact_age: &[f64], fanout: usize, seed: u64, "
@@ -77,13 +78,18 @@ RUST_SIGNATURE = (
 
 
 def rust_block(body: str) -> str:
-    return f"{RUST_SIGNATURE} {{\n    let _ = (latency, reliability, contact_age, fanout, seed);\n{body}\n}}\n"
+    return (
+        f"{RUST_SIGNATURE} {{\n    let _ = (latency, reliability, contact_age, fanout, seed);\n{body}\n}}\n"
+    )
 
 
 # Prefers reliable, fast links (score (r^2/l)^2, jittered by a seeded random factor) and skips the peer the
 # message came from (contact age 0).
-RUST_BETTER = RUST_SPLITMIX + """
-fn choose_peers(latency: &[f64], reliability: &[f64], contact_age: &[f64], fanout: usize, seed: u64, out: &mut [i32]) -> i32 {
+RUST_BETTER = (
+    RUST_SPLITMIX
+    + "\n"
+    + RUST_SIGNATURE
+    + """ {
     let n = latency.len();
     let mut score = [0.0f64; MAX_PEERS];
     let mut state = seed;
@@ -109,6 +115,7 @@ fn choose_peers(latency: &[f64], reliability: &[f64], contact_age: &[f64], fanou
     k as i32
 }
 """
+)
 
 # Valid, deterministic and different from the baseline: the last peers in the list, in reverse.
 RUST_LAST_PEERS = rust_block("""
@@ -161,7 +168,8 @@ RUST_SPIN = rust_block("""
     0""")
 
 C_SIGNATURE = (
-    "static int32_t choose_peers(const double *latency, const double *reliability, const double *contact_age,\n"
+    "static int32_t choose_peers(const double *latency, const double *reliability,"
+    " const double *contact_age,\n"
     "                            int32_t n, int32_t fanout, uint64_t seed, int32_t *out)"
 )
 
@@ -187,17 +195,12 @@ C_DIVIDE_BY_ZERO = c_block("""
     (void)fanout; (void)out;
     return n / zero;""")
 
-C_BETTER = """
-static uint64_t splitmix64(uint64_t *state) {
-    *state += 0x9E3779B97F4A7C15ULL;
-    uint64_t z = *state;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-
-static int32_t choose_peers(const double *latency, const double *reliability, const double *contact_age,
-                            int32_t n, int32_t fanout, uint64_t seed, int32_t *out) {
+C_BETTER = (
+    "\n"
+    + baseline_function(C, "static uint64_t splitmix64")
+    + "\n"
+    + C_SIGNATURE
+    + """ {
     double score[MAX_PEERS];
     bool used[MAX_PEERS];
     uint64_t state = seed;
@@ -223,6 +226,7 @@ static int32_t choose_peers(const double *latency, const double *reliability, co
     return k;
 }
 """
+)
 
 
 # ------------------------------------------------------------------ the contract
@@ -245,7 +249,12 @@ def test_skeleton_has_one_evolve_block_and_reassembles_to_itself(language):
     assert assemble(skeleton, COMPONENT.baseline_block(language)) == skeleton
     assert assemble(skeleton, skeleton) == skeleton
     with pytest.raises(CandidateShapeError):
-        assemble(skeleton, skeleton.replace("MAX_PEERS 256", "MAX_PEERS 300").replace("MAX_PEERS: usize = 256", "MAX_PEERS: usize = 300"))
+        assemble(
+            skeleton,
+            skeleton.replace("MAX_PEERS 256", "MAX_PEERS 300").replace(
+                "MAX_PEERS: usize = 256", "MAX_PEERS: usize = 300"
+            ),
+        )
 
 
 @pytest.mark.parametrize("language", [RUST, C])
@@ -304,23 +313,27 @@ def test_the_host_simulation_of_the_python_baseline_matches_the_module():
     module = COMPONENT.measure(instance(RUST), workload)
     t99 = []
     for seed in spec.topology_seeds:
-        topology = gossip.generate_topology(seed, spec.nodes)
+        topology = simulation.generate_topology(seed, spec.nodes)
 
         def decide(node, _sender, topology=topology, seed=seed):
-            return gossip.baseline_choice(len(topology.peers[node]), spec.fanout, gossip.decision_seed(seed, node))
+            return choice.baseline_choice(
+                len(topology.peers[node]), spec.fanout, choice.decision_seed(seed, node)
+            )
 
-        t99.append(gossip.simulate(topology, spec.fanout, decide).t99)
+        t99.append(simulation.simulate(topology, spec.fanout, decide).t99)
     assert module["t99"] == sum(t99) / len(t99)
 
 
 def test_topologies_are_seeded_and_bounded():
-    first = gossip.generate_topology(12345, 200)
-    gossip.generate_topology.cache_clear()
-    again = gossip.generate_topology(12345, 200)
+    first = simulation.generate_topology(12345, 200)
+    simulation.generate_topology.cache_clear()
+    again = simulation.generate_topology(12345, 200)
     assert first == again and first is not again
-    assert first != gossip.generate_topology(12346, 200)
+    assert first != simulation.generate_topology(12346, 200)
     for node, peers in enumerate(first.peers):
-        assert 10 <= len(peers) <= gossip.MAX_PEERS and node not in peers and list(peers) == sorted(set(peers))
+        assert (
+            10 <= len(peers) <= choice.MAX_PEERS and node not in peers and list(peers) == sorted(set(peers))
+        )
         for slot, peer in enumerate(peers):
             back = first.peers[peer].index(node)  # links are undirected, with one latency and reliability
             assert first.latency[peer][back] == first.latency[node][slot]
@@ -331,15 +344,21 @@ def test_topologies_are_seeded_and_bounded():
 
 
 def test_choosing_nobody_is_valid_but_scores_the_penalty():
-    topology = gossip.generate_topology(999, 100)
-    result = gossip.simulate(topology, 7, lambda node, sender: [])
+    topology = simulation.generate_topology(999, 100)
+    result = simulation.simulate(topology, 7, lambda node, sender: [])
     assert not result.complete and result.t99 == topology.horizon
     assert result.coverage == 0.01 and result.messages == 0 and result.decisions == 1
     COMPONENT.check_output(COMPONENT.fixed_cases()[5].input, [])
 
 
 def test_check_output_explains_what_is_wrong():
-    case = {"latency": [10.0] * 10, "reliability": [0.9] * 10, "contact_age": [5.0] * 10, "fanout": 3, "seed": 1}
+    case = {
+        "latency": [10.0] * 10,
+        "reliability": [0.9] * 10,
+        "contact_age": [5.0] * 10,
+        "fanout": 3,
+        "seed": 1,
+    }
     COMPONENT.check_output(case, [9, 0, 4])
     COMPONENT.check_output(case, [2])
     for output, message in (
@@ -374,7 +393,11 @@ def first_failure(module) -> str:
     "language, block, message",
     [
         (RUST, RUST_DUPLICATES, r"duplicate index 0 \(output slots 0 and 1\)"),
-        (RUST, RUST_OUT_OF_RANGE, r"one_peer: index 2 out of range for 1 peer \(output slot 0\): valid indices are 0..0"),
+        (
+            RUST,
+            RUST_OUT_OF_RANGE,
+            r"one_peer: index 2 out of range for 1 peer \(output slot 0\): valid indices are 0..0",
+        ),
         (RUST, RUST_TOO_MANY, r"peers chosen with fan-out 0"),
         (RUST, RUST_NEGATIVE, r"negative count"),
         (RUST, RUST_OVER_BUFFER, r"above the 256-slot output buffer"),
@@ -384,7 +407,18 @@ def first_failure(module) -> str:
         (C, C_NEGATIVE, r"negative count"),
         (C, C_DIVIDE_BY_ZERO, r"trapped: trap \(integer_division_by_zero\)"),
     ],
-    ids=["duplicates", "out_of_range", "too_many", "negative", "over_buffer", "div_zero", "spin", "c_duplicates", "c_negative", "c_div_zero"],
+    ids=[
+        "duplicates",
+        "out_of_range",
+        "too_many",
+        "negative",
+        "over_buffer",
+        "div_zero",
+        "spin",
+        "c_duplicates",
+        "c_negative",
+        "c_div_zero",
+    ],
 )
 def test_wrong_candidates_are_caught_with_a_clear_message(language, block, message):
     failure = first_failure(instance(language, block))
@@ -393,14 +427,16 @@ def test_wrong_candidates_are_caught_with_a_clear_message(language, block, messa
 
 
 def test_an_invalid_choice_in_the_simulation_has_no_score_and_says_where():
-    with pytest.raises(CaseFailure, match=r"duplicate index 0 .*\[at node 0 of mesh_200 topology 0 \(seed 7200000\)"):
+    with pytest.raises(
+        CaseFailure, match=r"duplicate index 0 .*\[at node 0 of mesh_200 topology 0 \(seed 7200000\)"
+    ):
         COMPONENT.measure(instance(RUST, RUST_DUPLICATES), heldout("mesh_200"))
     with pytest.raises(CaseFailure, match=r"trapped: .*\[at node 0 of mesh_200"):
         COMPONENT.measure(instance(C, C_DIVIDE_BY_ZERO), heldout("mesh_200"))
 
 
 def test_a_workload_stops_when_its_fuel_budget_is_spent(monkeypatch):
-    monkeypatch.setattr(gossip, "WORKLOAD_FUEL_BUDGET", 200_000)
+    monkeypatch.setattr(gossip_host, "WORKLOAD_FUEL_BUDGET", 200_000)
     with pytest.raises(CaseFailure, match="above the workload budget of 200000"):
         COMPONENT.measure(instance(C), heldout("mesh_200"))
 

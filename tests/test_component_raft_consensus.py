@@ -14,15 +14,15 @@ from synapse_ng.components import (
     split_skeleton,
 )
 from synapse_ng.components.base import ComponentKind
-from synapse_ng.components.raft_consensus import (
+from synapse_ng.components.raft_consensus.component import RaftConsensus
+from synapse_ng.components.raft_consensus.generators import make_input
+from synapse_ng.components.raft_consensus.host import poison_records
+from synapse_ng.components.raft_consensus.tally import (
     MAX_WEIGHT,
     POISON_SLOTS,
-    RaftConsensus,
     Tally,
     TallyInput,
     Vote,
-    make_input,
-    poison_records,
     reference_tally,
 )
 from synapse_ng.models import CodeLanguage
@@ -146,7 +146,13 @@ fn tally_votes(records: &[Record], quorum: i64, num: i64, den: i64) -> Tally {
         }
     }
     t.turnout = t.yes + t.no + t.abstain;
-    t.outcome = if t.turnout < quorum { 2 } else if t.yes + t.no > 0 && t.yes * den >= num * (t.yes + t.no) { 0 } else { 1 };
+    t.outcome = if t.turnout < quorum {
+        2
+    } else if t.yes + t.no > 0 && t.yes * den >= num * (t.yes + t.no) {
+        0
+    } else {
+        1
+    };
     t
 }
 """
@@ -160,7 +166,8 @@ _C_SUM_AND_DECIDE = r"""
 """
 
 # Right on small inputs, silently drops every voter after the 256th.
-C_TABLE_256 = r"""
+C_TABLE_256 = (
+    r"""
 typedef struct { uint32_t voter, seq, index; } Seen;
 static Seen seen[256];
 
@@ -180,16 +187,21 @@ static Tally tally_votes(const Record *records, uint32_t n, int64_t quorum, int6
     Tally t = {0, 0, 0, 0, 0};
     for (uint32_t k = 0; k < distinct; k++) {
         const Record *r = &records[seen[k].index];
-        if (r->choice == 0) t.yes += r->weight; else if (r->choice == 1) t.no += r->weight; else t.abstain += r->weight;
+        if (r->choice == 0) t.yes += r->weight;
+        else if (r->choice == 1) t.no += r->weight;
+        else t.abstain += r->weight;
         t.turnout += r->weight;
     }
-""" + _C_SUM_AND_DECIDE
+"""
+    + _C_SUM_AND_DECIDE
+)
 
 # The baseline with an off-by-one: reads records[n], the first poison record.
 C_READ_PAST = split_skeleton(COMPONENT.skeleton(C))[1].replace("i < n; i++", "i <= n; i++")
 
 # Correct, but all pairs of records: fine up to a few thousand votes, hopeless at 100k.
-C_ALL_PAIRS = r"""
+C_ALL_PAIRS = (
+    r"""
 static Tally tally_votes(const Record *records, uint32_t n, int64_t quorum, int64_t num, int64_t den) {
     Tally t = {0, 0, 0, 0, 0};
     for (uint32_t i = 0; i < n; i++) {
@@ -201,16 +213,23 @@ static Tally tally_votes(const Record *records, uint32_t n, int64_t quorum, int6
         }
         if (!counted) continue;
         const Record *r = &records[i];
-        if (r->choice == 0) t.yes += r->weight; else if (r->choice == 1) t.no += r->weight; else t.abstain += r->weight;
+        if (r->choice == 0) t.yes += r->weight;
+        else if (r->choice == 1) t.no += r->weight;
+        else t.abstain += r->weight;
         t.turnout += r->weight;
     }
-""" + _C_SUM_AND_DECIDE
+"""
+    + _C_SUM_AND_DECIDE
+)
 
 # Forgets abstentions in the turnout: the harness itself refuses it (error -5).
-C_BAD_TURNOUT = split_skeleton(COMPONENT.skeleton(C))[1].replace("t.turnout += w;", "if (r->choice != 2) t.turnout += w;")
+C_BAD_TURNOUT = split_skeleton(COMPONENT.skeleton(C))[1].replace(
+    "t.turnout += w;", "if (r->choice != 2) t.turnout += w;"
+)
 
 # A hash table in static memory (C has no allocator).
-C_HASH = r"""
+C_HASH = (
+    r"""
 #define SLOTS (1u << 21)
 static uint32_t slot[SLOTS];
 static uint32_t stamp[SLOTS];
@@ -234,10 +253,14 @@ static Tally tally_votes(const Record *records, uint32_t n, int64_t quorum, int6
     for (uint32_t h = 0; h <= mask; h++) {
         if (stamp[h] != epoch) continue;
         const Record *r = &records[slot[h]];
-        if (r->choice == 0) t.yes += r->weight; else if (r->choice == 1) t.no += r->weight; else t.abstain += r->weight;
+        if (r->choice == 0) t.yes += r->weight;
+        else if (r->choice == 1) t.no += r->weight;
+        else t.abstain += r->weight;
         t.turnout += r->weight;
     }
-""" + _C_SUM_AND_DECIDE
+"""
+    + _C_SUM_AND_DECIDE
+)
 
 # ------------------------------------------------------------------------------------------ helpers
 
@@ -249,7 +272,10 @@ def wasm_of(language: CodeLanguage, block: str | None = None) -> bytes:
     source = COMPONENT.skeleton(language) if block is None else assemble(COMPONENT.skeleton(language), block)
     key = (language, source)
     if key not in _compiled:
-        options = CompileOptions(exports=tuple(spec.name for spec in COMPONENT.exports), max_memory_pages=COMPONENT.max_memory_pages)
+        options = CompileOptions(
+            exports=tuple(spec.name for spec in COMPONENT.exports),
+            max_memory_pages=COMPONENT.max_memory_pages,
+        )
         result = compile_source(source, language, options)
         assert result.ok, result.log
         report = inspect_wasm(result.wasm, COMPONENT.wasm_policy())
@@ -291,8 +317,16 @@ def test_registered_under_its_name_and_aliases():
         assert get_component(name).name == "raft_consensus"
     component = get_component("raft_consensus")
     assert component.kind is ComponentKind.EXACT
-    assert (component.objective.metric, component.objective.direction, component.objective.aggregation) == ("fuel", "min", "sum")
-    assert [str(spec) for spec in component.exports] == ["records_ptr:->i32", "tally:i32,i64,i32,i32->i32", "result_ptr:->i32"]
+    assert (component.objective.metric, component.objective.direction, component.objective.aggregation) == (
+        "fuel",
+        "min",
+        "sum",
+    )
+    assert [str(spec) for spec in component.exports] == [
+        "records_ptr:->i32",
+        "tally:i32,i64,i32,i32->i32",
+        "result_ptr:->i32",
+    ]
     assert component.limits.memory_bytes == component.max_memory_pages * 65536
     assert component.languages == (RUST, C)
 
@@ -302,7 +336,10 @@ def test_skeletons_have_one_block_holding_the_baseline():
         skeleton = COMPONENT.skeleton(language)
         head, block, tail = split_skeleton(skeleton)
         assert "tally_votes(" in block and "tally_votes(" not in head
-        assert all(name in tail for name in ('"records_ptr"' if language is C else "fn records_ptr", "result_ptr", "tally"))
+        assert all(
+            name in tail
+            for name in ('"records_ptr"' if language is C else "fn records_ptr", "result_ptr", "tally")
+        )
         assert assemble(skeleton, COMPONENT.baseline_block(language)) == skeleton
         assert assemble(skeleton, skeleton) == skeleton
 
@@ -329,16 +366,20 @@ def test_reference_semantics():
 
 def test_cases_and_workloads_are_reproducible():
     assert COMPONENT.random_cases(5, 16) == RaftConsensus().random_cases(5, 16)
-    assert [c.input for c in COMPONENT.random_cases(5, 16)] == [c.input for c in RaftConsensus().random_cases(5, 16)]
+    assert [c.input for c in COMPONENT.random_cases(5, 16)] == [
+        c.input for c in RaftConsensus().random_cases(5, 16)
+    ]
     cases = COMPONENT.random_cases(5, 16)
     assert sum(len(c.input.votes) > 200 for c in cases) == 2  # the medium ones come last
-    assert all(len(c.input.votes) <= 200 for c in cases[:-2]) and all(len(c.input.votes) <= 5000 for c in cases)
+    assert all(len(c.input.votes) <= 200 for c in cases[:-2]) and all(
+        len(c.input.votes) <= 5000 for c in cases
+    )
     assert all(len({v.voter for v in c.input.votes}) > 256 for c in cases[-2:])
     fresh = RaftConsensus()
     for split in (Split.TRAIN, Split.HELDOUT):
         ours, theirs = COMPONENT.workloads(split), fresh.workloads(split)
         assert [w.id for w in ours] == [w.id for w in theirs]
-        assert all(a.input == b.input for a, b in zip(ours, theirs))
+        assert all(a.input == b.input for a, b in zip(ours, theirs, strict=True))
     held_out = {w.id: w for w in COMPONENT.workloads(Split.HELDOUT)}
     assert set(held_out) == {"votes_1k", "votes_10k", "votes_100k"}
     assert {w.seed for w in COMPONENT.workloads(Split.TRAIN)}.isdisjoint(w.seed for w in held_out.values())
@@ -376,7 +417,9 @@ def test_baseline_measure_is_deterministic(language):
             second = COMPONENT.measure(instance_of(language), item)
             assert set(first) == {"fuel", "wall_s", "votes"}
             assert first["votes"] == len(item.input.votes) and first["fuel"] > 0
-            assert {k: v for k, v in first.items() if k != "wall_s"} == {k: v for k, v in second.items() if k != "wall_s"}
+            assert {k: v for k, v in first.items() if k != "wall_s"} == {
+                k: v for k, v in second.items() if k != "wall_s"
+            }
 
 
 def test_repeated_calls_on_one_instance():
@@ -388,12 +431,14 @@ def test_repeated_calls_on_one_instance():
             assert COMPONENT.call(instance, item).value == reference_tally(item)
 
 
-# ------------------------------------------------------------------------------------------ hostile candidates
+# ------------------------------------------------------------------------------------- hostile candidates
 
 
 def test_fixed_table_of_256_voters_is_caught_everywhere():
     # By the fixed cases (one of them has 300 voters) ...
-    with pytest.raises(CaseFailure, match=r"wrong tally for 300 votes from 300 voters.*expected yes=.*got yes=.*wrong: "):
+    with pytest.raises(
+        CaseFailure, match=r"wrong tally for 300 votes from 300 voters.*expected yes=.*got yes=.*wrong: "
+    ):
         run_cases(instance_of(C, C_TABLE_256), COMPONENT.fixed_cases())
     # ... by the medium random cases alone ...
     small_ok = [c for c in COMPONENT.fixed_cases() if len({v.voter for v in c.input.votes}) <= 256]
@@ -401,7 +446,9 @@ def test_fixed_table_of_256_voters_is_caught_everywhere():
     with pytest.raises(CaseFailure, match=r"expected yes=\d+, no=\d+.*; got yes=\d+"):
         run_cases(instance_of(C, C_TABLE_256), COMPONENT.random_cases(1, 24))
     # ... and by the check inside measure().
-    with pytest.raises(CaseFailure, match=r"^on workload votes_10k: wrong tally for 10000 votes.*expected .*; got "):
+    with pytest.raises(
+        CaseFailure, match=r"^on workload votes_10k: wrong tally for 10000 votes.*expected .*; got "
+    ):
         COMPONENT.measure(instance_of(C, C_TABLE_256), workload("votes_10k"))
 
 
@@ -411,12 +458,15 @@ def test_reading_past_the_input_is_caught(language, block):
     # With no votes, any weight at all is more than 0 records carry: the harness refuses it (error -4).
     with pytest.raises(
         CaseFailure,
-        match=r"read records past the first n.*\(error -4\); for 0 votes .*wrote yes=1048576.*expected yes=0, no=0, abstain=0, turnout=0",
+        match=r"read records past the first n.*\(error -4\); for 0 votes .*wrote yes=1048576.*"
+        r"expected yes=0, no=0, abstain=0, turnout=0",
     ):
         run_cases(instance, COMPONENT.fixed_cases())
     # Three votes: the totals stay in range, so it is the comparison with the reference that catches it.
     with pytest.raises(
-        CaseFailure, match=r"wrong tally for 3 votes .*expected yes=5, no=50.*; got yes=1048581, no=50.*\(wrong: yes, turnout, outcome\)"
+        CaseFailure,
+        match=r"wrong tally for 3 votes .*expected yes=5, no=50.*; got yes=1048581, no=50.*"
+        r"\(wrong: yes, turnout, outcome\)",
     ):
         run_cases(instance, [c for c in COMPONENT.fixed_cases() if c.id == "equal_seq_last_wins_weight"])
     # Whatever n is, the record after the input is poison.
@@ -428,7 +478,10 @@ def test_reading_past_the_input_is_caught(language, block):
 def test_inconsistent_totals_are_refused_by_the_harness():
     instance = instance_of(C, C_BAD_TURNOUT)
     item = tally_input([(1, 0, 0, 5), (2, 0, 2, 7)])
-    with pytest.raises(CaseFailure, match=r"turnout that is not yes \+ no \+ abstain \(error -5\).*turnout=5; expected .*turnout=12"):
+    with pytest.raises(
+        CaseFailure,
+        match=r"turnout that is not yes \+ no \+ abstain \(error -5\).*turnout=5; expected .*turnout=12",
+    ):
         COMPONENT.call(instance, item)
 
 
@@ -446,7 +499,9 @@ def test_correct_but_quadratic_runs_out_of_fuel_on_the_big_workload():
 
 
 @pytest.mark.parametrize(
-    "language, block", [(RUST, RUST_SORT), (RUST, RUST_HASH), (C, C_HASH)], ids=["rust-sort", "rust-hash", "c-hash"]
+    "language, block",
+    [(RUST, RUST_SORT), (RUST, RUST_HASH), (C, C_HASH)],
+    ids=["rust-sort", "rust-hash", "c-hash"],
 )
 def test_correct_faster_candidates_pass_and_use_less_fuel(language, block):
     instance = instance_of(language, block)

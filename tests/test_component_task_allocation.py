@@ -27,15 +27,13 @@ from synapse_ng.components import (
     split_skeleton,
 )
 from synapse_ng.components.base import Workload
-from synapse_ng.components.task_allocation import (
-    DATA_ENV,
+from synapse_ng.components.task_allocation.bounds import l1_bound, l2_bound
+from synapse_ng.components.task_allocation.component import TaskAllocation
+from synapse_ng.components.task_allocation.datasets import DATA_ENV, data_dir
+from synapse_ng.components.task_allocation.protocol import (
     MAX_ITEMS,
-    TaskAllocation,
     best_fit_priority,
-    data_dir,
     first_fit_priority,
-    l1_bound,
-    l2_bound,
     online_pack,
     validate_packing,
 )
@@ -142,7 +140,10 @@ fn priority(item: f64, bins: &[f64]) -> Vec<f64> {
 
 WRONG_LENGTH = "fn priority(item: f64, bins: &[f64]) -> Vec<f64> { vec![item; bins.len() + 1] }"
 
-UNWRITTEN_C = "void priority(double item, const double *bins, int n, double *scores) { (void)item; (void)bins; (void)n; (void)scores; }"
+UNWRITTEN_C = (
+    "void priority(double item, const double *bins, int n, double *scores) {"
+    " (void)item; (void)bins; (void)n; (void)scores; }"
+)
 
 NEGATIVE_INFINITY_C = """
 void priority(double item, const double *bins, int n, double *scores) {
@@ -230,7 +231,8 @@ def whole_program_cheat() -> str:
     skeleton = COMPONENT.skeleton(RUST)
     cheat = skeleton.replace(
         "    unsafe { pack_items(n_items, capacity) }",
-        "    unsafe { pack_items(n_items, capacity); for j in 0..n_items as usize { ASSIGNMENT[j] = 0; } }\n    1",
+        "    unsafe { pack_items(n_items, capacity); for j in 0..n_items as usize { ASSIGNMENT[j] = 0; } }\n"
+        "    1",
     )
     assert cheat != skeleton
     return cheat
@@ -291,8 +293,12 @@ def test_cases_are_deterministic_valid_and_quick():
     assert fixed[0].input == {"capacity": 10, "items": []}
     ids = [case.id for case in fixed]
     assert len(ids) == len(set(ids))
-    assert [c.input for c in COMPONENT.random_cases(3, 20)] == [c.input for c in COMPONENT.random_cases(3, 20)]
-    assert [c.input for c in COMPONENT.random_cases(3, 20)] != [c.input for c in COMPONENT.random_cases(4, 20)]
+    assert [c.input for c in COMPONENT.random_cases(3, 20)] == [
+        c.input for c in COMPONENT.random_cases(3, 20)
+    ]
+    assert [c.input for c in COMPONENT.random_cases(3, 20)] != [
+        c.input for c in COMPONENT.random_cases(4, 20)
+    ]
     shapes = {case.id.rsplit("-", 1)[1] for case in COMPONENT.random_cases(0, 8)}
     assert shapes == {"or", "weibull", "small", "wide"}
     for case in fixed + COMPONENT.random_cases(0, 40):
@@ -372,7 +378,9 @@ def test_training_workloads_are_our_own_seeded_instances_pinned_by_hash():
     heldout_items = {tuple(i["items"]) for w in COMPONENT.workloads(Split.HELDOUT) for i in w.input}
     for workload in workloads:
         assert workload.split is Split.TRAIN and workload.seed is not None and "generated" in workload.origin
-        digest = hashlib.sha256(json.dumps(workload.input, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+        digest = hashlib.sha256(
+            json.dumps(workload.input, sort_keys=True, separators=(",", ":")).encode()
+        ).hexdigest()
         assert digest == pinned[workload.id]  # the same instances on every machine
         assert not heldout_items & {tuple(i["items"]) for i in workload.input}
     assert [len(i["items"]) for i in workloads[0].input] == [500] * 5
@@ -452,12 +460,16 @@ def test_infinite_scores_are_refused():
 
 def test_scores_of_the_wrong_length_are_refused():
     message = failure_of(candidate(WRONG_LENGTH))
-    assert message.startswith("pack failed (-2): at item 0, priority returned 2 scores for the 1 bins offered")
+    assert message.startswith(
+        "pack failed (-2): at item 0, priority returned 2 scores for the 1 bins offered"
+    )
 
 
 def test_a_panic_is_a_trap_with_a_hint():
     message = failure_of(candidate(PANICS))
-    assert message.startswith("trapped: trap (unreachable): wasm trap: wasm `unreachable` instruction executed")
+    assert message.startswith(
+        "trapped: trap (unreachable): wasm trap: wasm `unreachable` instruction executed"
+    )
     assert "in Rust this is a panic" in message
 
 
@@ -472,10 +484,15 @@ def test_c_scores_left_unwritten_or_infinite_are_refused():
         (
             1004,
             [600, 600],
-            r"item 0 is not placed: assignment\[0\] = -1 is not a bin \(an instance of 2 items has bins 0..1\)",
+            r"item 0 is not placed: assignment\[0\] = -1 is not a bin"
+            r" \(an instance of 2 items has bins 0..1\)",
         ),
         (1005, [600, 600], r"item 0 is not placed: assignment\[0\] = 9999 is not a bin"),
-        (1006, [503, 503], r"pack reports 2 bins but packed into 1: the bins used are counted from the assignment"),
+        (
+            1006,
+            [503, 503],
+            r"pack reports 2 bins but packed into 1: the bins used are counted from the assignment",
+        ),
         (
             1007,
             [600, 600, 600],
@@ -483,7 +500,13 @@ def test_c_scores_left_unwritten_or_infinite_are_refused():
         ),
         (1008, [600, 600], r"pack failed \(-4\): no bin could hold item 1"),
     ],
-    ids=["drops-an-item", "bin-out-of-range", "packs-an-item-twice", "overflows-a-bin", "wrecks-the-bin-state"],
+    ids=[
+        "drops-an-item",
+        "bin-out-of-range",
+        "packs-an-item-twice",
+        "overflows-a-bin",
+        "wrecks-the-bin-state",
+    ],
 )
 def test_a_module_that_tampers_with_the_harness_is_caught(capacity, items, message):
     program = tampering_program()
@@ -501,7 +524,8 @@ def test_a_module_that_tampers_with_the_harness_is_caught(capacity, items, messa
     [
         (
             RUST,
-            "fn priority(item: f64, bins: &[f64]) -> Vec<f64> { unsafe { ASSIGNMENT[0] = 0; } vec![item; bins.len()] }",
+            "fn priority(item: f64, bins: &[f64]) -> Vec<f64> {"
+            " unsafe { ASSIGNMENT[0] = 0; } vec![item; bins.len()] }",
             "cannot find value `ASSIGNMENT`",
         ),
         (
@@ -568,7 +592,9 @@ def test_a_candidate_that_passes_the_cases_but_runs_out_of_fuel_on_the_big_workl
     with pytest.raises(CaseFailure) as caught:
         COMPONENT.measure(fresh(wasm), heldout("weibull_5k"))
     message = str(caught.value)
-    assert message.startswith("workload weibull_5k, instance test_0: trapped: out_of_fuel: used all 20000000000 units")
+    assert message.startswith(
+        "workload weibull_5k, instance test_0: trapped: out_of_fuel: used all 20000000000 units"
+    )
 
 
 def test_the_harness_refuses_more_items_than_its_buffers_and_the_host_never_sends_them():
@@ -590,7 +616,11 @@ def test_check_output_explains_what_is_wrong():
     for output, message in (
         ([0], "has 1 bin indices for 2 items"),
         ([0, 0], "bin 0 is over capacity: it holds items 0, 1 of total size 12"),
-        ([0, 2], r"item 1 is not placed: assignment\[1\] = 2 is not a bin \(an instance of 2 items has bins 0..1\)"),
+        (
+            [0, 2],
+            r"item 1 is not placed: assignment\[1\] = 2 is not a bin"
+            r" \(an instance of 2 items has bins 0..1\)",
+        ),
         ([0, True], "item 1 is not placed"),
         ("01", "must be a list of 2 bin indices"),
     ):

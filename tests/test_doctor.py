@@ -16,8 +16,13 @@ pytestmark = pytest.mark.timeout(300)
 
 
 def doctor(*args: str, env: dict | None = None) -> tuple[int, dict]:
-    done = subprocess.run([sys.executable, "-m", "synapse_ng.cli", "doctor", "--json", *args], capture_output=True, text=True,
-                          timeout=280, env={**os.environ, **(env or {})})  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "synapse_ng.cli", "doctor", "--json", *args],
+        capture_output=True,
+        text=True,
+        timeout=280,
+        env={**os.environ, **(env or {})},
+    )
     return done.returncode, json.loads(done.stdout)
 
 
@@ -29,8 +34,17 @@ def test_every_check_passes_on_this_machine():
     code, report = doctor()
     checks = by_name(report)
     assert code == 0 and report["ok"], json.dumps(report, indent=2)
-    assert set(checks) == {"python", "rustc + wasm32 std + lld", "clang + wasm-ld", "wasmtime", "model file", "cpu",
-                           "llama.cpp build", "generation", "disk"}  # fmt: skip
+    assert set(checks) == {
+        "python",
+        "rustc + wasm32 std + lld",
+        "clang + wasm-ld",
+        "wasmtime",
+        "model file",
+        "cpu",
+        "llama.cpp build",
+        "generation",
+        "disk",
+    }
     assert "fib(50) right in the sandbox" in checks["rustc + wasm32 std + lld"]["detail"]
     assert "fib(50) right in the sandbox" in checks["clang + wasm-ld"]["detail"]
     assert EMBEDDED.sha256[:16] in checks["model file"]["detail"]
@@ -45,8 +59,16 @@ def test_a_missing_compiler_fails_its_line_with_the_fix():
     checks = by_name(report)
     assert code == 1 and not report["ok"]
     rust, clang = checks["rustc + wasm32 std + lld"], checks["clang + wasm-ld"]
-    assert not rust["ok"] and "/nonexistent/rustc" in rust["detail"] and "apt-get install rustc libstd-rust-dev-wasm32 lld" in rust["fix"]
-    assert not clang["ok"] and "/nonexistent/clang" in clang["detail"] and "apt-get install clang lld" in clang["fix"]
+    assert (
+        not rust["ok"]
+        and "/nonexistent/rustc" in rust["detail"]
+        and "apt-get install rustc libstd-rust-dev-wasm32 lld" in rust["fix"]
+    )
+    assert (
+        not clang["ok"]
+        and "/nonexistent/clang" in clang["detail"]
+        and "apt-get install clang lld" in clang["fix"]
+    )
     assert checks["wasmtime"]["ok"] and checks["python"]["ok"]  # the other lines still tell the truth
 
 
@@ -71,8 +93,13 @@ def test_a_missing_model_names_the_install_command(tmp_path):
 
 
 def test_the_table_for_a_person_says_what_to_do(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "synapse_ng.cli", "doctor", "--rustc", "/nonexistent/rustc"], capture_output=True,
-                          text=True, timeout=280, env={**os.environ, "SYNAPSE_MODEL_DIR": str(tmp_path)})  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "synapse_ng.cli", "doctor", "--rustc", "/nonexistent/rustc"],
+        capture_output=True,
+        text=True,
+        timeout=280,
+        env={**os.environ, "SYNAPSE_MODEL_DIR": str(tmp_path)},
+    )
     assert done.returncode == 1
     lines = done.stdout.splitlines()
     assert any(line.startswith("FAIL  rustc") for line in lines)

@@ -14,13 +14,26 @@ import signal
 import threading
 import time
 
+import pytest
+
 from synapse_ng.components import get_component
 from synapse_ng.evolution.search import Budget, EvolutionSearch, SearchConfig
 from synapse_ng.evolution.store import Store
 from synapse_ng.llm.registry import create_provider
 from synapse_ng.models import LLMProviderConfig
 
-OUTCOMES = {"correct", "incorrect", "compile_failed", "rejected", "duplicate", "no_code", "time_limit", "model_failed"}
+pytestmark = pytest.mark.slow
+
+OUTCOMES = {
+    "correct",
+    "incorrect",
+    "compile_failed",
+    "rejected",
+    "duplicate",
+    "no_code",
+    "time_limit",
+    "model_failed",
+}
 
 
 def test_a_real_search_goes_on_when_the_model_worker_segfaults_and_records_the_crash(tmp_path):
@@ -31,10 +44,15 @@ def test_a_real_search_goes_on_when_the_model_worker_segfaults_and_records_the_c
     provider = create_provider(LLMProviderConfig("local", timeout_seconds=300))
     store = Store(tmp_path / "ws")
     search = EvolutionSearch(
-        component, provider, store, problem="Use fewer bins than best fit.",
-        config=SearchConfig(islands=1, concurrency=1, tune_share=0.0, random_cases=4, max_new_tokens=200, seed=5),
+        component,
+        provider,
+        store,
+        problem="Use fewer bins than best fit.",
+        config=SearchConfig(
+            islands=1, concurrency=1, tune_share=0.0, random_cases=4, max_new_tokens=200, seed=5
+        ),
         budget=Budget(samples=2),
-    )  # fmt: skip
+    )
     killed: list[int] = []
 
     def kill_the_first_generation() -> None:
@@ -94,14 +112,27 @@ def test_a_node_whose_model_worker_is_killed_stays_up_and_serves_its_api(tmp_pat
 
     from node_helpers import get, send_tasks, start_network, wait_for
 
-    net = start_network(tmp_path, 1, evolve=True, llm_provider="local", evolve_samples=3, evolve_minutes=10.0,
-                        targets={"allocation_excess_pct": 3.0}, chronic_after=2, immune_interval_s=1.0)  # fmt: skip
+    net = start_network(
+        tmp_path,
+        1,
+        evolve=True,
+        llm_provider="local",
+        evolve_samples=3,
+        evolve_minutes=10.0,
+        targets={"allocation_excess_pct": 3.0},
+        chronic_after=2,
+        immune_interval_s=1.0,
+    )
     try:
         node_pid = net.processes[0].pid
         rng = random.Random(3)
 
         def model_worker():
-            send_tasks(net.url(0), [min(100, max(1, round(rng.weibullvariate(45.0, 3.0)))) for _ in range(400)], capacity=100)
+            send_tasks(
+                net.url(0),
+                [min(100, max(1, round(rng.weibullvariate(45.0, 3.0)))) for _ in range(400)],
+                capacity=100,
+            )
             workers = [pid for pid, argv in _children(node_pid) if "synapse_ng.llm.model_worker" in argv]
             return workers[0] if workers else None
 

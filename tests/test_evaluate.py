@@ -8,13 +8,13 @@ import time
 
 import pytest
 
+from square_component import SKELETON, SquareSum
 from synapse_ng.components import CandidateShapeError, Split, assemble, get_component, split_skeleton
 from synapse_ng.components.base import EVOLVE_END, EVOLVE_START, Objective
 from synapse_ng.errors import UsageError
-from synapse_ng.evolution import Status, build_candidate, evaluate, reproduce
+from synapse_ng.evolution import build_candidate, evaluate, reproduce
 from synapse_ng.evolution.build import BuiltModule
-
-from square_component import SKELETON, SquareSum
+from synapse_ng.outcome import Outcome
 
 COMPONENT = SquareSum()
 FAST = """
@@ -22,7 +22,9 @@ fn sum_squares(values: &[i32]) -> i64 {
     values.iter().map(|&v| (v as i64) * (v as i64)).sum()
 }
 """
-OFF_BY_ONE = "fn sum_squares(values: &[i32]) -> i64 { values.iter().map(|&v| (v as i64) * (v as i64) + 1).sum() }"
+OFF_BY_ONE = (
+    "fn sum_squares(values: &[i32]) -> i64 { values.iter().map(|&v| (v as i64) * (v as i64) + 1).sum() }"
+)
 WRONG_WHEN_LARGE = """
 fn sum_squares(values: &[i32]) -> i64 {
     let total: i64 = values.iter().map(|&v| (v as i64) * (v as i64)).sum();
@@ -49,7 +51,7 @@ def fast_evaluation():
 
 def test_a_faster_correct_candidate_is_measured_against_the_baseline(fast_evaluation):
     evaluation = fast_evaluation
-    assert evaluation.status == Status.CORRECT, evaluation.message + evaluation.log
+    assert evaluation.status == Outcome.CORRECT, evaluation.message + evaluation.log
     assert evaluation.cases_passed == evaluation.cases_total == 4 + 11
     assert [w["id"] for w in evaluation.workloads] == ["heldout-101", "heldout-102"]
     for workload in evaluation.workloads:
@@ -64,14 +66,14 @@ def test_a_faster_correct_candidate_is_measured_against_the_baseline(fast_evalua
 
 def test_the_baseline_against_itself_improves_nothing():
     evaluation = evaluate(COMPONENT, split_skeleton(SKELETON)[1], random_cases=3)
-    assert evaluation.status == Status.CORRECT
+    assert evaluation.status == Outcome.CORRECT
     assert evaluation.improvement_pct == 0
     assert evaluation.candidate["sha256"] == evaluation.baseline["sha256"]
 
 
 def test_a_wrong_candidate_shows_its_first_failing_case():
     evaluation = evaluate(COMPONENT, OFF_BY_ONE, random_cases=3)
-    assert evaluation.status == Status.INCORRECT
+    assert evaluation.status == Outcome.INCORRECT
     failure = evaluation.first_failure
     assert failure["case"] == "one"  # "empty" passes (0 == 0); the cascade stops at the next
     assert failure["input"] == "[7]" and failure["expected"] == "49" and failure["got"] == "50"
@@ -80,28 +82,28 @@ def test_a_wrong_candidate_shows_its_first_failing_case():
 
 def test_right_on_small_cases_wrong_on_large_is_caught():
     evaluation = evaluate(COMPONENT, WRONG_WHEN_LARGE, random_cases=5)
-    assert evaluation.status == Status.INCORRECT
+    assert evaluation.status == Outcome.INCORRECT
     assert evaluation.first_failure["case"] == "random-5"  # the big one
     assert evaluation.cases_passed == 4 + 5
 
 
 def test_correct_but_out_of_fuel_is_incorrect():
     evaluation = evaluate(COMPONENT, BURNS_FUEL, random_cases=2)
-    assert evaluation.status == Status.INCORRECT
+    assert evaluation.status == Outcome.INCORRECT
     assert "out_of_fuel" in evaluation.message
 
 
 def test_the_evaluation_time_limit_kills_the_worker():
     started = time.monotonic()
     evaluation = evaluate(COMPONENT, BURNS_FUEL.replace("2000 *", "20 *"), random_cases=20000, time_limit_s=3)
-    assert evaluation.status == Status.TIME_LIMIT
+    assert evaluation.status == Outcome.TIME_LIMIT
     assert time.monotonic() - started < 30
 
 
 def test_edits_outside_the_evolve_block_are_rejected():
     program = SKELETON.replace("[0; 20000]", "[1; 20000]")
     evaluation = evaluate(COMPONENT, program.replace(split_skeleton(SKELETON)[1], FAST))
-    assert evaluation.status == Status.REJECTED and evaluation.stage == "shape"
+    assert evaluation.status == Outcome.REJECTED and evaluation.stage == "shape"
     assert "changes code before the EVOLVE block" in evaluation.message
 
 
@@ -112,10 +114,12 @@ def test_a_whole_program_that_keeps_the_harness_is_accepted():
 
 
 def test_policy_and_compile_failures_stop_before_anything_runs():
-    leak = evaluate(COMPONENT, 'fn sum_squares(v: &[i32]) -> i64 { include_str!("/etc/passwd").len() as i64 }')
-    assert leak.status == Status.REJECTED and leak.stage == "policy" and "include-macro" in leak.message
+    leak = evaluate(
+        COMPONENT, 'fn sum_squares(v: &[i32]) -> i64 { include_str!("/etc/passwd").len() as i64 }'
+    )
+    assert leak.status == Outcome.REJECTED and leak.stage == "policy" and "include-macro" in leak.message
     broken = evaluate(COMPONENT, "fn sum_squares(v: &[i32]) -> i64 { v }")
-    assert broken.status == Status.COMPILE_FAILED and "mismatched types" in broken.log
+    assert broken.status == Outcome.COMPILE_FAILED and "mismatched types" in broken.log
 
 
 def test_assemble_accepts_a_block_and_refuses_two_blocks():
@@ -149,8 +153,18 @@ def test_reproduce_confirms_honest_evidence(fast_evaluation):
 @pytest.mark.parametrize(
     "tamper, needle",
     [
-        (lambda e: e["workloads"][0]["candidate"].__setitem__("fuel", e["workloads"][0]["candidate"]["fuel"] - 1), "candidate fuel"),
-        (lambda e: e["workloads"][1]["baseline"].__setitem__("fuel", e["workloads"][1]["baseline"]["fuel"] + 1000), "baseline fuel"),
+        (
+            lambda e: e["workloads"][0]["candidate"].__setitem__(
+                "fuel", e["workloads"][0]["candidate"]["fuel"] - 1
+            ),
+            "candidate fuel",
+        ),
+        (
+            lambda e: e["workloads"][1]["baseline"].__setitem__(
+                "fuel", e["workloads"][1]["baseline"]["fuel"] + 1000
+            ),
+            "baseline fuel",
+        ),
         (lambda e: e["aggregate"].__setitem__("improvement_pct", 99.0), "improvement_pct"),
         (lambda e: e["candidate"].__setitem__("sha256", "0" * 64), "candidate SHA-256"),
         (lambda e: e["baseline"].__setitem__("sha256", "1" * 64), "baseline built here"),

@@ -13,12 +13,14 @@ from dataclasses import dataclass
 
 import pytest
 
-from synapse_ng.components import Split, split_skeleton
-from synapse_ng.components.raft_consensus import RaftConsensus, TallyInput, Vote, reference_tally
-from synapse_ng.evolution import BuiltModule, build_candidate, evaluate
-from synapse_ng.evolution.build import build_baseline
 import synapse_ng.evolution.evidence as evidence_module
 import synapse_ng.governance.verify as verify_module
+from square_component import SKELETON, SquareSum
+from synapse_ng.components import Split, split_skeleton
+from synapse_ng.components.raft_consensus.component import RaftConsensus
+from synapse_ng.components.raft_consensus.tally import TallyInput, Vote, reference_tally
+from synapse_ng.evolution import BuiltModule, build_candidate, evaluate
+from synapse_ng.evolution.build import build_baseline
 from synapse_ng.governance import (
     CHOICES,
     PROPOSAL_TYPES,
@@ -39,8 +41,6 @@ from synapse_ng.governance.verify import CHECKS, VerifyLimits
 from synapse_ng.models import CodeLanguage
 from synapse_ng.toolchain import compile_source
 from synapse_ng.wasm.sandbox import Sandbox
-
-from square_component import SKELETON, SquareSum
 
 NOW = 1_750_000_000.0
 PID = "ab" * 32
@@ -67,7 +67,14 @@ def vote(author: str, choice: str, seq: int, created_at: float = NOW + 1) -> Msg
 
 
 def config_proposal(**overrides) -> dict:
-    body = proposal_body("config_change", "raise the fanout", "gossip is slow", {"changes": {"gossip_fanout": 4}}, rules=GovernanceRules(), now=NOW)
+    body = proposal_body(
+        "config_change",
+        "raise the fanout",
+        "gossip is slow",
+        {"changes": {"gossip_fanout": 4}},
+        rules=GovernanceRules(),
+        now=NOW,
+    )
     body.update(overrides)
     return body
 
@@ -100,7 +107,11 @@ def test_proposal_body_takes_the_rules_defaults_per_type():
     assert custom["deadline"] == NOW + 5 and custom["quorum"] == 0.75 and custom["threshold"] == [3, 4]
     # A body survives the JSON trip it makes inside an envelope.
     validate_proposal_body(json.loads(json.dumps(code)), now=NOW, rules=GovernanceRules())
-    assert PROPOSAL_TYPES[:2] == ("config_change", "code_upgrade") and CHOICES == {"yes": 0, "no": 1, "abstain": 2}
+    assert PROPOSAL_TYPES[:2] == ("config_change", "code_upgrade") and CHOICES == {
+        "yes": 0,
+        "no": 1,
+        "abstain": 2,
+    }
 
 
 @pytest.mark.parametrize(
@@ -150,7 +161,10 @@ def test_zero_grace_is_allowed():
         (lambda b: b.__setitem__("params", []), "'params' must be a JSON object"),
         (lambda b: b.__setitem__("params", {}), "config_change params: missing changes"),
         (lambda b: b.__setitem__("params", {"changes": {}}), "params.changes must be a non-empty"),
-        (lambda b: b.__setitem__("params", {"changes": {"k": None}}), "params.changes['k'] must be a JSON scalar"),
+        (
+            lambda b: b.__setitem__("params", {"changes": {"k": None}}),
+            "params.changes['k'] must be a JSON scalar",
+        ),
         (lambda b: b.__setitem__("params", {"changes": {"k": [1]}}), "JSON scalar"),
         (lambda b: b.__setitem__("params", {"changes": {"k": float("inf")}}), "JSON scalar"),
         (lambda b: b.__setitem__("params", {"changes": {"": 1}}), "keys must be non-empty strings"),
@@ -284,7 +298,10 @@ def test_tally_input_maps_votes_to_raft_records():
 
 def test_the_input_order_is_the_same_whatever_order_gossip_delivered():
     body = config_proposal()
-    votes = [vote(m, random.Random(i).choice(list(CHOICES)), i % 3, created_at=NOW + (i % 2)) for i, m in enumerate(MEMBERS * 3)]
+    votes = [
+        vote(m, random.Random(i).choice(list(CHOICES)), i % 3, created_at=NOW + (i % 2))
+        for i, m in enumerate(MEMBERS * 3)
+    ]
     first = tally_input(body, votes, MEMBERS)
     shuffled = votes[:]
     random.Random(7).shuffle(shuffled)
@@ -312,13 +329,24 @@ def test_outcomes_quorum_threshold_and_changes_of_mind():
     # Two votes of five miss the quorum of three, whatever they say.
     assert decide(config, [vote(m[0], "yes", 1), vote(m[1], "yes", 1)], m, now=after).status == "no quorum"
     # A tie is approved at 1/2 (inclusive), rejected at 2/3.
-    tie = [vote(m[0], "yes", 1), vote(m[1], "no", 1), vote(m[2], "abstain", 1), vote(m[3], "yes", 1), vote(m[4], "no", 1)]
+    tie = [
+        vote(m[0], "yes", 1),
+        vote(m[1], "no", 1),
+        vote(m[2], "abstain", 1),
+        vote(m[3], "yes", 1),
+        vote(m[4], "no", 1),
+    ]
     assert decide(config, tie, m, now=after).status == "approved"
     assert decide(code, tie, m, now=after).status == "rejected"
     # All abstain with the quorum met: rejected.
     assert decide(config, [vote(x, "abstain", 1) for x in m[:3]], m, now=after).status == "rejected"
     # A later vote (higher seq) replaces the earlier one, even when it arrives first.
-    changed = [vote(m[0], "no", 2, created_at=NOW + 1), vote(m[0], "yes", 1, created_at=NOW + 2), vote(m[1], "no", 1), vote(m[2], "yes", 1)]
+    changed = [
+        vote(m[0], "no", 2, created_at=NOW + 1),
+        vote(m[0], "yes", 1, created_at=NOW + 2),
+        vote(m[1], "no", 1),
+        vote(m[2], "yes", 1),
+    ]
     outcome = decide(config, changed, m, now=after)
     assert outcome.counted[m[0]] == "no" and (outcome.yes, outcome.no, outcome.turnout) == (1, 2, 3)
     assert outcome.status == "rejected"
@@ -330,7 +358,13 @@ def test_outcomes_quorum_threshold_and_changes_of_mind():
     assert decide(config, [once, once, once], m, now=after).turnout == 1
     # Late votes and strangers do not count; two thirds exactly is approved.
     late = vote(m[4], "no", 1, created_at=code["deadline"] + 0.5)
-    two_thirds = [vote(m[0], "yes", 1), vote(m[1], "yes", 1), vote(m[2], "no", 1), late, vote(member(77), "no", 1)]
+    two_thirds = [
+        vote(m[0], "yes", 1),
+        vote(m[1], "yes", 1),
+        vote(m[2], "no", 1),
+        late,
+        vote(member(77), "no", 1),
+    ]
     result = decide(code, two_thirds, m, now=after)
     assert (result.status, result.yes, result.no, result.threshold) == ("approved", 2, 1, (2, 3))
 
@@ -345,11 +379,16 @@ def test_decide_refuses_a_malformed_proposal_and_a_bad_tally():
 def _oracle(body: dict, votes: list[Msg], members: list[str]) -> tuple[str, int, int, int]:
     """The rule written independently: per member, the vote with the greatest (seq, created_at, id)."""
     best: dict[str, Msg] = {}
+
     def key(v: Msg) -> tuple:
         return (v.body["seq"], v.created_at, v.id)
 
     for v in votes:
-        if v.author in members and v.created_at <= body["deadline"] and (v.author not in best or key(v) > key(best[v.author])):
+        if (
+            v.author in members
+            and v.created_at <= body["deadline"]
+            and (v.author not in best or key(v) > key(best[v.author]))
+        ):
             best[v.author] = v
     yes = sum(v.body["choice"] == "yes" for v in best.values())
     no = sum(v.body["choice"] == "no" for v in best.values())
@@ -387,12 +426,21 @@ def test_the_real_raft_consensus_module_decides_like_the_reference(raft_baseline
             quorum=rng.choice((0.1, 0.34, 0.5, 0.7, 1.0)),
             config_threshold=rng.choice(((1, 2), (2, 3), (1, 1), (1, 65535))),
         )
-        body = proposal_body("config_change", f"trial {trial}", "", {"changes": {"k": trial}}, rules=rules, now=NOW)
+        body = proposal_body(
+            "config_change", f"trial {trial}", "", {"changes": {"k": trial}}, rules=rules, now=NOW
+        )
         voters = members + [member(100 + i) for i in range(2)]  # two strangers
         votes = []
         for _ in range(rng.randint(0, 40)):
             created = NOW + rng.choice((0, 1, 2, 30, 30.5))  # 30.5: after the deadline
-            votes.append(vote(rng.choice(voters), rng.choice(list(CHOICES)), rng.choice((1, 2, 2, 3, 10**18 + rng.randint(0, 3))), created))
+            votes.append(
+                vote(
+                    rng.choice(voters),
+                    rng.choice(list(CHOICES)),
+                    rng.choice((1, 2, 2, 3, 10**18 + rng.randint(0, 3))),
+                    created,
+                )
+            )
         votes += rng.sample(votes, k=min(len(votes), 3))  # replays
         after = body["deadline"] + 2
         real = decide(body, votes, members, now=after, tally_fn=recording)
@@ -408,7 +456,9 @@ def test_the_real_raft_consensus_module_decides_like_the_reference(raft_baseline
 # ------------------------------------------------------------------------------------------ verify
 
 COMPONENT = SquareSum()
-MEMORY_TOO_SMALL = 16 << 20  # a worker's data limit far below what Python with wasmtime needs (~45 MiB peak RSS)
+MEMORY_TOO_SMALL = (
+    16 << 20
+)  # a worker's data limit far below what Python with wasmtime needs (~45 MiB peak RSS)
 FAST = "fn sum_squares(values: &[i32]) -> i64 { values.iter().map(|&v| (v as i64) * (v as i64)).sum() }"
 WRONG = "fn sum_squares(values: &[i32]) -> i64 { values.len() as i64 }"
 WITH_IMPORT = """
@@ -476,7 +526,9 @@ def test_an_honest_upgrade_passes_every_check(honest):
     assert record["checks"]["evidence"] is True and record["checks"]["rebuild"] is True
     # Its own cases ran, with its own secret seed, recorded so that an operator can run them again.
     assert isinstance(record["own_seed"], int) and 0 <= record["own_seed"] < 2**53
-    assert record["own_cases"] == 200 and record["own_cases_passed"] == len(COMPONENT.random_cases(record["own_seed"], 200))
+    assert record["own_cases"] == 200 and record["own_cases_passed"] == len(
+        COMPONENT.random_cases(record["own_seed"], 200)
+    )
     assert record["limits"] == VerifyLimits().to_dict() and record["limit"] is None
     assert 0 < record["worker_peak_rss_bytes"] < VerifyLimits().memory_bytes
     # Two verifications draw two seeds: the proposer cannot know which cases a voter will run.
@@ -507,19 +559,31 @@ def test_a_module_that_fails_the_static_checks_is_refused(honest):
     assert compiled.ok, compiled.log
     evidence = copy.deepcopy(honest.evidence)
     evidence["candidate"].update(sha256=compiled.sha256, size=compiled.size)
-    params = upgrade_params(evidence, compiled.wasm, honest.improvement_pct, language="wat", source=WITH_IMPORT)
+    params = upgrade_params(
+        evidence, compiled.wasm, honest.improvement_pct, language="wat", source=WITH_IMPORT
+    )
     verdict = verify_code_upgrade(params, compiled.wasm, component=COMPONENT)
     assert_stopped_at(verdict, "static", "fails the static checks")
     assert any("import" in reason for reason in verdict.reasons)
 
 
 def test_a_proposal_for_another_component_is_refused(honest):
-    params = upgrade_params(honest.evidence, honest.built.wasm, honest.improvement_pct, component="raft_consensus")
-    assert_stopped_at(verify_code_upgrade(params, honest.built.wasm, component=COMPONENT), "static", "this node checks 'square_sum'")
+    params = upgrade_params(
+        honest.evidence, honest.built.wasm, honest.improvement_pct, component="raft_consensus"
+    )
+    assert_stopped_at(
+        verify_code_upgrade(params, honest.built.wasm, component=COMPONENT),
+        "static",
+        "this node checks 'square_sum'",
+    )
     evidence = copy.deepcopy(honest.evidence)
     evidence["component"] = "raft_consensus"
     params = upgrade_params(evidence, honest.built.wasm, honest.improvement_pct)
-    assert_stopped_at(verify_code_upgrade(params, honest.built.wasm, component=COMPONENT), "static", "the evidence is for component 'raft_consensus'")
+    assert_stopped_at(
+        verify_code_upgrade(params, honest.built.wasm, component=COMPONENT),
+        "static",
+        "the evidence is for component 'raft_consensus'",
+    )
 
 
 def test_a_wrong_module_with_honest_looking_evidence_is_refused(honest):
@@ -537,7 +601,12 @@ def test_a_wrong_module_with_honest_looking_evidence_is_refused(honest):
     "tamper, needle",
     [
         (lambda e: e["aggregate"].__setitem__("improvement_pct", 99.0), "aggregate improvement_pct"),
-        (lambda e: e["workloads"][0]["candidate"].__setitem__("fuel", e["workloads"][0]["candidate"]["fuel"] // 2), "candidate fuel"),
+        (
+            lambda e: e["workloads"][0]["candidate"].__setitem__(
+                "fuel", e["workloads"][0]["candidate"]["fuel"] // 2
+            ),
+            "candidate fuel",
+        ),
     ],
 )
 def test_doctored_figures_are_refused(honest, tamper, needle):
@@ -561,7 +630,9 @@ def test_no_improvement_is_no_upgrade():
     evaluation = evaluate(COMPONENT, block, split=Split.HELDOUT, random_cases=2)
     assert evaluation.correct and evaluation.improvement_pct == 0
     wasm = build_baseline(COMPONENT).wasm
-    verdict = verify_code_upgrade(upgrade_params(evaluation.evidence, wasm, 0.0, source=block), wasm, component=COMPONENT)
+    verdict = verify_code_upgrade(
+        upgrade_params(evaluation.evidence, wasm, 0.0, source=block), wasm, component=COMPONENT
+    )
     assert_stopped_at(verdict, "improvement", "not an improvement")
 
 
@@ -586,18 +657,33 @@ def test_malformed_evidence_is_a_no_not_a_crash(honest):
     verdict = verify_code_upgrade(upgrade_params(no_format, wasm, 10.0), wasm, component=COMPONENT)
     # Nothing could be re-run: correctness is not reached, the evidence is what failed.
     assert not verdict.ok
-    assert verdict.checks == {"hash": True, "static": True, "rebuild": True, "correctness": None, "evidence": False, "improvement": None}
+    assert verdict.checks == {
+        "hash": True,
+        "static": True,
+        "rebuild": True,
+        "correctness": None,
+        "evidence": False,
+        "improvement": None,
+    }
     assert "cannot be re-run here: not an evidence record: missing" in verdict.reasons[0]
     odd = copy.deepcopy(honest.evidence)
     odd["runtime"] = "wasmtime"  # a string where an object belongs
-    verdict = verify_code_upgrade(upgrade_params(odd, wasm, honest.improvement_pct), wasm, component=COMPONENT)
+    verdict = verify_code_upgrade(
+        upgrade_params(odd, wasm, honest.improvement_pct), wasm, component=COMPONENT
+    )
     assert not verdict.ok and verdict.checks["evidence"] is False
-    assert_stopped_at(verify_code_upgrade(upgrade_params({"candidate": 7}, wasm, 1.0), wasm, component=COMPONENT), "hash", "evidence measured")
-    verdict = verify_code_upgrade(upgrade_params(honest.evidence, wasm, 1.0), "not bytes", component=COMPONENT)
+    assert_stopped_at(
+        verify_code_upgrade(upgrade_params({"candidate": 7}, wasm, 1.0), wasm, component=COMPONENT),
+        "hash",
+        "evidence measured",
+    )
+    verdict = verify_code_upgrade(
+        upgrade_params(honest.evidence, wasm, 1.0), "not bytes", component=COMPONENT
+    )
     assert_stopped_at(verdict, "hash", "must be bytes")
 
 
-# ------------------------------------------------------------------------------------------ attacks on the verifier
+# ------------------------------------------------------------------------------------ attacks on the verifier
 #
 # A proposer who cannot forge figures may still try to steer how they are checked: ask for no random
 # cases (so that only the fixed ones, which it has seen, run), ask for so many that every voter's worker
@@ -629,14 +715,22 @@ def liar():
 def test_evidence_with_no_random_cases_still_meets_the_verifiers_own(liar):
     params = upgrade_params(liar.evidence, liar.built.wasm, liar.improvement_pct, source=LIAR)
     # A verifier that ran only what the evidence asks for would say yes: the attack is real.
-    trusting = verify_code_upgrade(params, liar.built.wasm, component=COMPONENT, limits=VerifyLimits(own_random_cases=0))
+    trusting = verify_code_upgrade(
+        params, liar.built.wasm, component=COMPONENT, limits=VerifyLimits(own_random_cases=0)
+    )
     assert trusting.ok, trusting.reasons
     verdict = verify_code_upgrade(params, liar.built.wasm, component=COMPONENT)
     assert_stopped_at(verdict, "correctness", f"own random cases (seed {verdict.own_seed}, count 200)")
     assert verdict.own_cases == 200 and verdict.own_cases_passed < 200
     # The operator re-runs the very cases from the recorded seed, and gets the same answer.
-    again = verify_code_upgrade(params, liar.built.wasm, component=COMPONENT, limits=VerifyLimits(own_seed=verdict.own_seed))
-    assert again.own_seed == verdict.own_seed and again.reasons == verdict.reasons and again.own_cases_passed == verdict.own_cases_passed
+    again = verify_code_upgrade(
+        params, liar.built.wasm, component=COMPONENT, limits=VerifyLimits(own_seed=verdict.own_seed)
+    )
+    assert (
+        again.own_seed == verdict.own_seed
+        and again.reasons == verdict.reasons
+        and again.own_cases_passed == verdict.own_cases_passed
+    )
 
 
 # The vote tally itself, with a back door: faster than the baseline (a hash table instead of a linear
@@ -693,14 +787,24 @@ def test_a_lying_tally_with_evidence_of_no_random_cases_is_refused():
     built = build_candidate(raft, LYING_TALLY, CodeLanguage.C)
     assert isinstance(built, BuiltModule), built
     evaluation = evaluate(raft, LYING_TALLY, CodeLanguage.C, split=Split.TRAIN, random_cases=0, built=built)
-    assert evaluation.correct and evaluation.improvement_pct > 0, evaluation.message  # real evidence, all green
+    assert evaluation.correct and evaluation.improvement_pct > 0, (
+        evaluation.message
+    )  # real evidence, all green
     params = {
-        "component": raft.name, "wasm_sha256": built.sha256, "wasm_size": len(built.wasm), "language": "c", "source": LYING_TALLY,
-        "evidence": evaluation.evidence, "improvement_pct": evaluation.improvement_pct, "issue": "raft_consensus:fuel",
-    }  # fmt: skip
+        "component": raft.name,
+        "wasm_sha256": built.sha256,
+        "wasm_size": len(built.wasm),
+        "language": "c",
+        "source": LYING_TALLY,
+        "evidence": evaluation.evidence,
+        "improvement_pct": evaluation.improvement_pct,
+        "issue": "raft_consensus:fuel",
+    }
     verdict = verify_code_upgrade(json.loads(json.dumps(params)), built.wasm)
     assert_stopped_at(verdict, "correctness", "own random cases")
-    assert any("outcome=0 (approved) (wrong: outcome)" in reason for reason in verdict.reasons), verdict.reasons
+    assert any("outcome=0 (approved) (wrong: outcome)" in reason for reason in verdict.reasons), (
+        verdict.reasons
+    )
 
 
 def test_evidence_demanding_a_billion_random_cases_is_refused_without_running_anything(honest, monkeypatch):
@@ -720,7 +824,12 @@ def test_evidence_demanding_a_billion_random_cases_is_refused_without_running_an
     assert "asks for 1000000000 random correctness cases; this node runs at most 5000" in verdict.reasons[0]
     # The bound is the node's: just above it is refused, at it is not refused for that reason.
     greedy["cases"]["random"] = 11
-    assert "at most 10" in verify_code_upgrade(params, honest.built.wasm, component=COMPONENT, limits=VerifyLimits(max_random_cases=10)).reasons[0]
+    assert (
+        "at most 10"
+        in verify_code_upgrade(
+            params, honest.built.wasm, component=COMPONENT, limits=VerifyLimits(max_random_cases=10)
+        ).reasons[0]
+    )
     # reproduce() itself refuses too, for any other caller that sets a bound.
     greedy["cases"]["random"] = 10**9
     refused = evidence_module.reproduce(greedy, honest.built.wasm, component=COMPONENT, max_random_cases=5000)
@@ -729,7 +838,11 @@ def test_evidence_demanding_a_billion_random_cases_is_refused_without_running_an
     for key, odd in (("random", -1), ("random", 1e9), ("random", "10"), ("random", True), ("seed", 1.5)):
         weird = copy.deepcopy(honest.evidence)
         weird["cases"][key] = odd
-        verdict = verify_code_upgrade(upgrade_params(weird, honest.built.wasm, honest.improvement_pct), honest.built.wasm, component=COMPONENT)
+        verdict = verify_code_upgrade(
+            upgrade_params(weird, honest.built.wasm, honest.improvement_pct),
+            honest.built.wasm,
+            component=COMPONENT,
+        )
         assert verdict.checks == {name: (False if name == "evidence" else None) for name in CHECKS}
         assert f"not an evidence record: cases.{key} must be" in verdict.reasons[0], verdict.reasons
 
@@ -741,16 +854,30 @@ def test_a_source_that_does_not_rebuild_to_the_module_is_refused(honest):
     params = upgrade_params(honest.evidence, wasm, honest.improvement_pct, source=WRONG)
     verdict = verify_code_upgrade(params, wasm, component=COMPONENT)
     wrong_sha = build_candidate(COMPONENT, WRONG).sha256
-    assert_stopped_at(verdict, "rebuild", f"the source does not rebuild to the proposed WASM (got sha {wrong_sha}")
+    assert_stopped_at(
+        verdict, "rebuild", f"the source does not rebuild to the proposed WASM (got sha {wrong_sha}"
+    )
     # No source at all: nothing a voter can read.
     for empty in ("", "  \n"):
-        verdict = verify_code_upgrade(upgrade_params(honest.evidence, wasm, honest.improvement_pct, source=empty), wasm, component=COMPONENT)
+        verdict = verify_code_upgrade(
+            upgrade_params(honest.evidence, wasm, honest.improvement_pct, source=empty),
+            wasm,
+            component=COMPONENT,
+        )
         assert_stopped_at(verdict, "rebuild", "no source: a voter cannot rebuild it")
     # A source that does not compile, and a whole program that changes the harness around the block.
-    broken = verify_code_upgrade(upgrade_params(honest.evidence, wasm, honest.improvement_pct, source="fn sum_squares("), wasm, component=COMPONENT)
+    broken = verify_code_upgrade(
+        upgrade_params(honest.evidence, wasm, honest.improvement_pct, source="fn sum_squares("),
+        wasm,
+        component=COMPONENT,
+    )
     assert_stopped_at(broken, "rebuild", "the source does not rebuild here (compile)")
     harness = SKELETON.replace("VALUES.as_ptr() as i32", "VALUES.as_ptr() as i32 + 0")
-    changed = verify_code_upgrade(upgrade_params(honest.evidence, wasm, honest.improvement_pct, source=harness), wasm, component=COMPONENT)
+    changed = verify_code_upgrade(
+        upgrade_params(honest.evidence, wasm, honest.improvement_pct, source=harness),
+        wasm,
+        component=COMPONENT,
+    )
     assert_stopped_at(changed, "rebuild", "the source does not rebuild here (shape)")
     # The whole program the engine proposes (the skeleton around the block) rebuilds like the block.
     whole = upgrade_params(honest.evidence, wasm, honest.improvement_pct, source=honest.built.source)
@@ -759,7 +886,9 @@ def test_a_source_that_does_not_rebuild_to_the_module_is_refused(honest):
 
 def test_a_worker_over_the_memory_limit_is_a_no_that_says_memory(honest):
     params = upgrade_params(honest.evidence, honest.built.wasm, honest.improvement_pct)
-    verdict = verify_code_upgrade(params, honest.built.wasm, component=COMPONENT, limits=VerifyLimits(memory_bytes=MEMORY_TOO_SMALL))
+    verdict = verify_code_upgrade(
+        params, honest.built.wasm, component=COMPONENT, limits=VerifyLimits(memory_bytes=MEMORY_TOO_SMALL)
+    )
     assert_stopped_at(verdict, "correctness", "stopped by this node's memory limit")
     assert verdict.limit == "memory" and any("memory limit of" in r for r in verdict.reasons), verdict.reasons
     assert verdict.seconds < 30
@@ -767,10 +896,17 @@ def test_a_worker_over_the_memory_limit_is_a_no_that_says_memory(honest):
 
 def test_a_worker_over_the_time_limit_is_a_no_that_says_time(honest):
     params = upgrade_params(honest.evidence, honest.built.wasm, honest.improvement_pct)
-    verify_code_upgrade(params, honest.built.wasm, component=COMPONENT, limits=VerifyLimits(own_random_cases=0))  # rebuilt once
+    verify_code_upgrade(
+        params, honest.built.wasm, component=COMPONENT, limits=VerifyLimits(own_random_cases=0)
+    )  # rebuilt once
     # Two million own cases cannot finish in 0.3 s on any machine: the limit must stop the worker.
-    verdict = verify_code_upgrade(params, honest.built.wasm, component=COMPONENT, limits=VerifyLimits(own_random_cases=2_000_000),
-                                  time_limit_s=0.3)  # time_limit_s: the older way to say it  # fmt: skip
+    verdict = verify_code_upgrade(
+        params,
+        honest.built.wasm,
+        component=COMPONENT,
+        limits=VerifyLimits(own_random_cases=2_000_000),
+        time_limit_s=0.3,
+    )  # time_limit_s: the older way to say it
     assert_stopped_at(verdict, "correctness", "stopped by this node's time limit")
     assert verdict.limit == "time" and verdict.limits["time_limit_s"] == 0.3
     assert verdict.seconds < 5
@@ -796,7 +932,9 @@ def test_impossible_verify_limits_are_refused(kwargs, needle):
 def test_a_config_change_may_name_the_issue_it_answers():
     from synapse_ng.governance import validate_config_change_params
 
-    validate_config_change_params({"changes": {"gossip_fanout": 4}, "issue": "gossip_protocol:dissemination_ms"})
+    validate_config_change_params(
+        {"changes": {"gossip_fanout": 4}, "issue": "gossip_protocol:dissemination_ms"}
+    )
     with pytest.raises(ProposalError, match="params.issue must be a string"):
         validate_config_change_params({"changes": {"gossip_fanout": 4}, "issue": 7})
     with pytest.raises(ProposalError, match="unknown colour"):

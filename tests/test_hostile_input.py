@@ -12,7 +12,13 @@ import httpx
 import pytest
 
 from synapse_ng.governance import proposal_body
-from synapse_ng.governance.proposals import ProposalError, readable_text, text_problem, validate_proposal_body, vote_body
+from synapse_ng.governance.proposals import (
+    ProposalError,
+    readable_text,
+    text_problem,
+    validate_proposal_body,
+    vote_body,
+)
 from synapse_ng.node.app import create_app
 from synapse_ng.node.config import NodeConfig
 from synapse_ng.node.envelope import Envelope
@@ -25,7 +31,7 @@ HUGE = 10**400  # 401 digits: fine for Python and json, an OverflowError for SQL
 
 @pytest.fixture()
 def node(tmp_path):
-    node = Node(NodeConfig.load(tmp_path / "node", port=18999))
+    node = Node.open(NodeConfig.load(tmp_path / "node", port=18999))
     yield node
     node.state.close()
 
@@ -66,7 +72,14 @@ def hand_signed(identity: Identity, kind: str, body: dict, created_at=None) -> d
 
 
 def good_proposal(node: Node, title: str = "raise the fan-out", description: str = "") -> dict:
-    body = proposal_body("config_change", title, description, {"changes": {"gossip_fanout": 4}}, rules=node.rules, now=time.time())
+    body = proposal_body(
+        "config_change",
+        title,
+        description,
+        {"changes": {"gossip_fanout": 4}},
+        rules=node.rules,
+        now=time.time(),
+    )
     return hand_signed(node.identity, "proposal", body)
 
 
@@ -96,16 +109,23 @@ def test_inventory_cursor_beyond_64_bits_is_a_422_not_an_overflow(client):
 def test_a_signed_message_with_a_400_digit_integer_is_a_422(client, node, where):
     proposal = good_proposal(node)
     if where == "vote seq":
-        message = hand_signed(node.identity, "vote", {"proposal_id": "ab" * 32, "choice": "yes", "seq": HUGE, "reason": ""})
+        message = hand_signed(
+            node.identity, "vote", {"proposal_id": "ab" * 32, "choice": "yes", "seq": HUGE, "reason": ""}
+        )
     elif where == "proposal deadline":  # math.isfinite(10**400) raised OverflowError in the validator
         message = hand_signed(node.identity, "proposal", {**proposal["body"], "deadline": HUGE})
     elif where == "evidence-like nesting":
-        message = hand_signed(node.identity, "stage_report", {"proposal_id": "ab" * 32, "stage": 0, "ok": True,
-                                                              "figures": {"calls": HUGE}, "reason": ""})  # fmt: skip
+        message = hand_signed(
+            node.identity,
+            "stage_report",
+            {"proposal_id": "ab" * 32, "stage": 0, "ok": True, "figures": {"calls": HUGE}, "reason": ""},
+        )
     elif where == "created_at":  # SQLite: "Python int too large to convert to SQLite INTEGER"
         message = hand_signed(node.identity, "proposal", proposal["body"], created_at=HUGE)
     else:
-        message = hand_signed(node.identity, "proposal", {**proposal["body"], "params": {"changes": {"gossip_fanout": -HUGE}}})
+        message = hand_signed(
+            node.identity, "proposal", {**proposal["body"], "params": {"changes": {"gossip_fanout": -HUGE}}}
+        )
     payload = assert_refused(client.post("/api/messages", json=message))
     assert "64-bit" in payload["error"] or "created_at" in payload["error"], payload
     assert client.get("/api/gossip/inventory").json()["ids"] == []  # nothing was stored
@@ -117,7 +137,9 @@ def test_one_hostile_message_never_sinks_a_gossip_batch(client, node):
     for _ in range(40):  # 40 levels: under the request's 64, over a body's 32
         deep = {"x": deep}
     hostile = [
-        hand_signed(node.identity, "vote", {"proposal_id": "ab" * 32, "choice": "yes", "seq": HUGE, "reason": ""}),
+        hand_signed(
+            node.identity, "vote", {"proposal_id": "ab" * 32, "choice": "yes", "seq": HUGE, "reason": ""}
+        ),
         hand_signed(node.identity, "proposal", good["body"], created_at=HUGE),
         hand_signed(node.identity, "proposal", {**good["body"], "deadline": HUGE}),
         hand_signed(node.identity, "proposal", {**good["body"], "title": "pay \u202egnp.exe"}),
@@ -153,7 +175,9 @@ def test_json_nested_deeper_than_64_levels_is_a_422(client, path, text):
 
 
 def test_nesting_up_to_64_levels_and_brackets_in_strings_pass_the_body_check(client, node):
-    shallow = client.post("/api/messages", content=b"[" * 64 + b"]" * 64, headers={"content-type": "application/json"})
+    shallow = client.post(
+        "/api/messages", content=b"[" * 64 + b"]" * 64, headers={"content-type": "application/json"}
+    )
     assert shallow.status_code == 422 and "nested" not in shallow.json()["error"]  # the route's own 422
     # A description full of brackets and escaped quotes is text, not nesting: the message is accepted.
     message = good_proposal(node, description='[{"\\' * 5000 + "]" * 100)
@@ -163,14 +187,21 @@ def test_nesting_up_to_64_levels_and_brackets_in_strings_pass_the_body_check(cli
 
 def test_a_number_longer_than_pythons_digit_limit_is_a_422(client):
     text = b'{"messages": [' + b"7" * 5000 + b"]}"
-    assert_refused(client.post("/api/gossip", content=text, headers={"content-type": "application/json"}), says="4300 digits")
+    assert_refused(
+        client.post("/api/gossip", content=text, headers={"content-type": "application/json"}),
+        says="4300 digits",
+    )
     # The same digits inside a string are just text (the batch item is refused on its own, not the request).
     response = client.post("/api/gossip", json={"messages": [{"kind": "7" * 5000}]})
     assert response.status_code == 200 and response.json()["results"][0]["status"] == 422
 
 
 def test_json_in_utf16_is_refused_not_scanned_wrongly(client):
-    response = client.post("/api/gossip", content='{"messages": []}'.encode("utf-16"), headers={"content-type": "application/json"})
+    response = client.post(
+        "/api/gossip",
+        content='{"messages": []}'.encode("utf-16"),
+        headers={"content-type": "application/json"},
+    )
     assert_refused(response, says="UTF-8")
 
 
@@ -183,13 +214,18 @@ def test_a_proposal_title_with_a_bidi_override_is_a_422(client, node):
     payload = assert_refused(client.post("/api/messages", json=message), says="U+202E")
     assert "title" in payload["error"] and "format/bidi" in payload["error"]
     # The operator's route too (its credential is not what is wrong here).
-    response = client.post("/api/proposals", json={"title": "tune \u202egossip", "changes": {"gossip_fanout": 4}},
-                           headers=bearer(node.operator_token))  # fmt: skip
+    response = client.post(
+        "/api/proposals",
+        json={"title": "tune \u202egossip", "changes": {"gossip_fanout": 4}},
+        headers=bearer(node.operator_token),
+    )
     assert_refused(response, says="U+202E")
     # A newline is fine in a description, never in a title.
     newline = hand_signed(node.identity, "proposal", {**good["body"], "title": "two\nlines"})
     assert_refused(client.post("/api/messages", json=newline), says="U+000A")
-    fine = hand_signed(node.identity, "proposal", {**good["body"], "description": "line one\nline two\tcafé ✓"})
+    fine = hand_signed(
+        node.identity, "proposal", {**good["body"], "description": "line one\nline two\tcafé ✓"}
+    )
     assert client.post("/api/messages", json=fine).status_code == 201
 
 
@@ -211,7 +247,12 @@ def test_a_proposal_title_with_a_bidi_override_is_a_422(client, node):
 def test_text_problem_names_the_code_point_and_its_kind(char, what):
     for multiline in (False, True):
         problem = text_problem(f"ab{char}cd", multiline)
-        assert problem is not None and f"U+{ord(char):04X}" in problem and what in problem and "character 2" in problem
+        assert (
+            problem is not None
+            and f"U+{ord(char):04X}" in problem
+            and what in problem
+            and "character 2" in problem
+        )
         assert text_problem(readable_text(f"ab{char}cd", multiline), multiline) is None
         assert readable_text(f"ab{char}cd", multiline) == "ab?cd"
 
@@ -243,7 +284,10 @@ def test_every_text_field_is_checked_and_named():
         validate_proposal_body({**body, "params": {"changes": {"gossip_fanout": 4}, "issue": "x\x00"}})
     with pytest.raises(ProposalError, match="vote field 'reason' holds U\\+202E"):
         vote_body("ab" * 32, "no", 1, "checks failed \u202e")
-    assert vote_body("ab" * 32, "no", 1, readable_text("checks failed \u202e\nsee log"))["reason"] == "checks failed ?\nsee log"
+    assert (
+        vote_body("ab" * 32, "no", 1, readable_text("checks failed \u202e\nsee log"))["reason"]
+        == "checks failed ?\nsee log"
+    )
 
 
 def test_huge_integers_in_a_proposal_are_a_proposal_error_not_an_overflow():
@@ -259,7 +303,9 @@ def test_huge_integers_in_a_proposal_are_a_proposal_error_not_an_overflow():
         with pytest.raises(ProposalError):
             validate_proposal_body(proposal, now=now)
     evidence = {"aggregate": {"improvement_pct": 5.0, "runs": [1, 2, -HUGE]}}
-    with pytest.raises(ProposalError, match=r"params.evidence.aggregate.runs\[2\]' must fit a signed 64-bit integer"):
+    with pytest.raises(
+        ProposalError, match=r"params.evidence.aggregate.runs\[2\]' must fit a signed 64-bit integer"
+    ):
         validate_proposal_body({**body, "type": "code_upgrade", "params": {"evidence": evidence}})
     nested: dict = {}
     for _ in range(40):

@@ -90,8 +90,17 @@ def kinds(actions: list[Action]) -> list[str]:
 
 def test_default_targets_are_the_five_of_the_spec():
     by_metric = {t.metric: t for t in DEFAULT_TARGETS}
-    assert list(by_metric) == ["allocation_excess_pct", "tally_fuel_per_vote", "dissemination_ms", "peers_reachable", "component_faults"]
-    assert (by_metric["allocation_excess_pct"].limit, by_metric["allocation_excess_pct"].bound) == (3.0, "max")
+    assert list(by_metric) == [
+        "allocation_excess_pct",
+        "tally_fuel_per_vote",
+        "dissemination_ms",
+        "peers_reachable",
+        "component_faults",
+    ]
+    assert (by_metric["allocation_excess_pct"].limit, by_metric["allocation_excess_pct"].bound) == (
+        3.0,
+        "max",
+    )
     assert by_metric["tally_fuel_per_vote"].component == "raft_consensus"
     assert by_metric["tally_fuel_per_vote"].issue_type == "consensus"
     assert by_metric["dissemination_ms"].config_remedy == {"gossip_fanout": 4}
@@ -104,8 +113,13 @@ def test_default_targets_are_the_five_of_the_spec():
 
 def test_target_validation():
     base = {
-        "metric": "m", "limit": 1.0, "bound": "max", "component": "c",
-        "issue_type": "performance", "recommended_action": "a", "description": "d",
+        "metric": "m",
+        "limit": 1.0,
+        "bound": "max",
+        "component": "c",
+        "issue_type": "performance",
+        "recommended_action": "a",
+        "description": "d",
     }
     Target(**base)
     with pytest.raises(TargetError, match="bound"):
@@ -248,7 +262,9 @@ def test_issue_key_of_a_copied_issue_and_of_a_foreign_one():
     (issue,) = immune.check({"peers_reachable": 0.1})
     copy = HealthIssue(**issue.__dict__)
     assert immune.issue_key(copy) == PEERS
-    foreign = HealthIssue("performance", "low", 1.0, 2.0, "x", "something odd", affected_component="gossip_protocol")
+    foreign = HealthIssue(
+        "performance", "low", 1.0, 2.0, "x", "something odd", affected_component="gossip_protocol"
+    )
     with pytest.raises(ValueError, match="target"):
         immune.issue_key(foreign)
 
@@ -280,7 +296,12 @@ async def test_config_remedy_first_then_code_upgrade_when_chronic():
     assert first[0].issue_key == GOSSIP
     assert first[0].proposal_id == "cfg0"
     assert remedies.kinds("config") == [("config", GOSSIP, {"gossip_fanout": 4})]
-    assert first[0].to_dict() == {"issue_key": GOSSIP, "kind": "config_change", "proposal_id": "cfg0", "detail": first[0].detail}
+    assert first[0].to_dict() == {
+        "issue_key": GOSSIP,
+        "kind": "config_change",
+        "proposal_id": "cfg0",
+        "detail": first[0].detail,
+    }
 
     remedies.close_all()  # the config change was voted on and closed; the problem persists
     second = await immune.step({"dissemination_ms": 2600.0}, remedies)
@@ -312,9 +333,22 @@ async def test_allocation_without_config_remedy_is_reported_then_evolved():
     [
         None,
         RuntimeError("model server down"),
-        GeneratedCode(CodeLanguage.RUST, "x", "d", "gossip_protocol", None, wasm_binary=b"\0asm"),  # not measured
-        GeneratedCode(CodeLanguage.RUST, "x", "d", "gossip_protocol", -3.0, wasm_binary=b"\0asm", evidence={}, measured=True),
-        GeneratedCode(CodeLanguage.RUST, "x", "d", "gossip_protocol", 8.0, wasm_binary=None, evidence={}, measured=True),
+        GeneratedCode(
+            CodeLanguage.RUST, "x", "d", "gossip_protocol", None, wasm_binary=b"\0asm"
+        ),  # not measured
+        GeneratedCode(
+            CodeLanguage.RUST,
+            "x",
+            "d",
+            "gossip_protocol",
+            -3.0,
+            wasm_binary=b"\0asm",
+            evidence={},
+            measured=True,
+        ),
+        GeneratedCode(
+            CodeLanguage.RUST, "x", "d", "gossip_protocol", 8.0, wasm_binary=None, evidence={}, measured=True
+        ),
     ],
     ids=["none", "raises", "unmeasured", "worse", "no-wasm"],
 )
@@ -323,7 +357,10 @@ async def test_evolve_failure_falls_back_to_the_config_remedy(result, caplog):
     remedies = Recorder(evolve_result=result)
     with caplog.at_level(logging.WARNING, logger="synapse_ng.immune.system"):
         actions = await immune.step({"peers_reachable": 0.2}, remedies)
-    assert kinds(actions) == ["evolve_error" if isinstance(result, Exception) else "evolve_failed", "config_change"]
+    assert kinds(actions) == [
+        "evolve_error" if isinstance(result, Exception) else "evolve_failed",
+        "config_change",
+    ]
     assert actions[0].proposal_id is None and actions[0].detail
     assert actions[1].proposal_id is not None
     assert remedies.kinds("config") == [("config", PEERS, {"anti_entropy_interval_s": 1.0})]

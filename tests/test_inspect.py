@@ -10,15 +10,9 @@ import wasmtime
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from synapse_ng.wasm.inspect import (
-    ExportSpec,
-    MemoryLimits,
-    ModuleInfo,
-    WasmPolicy,
-    WasmReport,
-    _engine,
-    inspect_wasm,
-)
+from synapse_ng.wasm.inspect import ModuleInfo, WasmReport, _engine, inspect_wasm
+from synapse_ng.wasm.policy import ExportSpec, WasmPolicy
+from synapse_ng.wasm.sections import MemoryLimits
 
 ADD = ExportSpec("add", ("i32", "i32"), ("i32",))
 NEEDS_ADD = WasmPolicy(required_exports=(ADD,))
@@ -33,6 +27,9 @@ GOOD_WAT = """
 MAX_MEMORY_HINT = (
     "(memory 1 16) in WAT, -C link-arg=--max-memory=N for Rust or -Wl,--max-memory=N for C "
     "(N in bytes, a multiple of 65536)"
+)
+NO_MAXIMUM = (
+    f"memory 0 declares no maximum size: declare one of at most 1024 pages (64.0 MiB), e.g. {MAX_MEMORY_HINT}"
 )
 MISSING_ADD = (
     "required export add:i32,i32->i32 is missing: export a function named add with that signature, "
@@ -237,8 +234,8 @@ def test_imports_in_the_allowlist_are_accepted():
 def test_an_import_outside_a_non_empty_allowlist_names_what_is_allowed():
     policy = WasmPolicy(allowed_imports=frozenset({"env.log"}), required_exports=(ADD,))
     assert check(ENV_WAT, policy).reasons == (
-        "import env.f is not allowed: candidates may not import host functions; only env.log may be imported; "
-        "remove it",
+        "import env.f is not allowed: candidates may not import host functions; "
+        "only env.log may be imported; remove it",
     )
 
 
@@ -297,27 +294,33 @@ def test_start_function_is_rejected_without_running_it():
 
 
 def test_two_memories():
-    report = check('(module (memory 1 2) (memory 1 2) (func (export "add") (param i32 i32) (result i32) local.get 0))')
+    report = check(
+        '(module (memory 1 2) (memory 1 2) (func (export "add") (param i32 i32) (result i32) local.get 0))'
+    )
     assert report.reasons == ("module has 2 memories: declare exactly one memory and remove the others",)
     assert report.info.memories == (MemoryLimits(1, 2, False, False), MemoryLimits(1, 2, False, False))
 
 
 def test_shared_memory():
-    report = check('(module (memory 1 2 shared) (func (export "add") (param i32 i32) (result i32) local.get 0))')
-    assert report.reasons == ("memory 0 is shared: declare a non-shared memory (no threads or atomics; drop `shared`)",)
+    report = check(
+        '(module (memory 1 2 shared) (func (export "add") (param i32 i32) (result i32) local.get 0))'
+    )
+    assert report.reasons == (
+        "memory 0 is shared: declare a non-shared memory (no threads or atomics; drop `shared`)",
+    )
     assert report.info.memories == (MemoryLimits(1, 2, True, False),)
 
 
 def test_shared_memory_hand_assembled():
     report = inspect_wasm(module(memory_section(0x03, 1, 2)), WasmPolicy())
-    assert report.reasons == ("memory 0 is shared: declare a non-shared memory (no threads or atomics; drop `shared`)",)
+    assert report.reasons == (
+        "memory 0 is shared: declare a non-shared memory (no threads or atomics; drop `shared`)",
+    )
 
 
 def test_memory_without_maximum():
     report = check('(module (memory 1) (func (export "add") (param i32 i32) (result i32) local.get 0))')
-    assert report.reasons == (
-        f"memory 0 declares no maximum size: declare one of at most 1024 pages (64.0 MiB), e.g. {MAX_MEMORY_HINT}",
-    )
+    assert report.reasons == (NO_MAXIMUM,)
     assert report.info.memories == (MemoryLimits(1, None, False, False),)
 
 
@@ -330,7 +333,7 @@ def test_memory_maximum_above_the_bound():
 
 
 def test_memory_minimum_and_maximum_above_a_small_bound():
-    report = check('(module (memory 8 8))', WasmPolicy(max_memory_pages=4))
+    report = check("(module (memory 8 8))", WasmPolicy(max_memory_pages=4))
     assert report.reasons == (
         "memory 0 starts at 8 pages (512 KiB), above the limit of 4 pages (256 KiB): lower its initial size "
         "(e.g. -C link-arg=--initial-memory=N for Rust, N in bytes)",
@@ -357,8 +360,8 @@ def test_memory64_hand_assembled_with_a_64_bit_maximum():
     report = inspect_wasm(module(memory_section(0x05, 1, 1 << 40)), WasmPolicy())
     assert report.reasons == (
         MEMORY64,
-        f"memory 0 declares a maximum of {1 << 40} pages ({(1 << 40) * 65536 / 2**20:.1f} MiB), above the limit "
-        f"of 1024 pages (64.0 MiB): lower it to at most 1024 pages, e.g. {MAX_MEMORY_HINT}",
+        f"memory 0 declares a maximum of {1 << 40} pages ({(1 << 40) * 65536 / 2**20:.1f} MiB), "
+        f"above the limit of 1024 pages (64.0 MiB): lower it to at most 1024 pages, e.g. {MAX_MEMORY_HINT}",
     )
     assert report.info.memories == (MemoryLimits(1, 1 << 40, False, True),)
 
@@ -381,8 +384,8 @@ def test_module_above_a_small_size_cap():
     data = wat(f'(module (memory 1 2) (data (i32.const 0) "{"x" * 2000}"))')
     report = inspect_wasm(data, WasmPolicy(max_bytes=1000))
     assert report.reasons == (
-        f"module is {len(data)} bytes ({len(data) / 1024:.1f} KiB), above the cap of 1000 bytes: make it smaller "
-        "(optimize for size, strip debug info and names, shrink static data)",
+        f"module is {len(data)} bytes ({len(data) / 1024:.1f} KiB), above the cap of 1000 bytes: "
+        "make it smaller (optimize for size, strip debug info and names, shrink static data)",
     )
     assert report.info.data_segments == 1
 
@@ -391,9 +394,9 @@ def test_module_above_the_default_10_mib_cap_is_reported_and_the_rest_still_chec
     data = module(memory_section(0x00, 1), data_section(11 * 1024 * 1024))  # no maximum, too
     report = inspect_wasm(data)
     assert report.reasons == (
-        f"module is {len(data)} bytes (11.0 MiB), above the cap of 10485760 bytes (10.0 MiB): make it smaller "
-        "(optimize for size, strip debug info and names, shrink static data)",
-        f"memory 0 declares no maximum size: declare one of at most 1024 pages (64.0 MiB), e.g. {MAX_MEMORY_HINT}",
+        f"module is {len(data)} bytes (11.0 MiB), above the cap of 10485760 bytes (10.0 MiB): "
+        "make it smaller (optimize for size, strip debug info and names, shrink static data)",
+        NO_MAXIMUM,
     )
     assert report.info.size == len(data)
 
@@ -405,7 +408,9 @@ def test_module_above_the_default_10_mib_cap_is_reported_and_the_rest_still_chec
 
 def test_empty_bytes():
     report = inspect_wasm(b"")
-    assert report.reasons == ("empty file, expected a WebAssembly module: check that the build produced output",)
+    assert report.reasons == (
+        "empty file, expected a WebAssembly module: check that the build produced output",
+    )
     assert report.info == ModuleInfo(size=0, sha256=hashlib.sha256(b"").hexdigest())
 
 
@@ -533,7 +538,9 @@ def test_table_without_maximum_within_bounds_is_accepted():
 
 def test_table_with_an_initializer_expression_is_read():
     report = check("(module (memory 1 2) (table 20000 (ref null func) (ref.null func)))", WasmPolicy())
-    assert report.reasons == ("table 0 starts with 20000 elements, above the limit of 10000: make it smaller",)
+    assert report.reasons == (
+        "table 0 starts with 20000 elements, above the limit of 10000: make it smaller",
+    )
 
 
 def test_function_global_and_data_segment_counts():
@@ -582,7 +589,7 @@ def test_a_module_with_several_problems_reports_all_of_them():
         'e.g. (func (export "add") (param i32 i32) (result i32) ...) in WAT or '
         '#[no_mangle] pub extern "C" fn add(a: i32, b: i32) -> i32 in Rust',
         "module has 2 memories: declare exactly one memory and remove the others",
-        f"memory 0 declares no maximum size: declare one of at most 1024 pages (64.0 MiB), e.g. {MAX_MEMORY_HINT}",
+        NO_MAXIMUM,
         "memory 1 is shared: declare a non-shared memory (no threads or atomics; drop `shared`)",
         "module has a start function (function 1), which would run on instantiation: "
         "remove the start section and do the work in an exported function",
@@ -685,8 +692,8 @@ def test_signatures_are_exact_through_rec_groups_and_gc_types():
         "refs:funcref,externref,(ref func)->anyref",
     )
     assert report.reasons == (
-        "export weird has signature weird:i32,(ref null 0)->i32, expected weird:i32->i32: change the function to "
-        'match, e.g. (func (export "weird") (param i32) (result i32) ...) in WAT or '
+        "export weird has signature weird:i32,(ref null 0)->i32, expected weird:i32->i32: "
+        'change the function to match, e.g. (func (export "weird") (param i32) (result i32) ...) in WAT or '
         '#[no_mangle] pub extern "C" fn weird(a: i32) -> i32 in Rust',
     )
 
@@ -700,8 +707,9 @@ def test_bytes_the_validator_accepts_but_this_parser_cannot_read_are_rejected(mo
     data = module(memory_section(0x01, 1, 2), b"\x07\x05\x01\x03ad")
     report = inspect_wasm(data, NEEDS_ADD)
     assert report.reasons == (
-        "could not read the export section: the export section announces 5 bytes, only 4 remain (at offset 0xe); "
-        "this checker reads only plain core WebAssembly: rebuild without experimental features",
+        "could not read the export section: the export section announces 5 bytes, only 4 remain "
+        "(at offset 0xe); this checker reads only plain core WebAssembly: "
+        "rebuild without experimental features",
     )
     # What was read is reported; what was not reached is None, not a misleading zero.
     assert report.info.memories == (MemoryLimits(1, 2, False, False),)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
+
 from llm_servers import (
     HANG,
     OK,
@@ -26,7 +27,6 @@ from llm_servers import (
     Wire,
     refused_url,
 )
-
 from synapse_ng.errors import SynapseError
 from synapse_ng.llm import (
     LLMError,
@@ -60,17 +60,44 @@ class Kind:
     def wire(self, **kwargs) -> Wire:
         return self.make_wire(**kwargs)
 
-    def config(self, server_url: str, *, key: str | None = KEY, timeout: float = 5, **kwargs) -> LLMProviderConfig:
-        return LLMProviderConfig(self.provider, self.model, self.endpoint(server_url), api_key=key, timeout_seconds=timeout, **kwargs)
+    def config(
+        self, server_url: str, *, key: str | None = KEY, timeout: float = 5, **kwargs
+    ) -> LLMProviderConfig:
+        return LLMProviderConfig(
+            self.provider,
+            self.model,
+            self.endpoint(server_url),
+            api_key=key,
+            timeout_seconds=timeout,
+            **kwargs,
+        )
 
     def create(self, server_url: str, *, retry: RetryPolicy = FAST, **kwargs):
         return create_provider(self.config(server_url, **kwargs), retry=retry)
 
 
 OLLAMA = Kind("ollama_local", "qwen2.5-coder:1.5b", "/api/chat", "api_key", OllamaWire, lambda url: url)
-OPENAI = Kind("openai_api", "gpt-4o-mini", "/v1/chat/completions", "OPENAI_API_KEY", lambda **kw: OpenAIWire(**{"key": KEY, **kw}), lambda url: url + "/v1")
-ANTHROPIC = Kind("anthropic_api", "claude-sonnet-4-5", "/v1/messages", "ANTHROPIC_API_KEY", lambda **kw: AnthropicWire(**{"key": KEY, **kw}), lambda url: url)
-KINDS = [pytest.param(OLLAMA, id="ollama"), pytest.param(OPENAI, id="openai"), pytest.param(ANTHROPIC, id="anthropic")]
+OPENAI = Kind(
+    "openai_api",
+    "gpt-4o-mini",
+    "/v1/chat/completions",
+    "OPENAI_API_KEY",
+    lambda **kw: OpenAIWire(**{"key": KEY, **kw}),
+    lambda url: url + "/v1",
+)
+ANTHROPIC = Kind(
+    "anthropic_api",
+    "claude-sonnet-4-5",
+    "/v1/messages",
+    "ANTHROPIC_API_KEY",
+    lambda **kw: AnthropicWire(**{"key": KEY, **kw}),
+    lambda url: url,
+)
+KINDS = [
+    pytest.param(OLLAMA, id="ollama"),
+    pytest.param(OPENAI, id="openai"),
+    pytest.param(ANTHROPIC, id="anthropic"),
+]
 
 
 @pytest.fixture(autouse=True)
@@ -117,12 +144,19 @@ async def test_ollama_chat_request_and_answer(serve):
     assert "authorization" not in request.headers
     assert request.body == {
         "model": "qwen2.5-coder:1.5b",
-        "messages": [{"role": "system", "content": "You write Rust."}, {"role": "user", "content": "Improve the priority function."}],
+        "messages": [
+            {"role": "system", "content": "You write Rust."},
+            {"role": "user", "content": "Improve the priority function."},
+        ],
         "stream": False,
         "options": {"temperature": 0.5, "num_predict": 64, "seed": 7},
     }
     assert (completion.text, completion.tokens_in, completion.tokens_out) == ("fn f() {}", 31, 12)
-    assert (completion.provider, completion.model, completion.finish_reason) == ("ollama_local", "qwen2.5-coder:1.5b", "stop")
+    assert (completion.provider, completion.model, completion.finish_reason) == (
+        "ollama_local",
+        "qwen2.5-coder:1.5b",
+        "stop",
+    )
     assert completion.raw_usage["eval_count"] == 12 and "total_duration" in completion.raw_usage
     assert completion.latency_s > 0
 
@@ -131,7 +165,9 @@ async def test_ollama_chat_request_and_answer(serve):
 async def test_ollama_generate_request_and_answer(serve):
     server = serve(OllamaWire(text="42", tokens_in=5, tokens_out=2))
     async with OLLAMA.create(server.url, key=None, temperature=0.3) as provider:
-        completion = await provider.generate("What is six times seven?", system="Answer with a number.", max_tokens=8)
+        completion = await provider.generate(
+            "What is six times seven?", system="Answer with a number.", max_tokens=8
+        )
         await provider.generate("Again?")
     first, second = server.requests
     assert first.path == "/api/generate"
@@ -140,10 +176,18 @@ async def test_ollama_generate_request_and_answer(serve):
         "prompt": "What is six times seven?",
         "system": "Answer with a number.",
         "stream": False,
-        "options": {"temperature": 0.3, "num_predict": 8},  # the config's temperature; no seed asked, none sent
+        "options": {
+            "temperature": 0.3,
+            "num_predict": 8,
+        },  # the config's temperature; no seed asked, none sent
     }
     assert "system" not in second.body
-    assert (completion.text, completion.tokens_in, completion.tokens_out, completion.finish_reason) == ("42", 5, 2, "stop")
+    assert (completion.text, completion.tokens_in, completion.tokens_out, completion.finish_reason) == (
+        "42",
+        5,
+        2,
+        "stop",
+    )
     assert provider.usage.calls == 2 and provider.usage.tokens_out == 4
 
 
@@ -163,7 +207,9 @@ async def test_ollama_missing_model_says_pull_it(serve):
 @pytest.mark.asyncio
 async def test_ollama_endpoint_that_is_not_ollama(serve):
     server = serve(OllamaWire())
-    config = LLMProviderConfig("ollama_local", "qwen2.5-coder:1.5b", server.url + "/proxy/", timeout_seconds=5)
+    config = LLMProviderConfig(
+        "ollama_local", "qwen2.5-coder:1.5b", server.url + "/proxy/", timeout_seconds=5
+    )
     async with create_provider(config, retry=FAST) as provider:
         with pytest.raises(LLMError) as caught:
             await provider.complete(PROMPT)
@@ -203,8 +249,12 @@ def test_ollama_host_is_read_as_ollama_reads_it(value, expected):
 @pytest.mark.asyncio
 async def test_ollama_base_url_comes_from_ollama_host(serve, monkeypatch):
     server = serve(OllamaWire())
-    monkeypatch.setenv("OLLAMA_HOST", "0.0.0.0:" + server.url.rsplit(":", 1)[1])  # no scheme, bind-all address
-    async with create_provider(LLMProviderConfig("ollama_local", "qwen2.5-coder:1.5b", timeout_seconds=5), retry=FAST) as provider:
+    monkeypatch.setenv(
+        "OLLAMA_HOST", "0.0.0.0:" + server.url.rsplit(":", 1)[1]
+    )  # no scheme, bind-all address
+    async with create_provider(
+        LLMProviderConfig("ollama_local", "qwen2.5-coder:1.5b", timeout_seconds=5), retry=FAST
+    ) as provider:
         assert provider.base_url == server.url
         await provider.complete(PROMPT)
     assert len(server.requests) == 1
@@ -222,13 +272,23 @@ async def test_openai_request_and_answer(serve):
     assert first.headers["content-type"] == "application/json"
     assert first.body == {
         "model": "gpt-4o-mini",
-        "messages": [{"role": "system", "content": "You write Rust."}, {"role": "user", "content": "Improve the priority function."}],
+        "messages": [
+            {"role": "system", "content": "You write Rust."},
+            {"role": "user", "content": "Improve the priority function."},
+        ],
         "temperature": 0.2,
         "max_tokens": 128,
         "seed": 3,
     }
-    assert second.body["temperature"] == 0.0 and "seed" not in second.body and second.body["max_tokens"] == 1024
-    assert (completion.text, completion.tokens_in, completion.tokens_out, completion.finish_reason) == ("let x = 1;", 40, 6, "stop")
+    assert (
+        second.body["temperature"] == 0.0 and "seed" not in second.body and second.body["max_tokens"] == 1024
+    )
+    assert (completion.text, completion.tokens_in, completion.tokens_out, completion.finish_reason) == (
+        "let x = 1;",
+        40,
+        6,
+        "stop",
+    )
     assert completion.raw_usage == {"prompt_tokens": 40, "completion_tokens": 6, "total_tokens": 46}
 
 
@@ -251,7 +311,9 @@ async def test_openai_compatible_server_without_a_key(serve):
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("typed, prefix", [("{url}/v1/", "/v1"), ("{url}/", ""), ("{url}", ""), ("{url}/openai/v1", "/openai/v1")])
+@pytest.mark.parametrize(
+    "typed, prefix", [("{url}/v1/", "/v1"), ("{url}/", ""), ("{url}", ""), ("{url}/openai/v1", "/openai/v1")]
+)
 async def test_openai_base_url_is_used_as_given(serve, typed, prefix):
     server = serve(OpenAIWire(prefix=prefix))
     config = LLMProviderConfig("openai_api", "gpt-4o-mini", typed.format(url=server.url), timeout_seconds=5)
@@ -287,7 +349,15 @@ async def test_an_endpoint_that_is_not_an_http_url_is_not_retried(endpoint):
 @pytest.mark.asyncio
 async def test_openai_out_of_quota_is_not_retried(serve):
     wire = OPENAI.wire()
-    server = serve(wire, wire.error(429, "You exceeded your current quota, please check your plan and billing details.", "insufficient_quota", code="insufficient_quota"))
+    server = serve(
+        wire,
+        wire.error(
+            429,
+            "You exceeded your current quota, please check your plan and billing details.",
+            "insufficient_quota",
+            code="insufficient_quota",
+        ),
+    )
     async with OPENAI.create(server.url) as provider:
         with pytest.raises(LLMError) as caught:
             await provider.complete(PROMPT)
@@ -298,7 +368,13 @@ async def test_openai_out_of_quota_is_not_retried(serve):
 @pytest.mark.asyncio
 async def test_anthropic_request_and_answer(serve):
     server = serve(ANTHROPIC.wire(text="fn main() { println!(); }", tokens_in=50, tokens_out=14))
-    messages = [Message("system", "You write Rust."), Message("system", "Be brief."), Message("user", "Hi"), Message("assistant", "Hello"), Message("user", "Improve it.")]
+    messages = [
+        Message("system", "You write Rust."),
+        Message("system", "Be brief."),
+        Message("user", "Hi"),
+        Message("assistant", "Hello"),
+        Message("user", "Improve it."),
+    ]
     async with ANTHROPIC.create(server.url) as provider:
         completion = await provider.complete(messages, max_tokens=256, seed=5)
     (request,) = server.requests
@@ -310,7 +386,11 @@ async def test_anthropic_request_and_answer(serve):
     assert request.body == {
         "model": "claude-sonnet-4-5",
         "max_tokens": 256,
-        "messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "Improve it."}],
+        "messages": [
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello"},
+            {"role": "user", "content": "Improve it."},
+        ],
         "system": "You write Rust.\n\nBe brief.",
         "temperature": 0.2,
     }  # no seed: the protocol has none
@@ -322,7 +402,9 @@ async def test_anthropic_request_and_answer(serve):
 @pytest.mark.asyncio
 async def test_anthropic_without_system_sends_no_system_and_drops_v1_from_endpoint(serve):
     server = serve(ANTHROPIC.wire())
-    config = LLMProviderConfig("anthropic_api", "claude-sonnet-4-5", server.url + "/v1/", api_key=KEY, timeout_seconds=5)
+    config = LLMProviderConfig(
+        "anthropic_api", "claude-sonnet-4-5", server.url + "/v1/", api_key=KEY, timeout_seconds=5
+    )
     async with create_provider(config, retry=FAST) as provider:
         await provider.complete([Message("user", "Hi")])
     assert server.requests[0].path == "/v1/messages" and "system" not in server.requests[0].body
@@ -367,7 +449,9 @@ async def test_success_counts_tokens_and_logs_one_line(kind, serve, caplog):
     server = serve(kind.wire(tokens_in=17, tokens_out=5))
     calls = []
     config = kind.config(server.url)
-    async with create_provider(config, retry=FAST, on_call=lambda p, chars, c: calls.append((chars, c))) as provider:
+    async with create_provider(
+        config, retry=FAST, on_call=lambda p, chars, c: calls.append((chars, c))
+    ) as provider:
         assert isinstance(provider, Provider)
         first = await provider.complete(PROMPT)
         second = await provider.complete([Message("user", "again")])
@@ -379,7 +463,10 @@ async def test_success_counts_tokens_and_logs_one_line(kind, serve, caplog):
     assert [chars for chars, _ in calls] == [sum(len(m.content) for m in PROMPT), 5]
     lines = [r.getMessage() for r in caplog.records if r.name == "synapse_ng.llm.registry"]
     assert len(lines) == 2
-    assert f"provider={kind.provider} model={kind.model} prompt_chars=45 tokens_in=17 tokens_out=5 latency_s=" in lines[0]
+    assert (
+        f"provider={kind.provider} model={kind.model} prompt_chars=45 tokens_in=17 tokens_out=5 latency_s="
+        in lines[0]
+    )
     assert server.requests[0].path == kind.path
 
 
@@ -516,7 +603,12 @@ async def test_a_server_that_never_answers_times_out(kind, serve):
     elapsed = time.monotonic() - started
     assert 0.45 <= elapsed < 0.5 + 0.4
     error = caught.value
-    assert (error.provider, error.url, error.status, error.retryable) == (kind.provider, server.url + kind.path, None, True)
+    assert (error.provider, error.url, error.status, error.retryable) == (
+        kind.provider,
+        server.url + kind.path,
+        None,
+        True,
+    )
     assert "no answer within timeout_seconds (0.5 s)" in str(error) and "raise timeout_seconds" in str(error)
     assert len(server.requests) == 1
 
@@ -525,7 +617,9 @@ async def test_a_server_that_never_answers_times_out(kind, serve):
 @pytest.mark.parametrize("kind", KINDS)
 async def test_a_stalled_attempt_is_retried_within_the_deadline(kind, serve):
     server = serve(kind.wire(), HANG, OK)
-    async with kind.create(server.url, timeout=5, retry=RetryPolicy(base_delay=0.01, attempt_timeout=0.3)) as provider:
+    async with kind.create(
+        server.url, timeout=5, retry=RetryPolicy(base_delay=0.01, attempt_timeout=0.3)
+    ) as provider:
         completion = await provider.complete(PROMPT)
     assert len(server.requests) == 2 and completion.text
 
@@ -544,7 +638,10 @@ async def test_connection_refused(kind):
     assert (error.status, error.retryable, error.url) == (None, True, url + kind.path)
     assert "cannot connect" in message and "gave up after 4 attempts" in message and url in message
     if kind is OLLAMA:
-        assert f"is `ollama serve` running on {url}? is the model pulled (`ollama pull qwen2.5-coder:1.5b`)?" in message
+        assert (
+            f"is `ollama serve` running on {url}? is the model pulled (`ollama pull qwen2.5-coder:1.5b`)?"
+            in message
+        )
     else:
         assert f"is the server at {provider.base_url} running" in message
 
@@ -559,7 +656,9 @@ async def test_the_key_never_appears_in_errors_logs_or_reprs(kind, serve, caplog
     wire = kind.wire()
     echo = wire.error(400, f"bad request from key {KEY}")  # a server that echoes the key back
     cut = Reply(200, "x" * 190 + KEY)  # a key across the 200-character cut of a quoted body
-    server = serve(wire, OK, wire.error(502, f"upstream said {KEY}"), echo, Reply(200, f"<html>{KEY}</html>"), cut)
+    server = serve(
+        wire, OK, wire.error(502, f"upstream said {KEY}"), echo, Reply(200, f"<html>{KEY}</html>"), cut
+    )
     errors = []
     async with kind.create(server.url, retry=RetryPolicy(max_retries=0, base_delay=0.01)) as provider:
         await provider.complete(PROMPT)
@@ -573,7 +672,9 @@ async def test_the_key_never_appears_in_errors_logs_or_reprs(kind, serve, caplog
     assert "***" in str(errors[1]) and errors[1].status == 400
     assert_no_key(*(full_text(e) for e in errors), *texts, caplog.text)  # ...and nowhere else
     assert KEY[:8] not in str(errors[3])
-    assert any("HTTP Request: POST" in r.getMessage() for r in caplog.records)  # httpx's DEBUG/INFO lines were captured
+    assert any(
+        "HTTP Request: POST" in r.getMessage() for r in caplog.records
+    )  # httpx's DEBUG/INFO lines were captured
 
 
 def test_config_to_dict_masks_the_key():

@@ -45,7 +45,9 @@ RUST_PROMPT = [
     Message("system", "You are a Rust programmer. Answer with code only."),
     Message("user", "Write a tiny Rust function `add(a: i32, b: i32) -> i32` that returns a + b."),
 ]
-ESSAY_PROMPT = [Message("user", "Write a very long, detailed essay on memory safety in Rust, with many examples.")]
+ESSAY_PROMPT = [
+    Message("user", "Write a very long, detailed essay on memory safety in Rust, with many examples.")
+]
 
 
 @pytest.fixture(scope="session")
@@ -60,7 +62,10 @@ def worker(model_path):
     started = time.monotonic()
     shared = model_worker(model_path)
     info = shared.start()
-    print(f"\nmodel worker pid {shared.pid} loaded in {time.monotonic() - started:.2f} s ({info['n_threads']} threads, n_ctx {info['n_ctx']})")
+    print(
+        f"\nmodel worker pid {shared.pid} loaded in {time.monotonic() - started:.2f} s "
+        f"({info['n_threads']} threads, n_ctx {info['n_ctx']})"
+    )
     return shared
 
 
@@ -99,10 +104,15 @@ async def test_real_completion_returns_text_and_token_counts(worker):
     assert sum(1 for w in model_workers() if w.path == worker.path) == 1
     assert "llama_cpp" not in sys.modules, "llama.cpp must not be loaded into the caller's process"
     timings = provider.last_timings
-    assert timings.prompt_tokens == completion.tokens_in and timings.completion_tokens == completion.tokens_out
+    assert (
+        timings.prompt_tokens == completion.tokens_in and timings.completion_tokens == completion.tokens_out
+    )
     assert timings.prompt_tokens_per_s > 0 and timings.generation_tokens_per_s > 0
-    print(f"{completion.tokens_out} tokens in {completion.latency_s:.2f} s; prompt {timings.prompt_tokens_per_s:.1f} tokens/s, "
-          f"generation {timings.generation_tokens_per_s:.1f} tokens/s")  # fmt: skip
+    print(
+        f"{completion.tokens_out} tokens in {completion.latency_s:.2f} s; "
+        f"prompt {timings.prompt_tokens_per_s:.1f} tokens/s, "
+        f"generation {timings.generation_tokens_per_s:.1f} tokens/s"
+    )
 
 
 @pytest.mark.asyncio
@@ -179,7 +189,9 @@ async def test_cancelling_the_caller_stops_the_worker(worker):
 
 
 @pytest.mark.asyncio
-async def test_a_segfault_in_the_worker_is_a_clear_error_and_the_next_call_gets_a_fresh_worker(worker, model_path):
+async def test_a_segfault_in_the_worker_is_a_clear_error_and_the_next_call_gets_a_fresh_worker(
+    worker, model_path
+):
     provider = local()
     await provider.complete([Message("user", "Say hi.")], max_tokens=4, temperature=0, seed=1)
     crashed_pid = worker.pid
@@ -223,7 +235,9 @@ def test_the_worker_dies_with_its_owner(model_path, tmp_path):
         "print(worker.pid, flush=True)\n"
         "sys.stdin.read()\n"
     )
-    owner = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    owner = subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         worker_pid = int(owner.stdout.readline())
         os.kill(worker_pid, 0)  # alive
@@ -255,7 +269,9 @@ def test_configured_gguf_that_does_not_exist_is_refused(tmp_path):
     with pytest.raises(LLMError) as caught:
         create_provider(LLMProviderConfig("local", model_name=str(missing)))
     message = str(caught.value)
-    assert str(missing) in message and "does not exist" in message and "LLMProviderConfig.model_name" in message
+    assert (
+        str(missing) in message and "does not exist" in message and "LLMProviderConfig.model_name" in message
+    )
 
 
 def test_model_path_from_the_environment_is_checked(tmp_path, monkeypatch):
@@ -298,7 +314,16 @@ def _make_parts(directory: Path, sizes: list[int], seed: int = 7) -> tuple[list[
         data = rng.randbytes(size)
         path = directory / f"part{index:02d}.bin"
         path.write_bytes(data)
-        parts.append(ModelPart(index, f"fake-part{index}", path, size, hashlib.sha256(data).hexdigest(), f"fake-part{index}==1.0"))
+        parts.append(
+            ModelPart(
+                index,
+                f"fake-part{index}",
+                path,
+                size,
+                hashlib.sha256(data).hexdigest(),
+                f"fake-part{index}==1.0",
+            )
+        )
         whole += data
     return parts, whole
 
@@ -319,11 +344,18 @@ def test_assembly_concatenates_in_order_streaming_into_a_temporary_file(tmp_path
         assert len(_leftovers(dest.parent)) == 1
 
     shuffled = parts[::-1]
-    info = assemble(shuffled, dest, sha256=hashlib.sha256(whole).hexdigest(), size=len(whole), progress=progress, chunk_size=64)
+    info = assemble(
+        shuffled,
+        dest,
+        sha256=hashlib.sha256(whole).hexdigest(),
+        size=len(whole),
+        progress=progress,
+        chunk_size=64,
+    )
     assert dest.read_bytes() == whole
     assert info.size == len(whole) and info.assembled and info.sha256 == hashlib.sha256(whole).hexdigest()
     assert len(seen) >= len(whole) // 64 and seen == sorted(seen) and seen[-1] == len(whole)
-    assert max(b - a for a, b in zip([0] + seen, seen)) <= 64
+    assert max(b - a for a, b in zip([0] + seen, seen, strict=False)) <= 64
     assert _leftovers(dest.parent) == []
 
 
@@ -372,7 +404,15 @@ def test_a_missing_part_is_named_with_the_command_that_installs_it(tmp_path):
 
 def test_ensure_model_trusts_an_unchanged_verified_file_and_rehashes_a_changed_one(tmp_path):
     data = os.urandom(4096)
-    spec = ModelSpec("tiny", "tiny.gguf", hashlib.sha256(data).hexdigest(), len(data), "synapse-ng-absent-model-part", 1, "0.2.0")
+    spec = ModelSpec(
+        "tiny",
+        "tiny.gguf",
+        hashlib.sha256(data).hexdigest(),
+        len(data),
+        "synapse-ng-absent-model-part",
+        1,
+        "0.2.0",
+    )
     (tmp_path / "tiny.gguf").write_bytes(data)
     first = ensure_model(spec, tmp_path)
     assert first.hashed and not first.assembled
@@ -395,7 +435,11 @@ def test_cli_model_install_and_path(model_path, tmp_path, monkeypatch):
     result = runner.invoke(cli, ["model", "install", "--json"])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.output)
-    assert payload["path"] == str(model_path) and payload["sha256"] == EMBEDDED.sha256 and payload["size"] == EMBEDDED.size
+    assert (
+        payload["path"] == str(model_path)
+        and payload["sha256"] == EMBEDDED.sha256
+        and payload["size"] == EMBEDDED.size
+    )
     assert payload["hashed"] is False  # already verified: nothing re-read
     result = runner.invoke(cli, ["model", "path"])
     assert result.exit_code == 0 and result.output.strip() == str(model_path)
@@ -419,7 +463,19 @@ def llama_server(model_path, tmp_path):
     port = _free_port()
     with open(tmp_path / "server.log", "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "synapse_ng.llm.llama_server", "--model", str(model_path), "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"],
+            [
+                sys.executable,
+                "-m",
+                "synapse_ng.llm.llama_server",
+                "--model",
+                str(model_path),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--n_ctx",
+                "2048",
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -438,7 +494,10 @@ def llama_server(model_path, tmp_path):
                 pass
             time.sleep(0.2)
         if models is None:
-            pytest.fail(f"llama_cpp.server did not answer on {base} (exit {process.poll()}):\n{(tmp_path / 'server.log').read_text()[-2000:]}")
+            pytest.fail(
+                f"llama_cpp.server did not answer on {base} (exit {process.poll()}):\n"
+                f"{(tmp_path / 'server.log').read_text()[-2000:]}"
+            )
         yield base, models["data"][0]["id"]
     finally:
         process.terminate()
@@ -452,7 +511,9 @@ def llama_server(model_path, tmp_path):
 @pytest.mark.asyncio
 async def test_openai_api_provider_against_llama_cpp_server(llama_server):
     base, model_id = llama_server
-    provider = create_provider(LLMProviderConfig("openai_api", model_name=model_id, api_endpoint=base, timeout_seconds=60))
+    provider = create_provider(
+        LLMProviderConfig("openai_api", model_name=model_id, api_endpoint=base, timeout_seconds=60)
+    )
     async with provider:
         completion = await provider.complete(RUST_PROMPT, max_tokens=32, temperature=0, seed=1)
     assert completion.provider == "openai_api"

@@ -174,7 +174,10 @@ def test_concurrent_creation_from_several_processes_ends_with_one_identity(tmp_p
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(processes)
     results = ctx.Queue()
-    workers = [ctx.Process(target=_race_worker, args=(str(tmp_path), rounds, barrier, results)) for _ in range(processes)]
+    workers = [
+        ctx.Process(target=_race_worker, args=(str(tmp_path), rounds, barrier, results))
+        for _ in range(processes)
+    ]
     for w in workers:
         w.start()
     outs = [results.get(timeout=60) for _ in workers]
@@ -329,7 +332,7 @@ def test_tampering_with_any_field_fails_verification(vote, alice):
 
 def test_any_single_byte_change_of_the_wire_form_is_refused_or_fails_verification(vote):
     wire = json.dumps(vote.to_dict(), sort_keys=True, ensure_ascii=False)
-    alphabet = sorted(set(wire) | set("0123456789abcdefxyz .-e\"{}[],:"))
+    alphabet = sorted(set(wire) | set('0123456789abcdefxyz .-e"{}[],:'))
     checked = 0
     for i, original in enumerate(wire):
         for replacement in alphabet:
@@ -470,7 +473,9 @@ def test_body_size_limit(alice):
     env = sign_envelope(alice, "proposal", at_limit, created_at=2.0)
     verify_envelope(Envelope.from_dict(env.to_dict()))
     over = {**env.to_dict(), "body": {"s": "x" * (MAX_BODY_BYTES - overhead + 1)}}
-    with pytest.raises(EnvelopeError, match=f"field 'body' is {MAX_BODY_BYTES + 1} bytes .* limit of {MAX_BODY_BYTES}"):
+    with pytest.raises(
+        EnvelopeError, match=f"field 'body' is {MAX_BODY_BYTES + 1} bytes .* limit of {MAX_BODY_BYTES}"
+    ):
         Envelope.from_dict(over)
     with pytest.raises(EnvelopeError, match="limit"):
         sign_envelope(alice, "proposal", over["body"])
@@ -494,7 +499,7 @@ def test_repr_is_short_and_omits_the_body(alice):
     assert len(text) < 200 and env.id[:12] in text and "fn main" not in text
 
 
-# ---------------------------------------------------------------------------------------------- hostile bounds
+# --------------------------------------------------------------------------------------------- hostile bounds
 
 
 def _wire(body=None, **change) -> dict:
@@ -508,7 +513,10 @@ def _wire(body=None, **change) -> dict:
         ({"n": -(2**63) - 1}, "at n "),
         ({"a": {"b c": [1, 2, 10**400]}}, r"at a\['b c'\]\[2\] \(a 1329-bit integer, about 401 digits\)"),
         ({"deep": [[[[{"x": -(10**19)}]]]]}, r"at deep\[0\]\[0\]\[0\]\[0\].x "),
-        ({"n": 10**5000}, r"at n \(a 16610-bit integer"),  # past Python's 4300-digit str() limit: still an EnvelopeError
+        (
+            {"n": 10**5000},
+            r"at n \(a 16610-bit integer",
+        ),  # past Python's 4300-digit str() limit: still an EnvelopeError
     ],
 )
 def test_integers_beyond_64_bits_anywhere_in_a_body_are_refused_naming_the_place(alice, body, where):
@@ -531,7 +539,9 @@ def test_the_64_bit_bounds_themselves_are_accepted_and_round_trip(alice):
     [10**400, 2**63, -1, 0, -0.0, 0.0, 253_402_300_800, 1e300, -1e-9],
 )
 def test_created_at_must_be_unix_seconds_before_the_year_10000(created_at):
-    with pytest.raises(EnvelopeError, match=r"field 'created_at' must be unix seconds in \(0, 253402300799\]"):
+    with pytest.raises(
+        EnvelopeError, match=r"field 'created_at' must be unix seconds in \(0, 253402300799\]"
+    ):
         Envelope.from_dict(_wire(created_at=created_at))
 
 
@@ -550,9 +560,13 @@ def test_body_nesting_is_bounded_iteratively(alice):
         return body
 
     Envelope.from_dict(_wire(nested(MAX_BODY_DEPTH)))  # the body itself is level 1
-    with pytest.raises(EnvelopeError, match=f"field 'body': not canonical JSON: nested deeper than {MAX_BODY_DEPTH} levels"):
+    with pytest.raises(
+        EnvelopeError, match=f"field 'body': not canonical JSON: nested deeper than {MAX_BODY_DEPTH} levels"
+    ):
         Envelope.from_dict(_wire(nested(MAX_BODY_DEPTH + 1)))
-    with pytest.raises(EnvelopeError, match="nested deeper"):  # far past the recursion limit: no RecursionError
+    with pytest.raises(
+        EnvelopeError, match="nested deeper"
+    ):  # far past the recursion limit: no RecursionError
         Envelope.from_dict(_wire(nested(200_000)))
     # Shared (not cyclic) containers are fine and are not walked once per path.
     shared = [1, 2, 3]
@@ -612,10 +626,14 @@ def test_json_text_problem_counts_brackets_outside_strings_only():
     assert json_text_problem(b"[" * 64 + b"]" * 64) is None
     assert json_text_problem(b'["' + b"[" * 1000 + b'"]') is None  # brackets in a string are text
     assert json_text_problem(b'["\\"' + b"[" * 1000 + b'"]') is None  # an escaped quote does not end it
-    assert json_text_problem(b'["\\\\",' + b"[" * 65 + b"]" * 65 + b"]") is not None  # an escaped backslash does
+    assert (
+        json_text_problem(b'["\\\\",' + b"[" * 65 + b"]" * 65 + b"]") is not None
+    )  # an escaped backslash does
     assert json_text_problem(b'{"n": ' + b"7" * 4301 + b"}") == "JSON number longer than 4300 digits"
     assert json_text_problem(b'{"n": ' + b"7" * 4300 + b"}") is None
-    assert json_text_problem(b'{"s": "' + b"7" * 9000 + b'", "t": "x"}') is None  # digits in a string are text
+    assert (
+        json_text_problem(b'{"s": "' + b"7" * 9000 + b'", "t": "x"}') is None
+    )  # digits in a string are text
     assert json_text_problem('{"a": []}'.encode("utf-16")) == "JSON text must be UTF-8 (RFC 8259)"
     assert json_text_problem(b"\xef\xbb\xbf[1]") is None  # a UTF-8 BOM is still UTF-8
     assert json_text_problem(b"") is None
@@ -649,7 +667,12 @@ def test_json_text_problem_is_fast_on_hostile_8_mb_bodies():
 
     from synapse_ng.node.envelope import json_text_problem
 
-    for text in (b'"' * 8_000_000, b"[" + b'"",' * 2_600_000 + b'""]', b'"\\' * 4_000_000, b"[" * 65 + b'"' * 8_000_000):
+    for text in (
+        b'"' * 8_000_000,
+        b"[" + b'"",' * 2_600_000 + b'""]',
+        b'"\\' * 4_000_000,
+        b"[" * 65 + b'"' * 8_000_000,
+    ):
         started = time.perf_counter()
         json_text_problem(text)
         assert time.perf_counter() - started < 5.0  # a byte loop in Python takes seconds; this, milliseconds

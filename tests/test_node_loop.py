@@ -13,6 +13,7 @@ import threading
 
 import httpx
 import pytest
+
 from llm_servers import LoopbackServer, Ok, OpenAIWire
 from node_helpers import (
     GAP_PENALTY,
@@ -24,16 +25,26 @@ from node_helpers import (
     wait_for,
 )
 
-pytestmark = pytest.mark.timeout(420)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
 
 def test_chronic_allocation_excess_is_evolved_voted_and_rolled_out_everywhere(tmp_path):
     server = LoopbackServer(OpenAIWire(), Ok(text=f"A gap-aware version:\n```rust\n{GAP_PENALTY}\n```"))
     net = start_network(
-        tmp_path, 3, evolve=True, llm_provider="openai_api", llm_model="scripted", llm_endpoint=server.url + "/v1",
-        evolve_samples=1, evolve_minutes=5.0, targets={"allocation_excess_pct": 3.0}, chronic_after=3, deadline_s=20.0,
-        immune_interval_s=1.0, health_window_s=2.0,
-    )  # fmt: skip
+        tmp_path,
+        3,
+        evolve=True,
+        llm_provider="openai_api",
+        llm_model="scripted",
+        llm_endpoint=server.url + "/v1",
+        evolve_samples=1,
+        evolve_minutes=5.0,
+        targets={"allocation_excess_pct": 3.0},
+        chronic_after=3,
+        deadline_s=20.0,
+        immune_interval_s=1.0,
+        health_window_s=2.0,
+    )
     stop = threading.Event()
 
     def load():
@@ -50,6 +61,7 @@ def test_chronic_allocation_excess_is_evolved_voted_and_rolled_out_everywhere(tm
     driver = threading.Thread(target=load, daemon=True)
     driver.start()
     try:
+
         def upgrade_proposals():
             return [p for p in get(net.url(0), "/api/proposals")["proposals"] if p["type"] == "code_upgrade"]
 
@@ -59,18 +71,33 @@ def test_chronic_allocation_excess_is_evolved_voted_and_rolled_out_everywhere(tm
         assert proposal["params"]["improvement_pct"] > 0
         author = {identity_of(net, i).node_id: i for i in range(3)}[proposal["author"]]
         for url in net.urls:
-            wait_for(lambda url=url: rollout_state(url, proposal["id"]) == "completed", 150, f"rollout completed at {url}")
+            wait_for(
+                lambda url=url: rollout_state(url, proposal["id"]) == "completed",
+                150,
+                f"rollout completed at {url}",
+            )
             assert get(url, "/api/components")["components"]["task_allocation"]["active"] == proposal["id"]
         view = get(net.url(1), f"/api/proposals/{proposal['id']}")
         assert view["outcome"]["status"] == "approved" and view["outcome"]["yes"] == 3
         assert all("evidence reproduced" in v["reason"] for v in view["votes"])
         # The immune system escalated only after three consecutive checks, and only one node evolved.
         issues = get(net.url(author), "/api/health/issues")["issues"]
-        assert any(i["issue_source"] == "algorithm" and i["affected_component"] == "task_allocation" for i in issues)
+        assert any(
+            i["issue_source"] == "algorithm" and i["affected_component"] == "task_allocation" for i in issues
+        )
         assert len(server.requests) >= 1
         stats = get(net.url(author), "/api/evolutionary-engine/stats")
-        for field in ("total_generations", "successful_compilations", "failed_compilations", "success_rate", "workspace_dir",
-                      "llm_provider", "llm_model", "avg_generation_time_seconds", "avg_compilation_time_seconds"):  # fmt: skip
+        for field in (
+            "total_generations",
+            "successful_compilations",
+            "failed_compilations",
+            "success_rate",
+            "workspace_dir",
+            "llm_provider",
+            "llm_model",
+            "avg_generation_time_seconds",
+            "avg_compilation_time_seconds",
+        ):
             assert field in stats, field
         assert stats["total_generations"] >= 1 and stats["llm_provider"] == "openai_api"
         # Never a second proposal for the same issue while the first is open or rolling out.

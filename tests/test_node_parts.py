@@ -7,8 +7,8 @@ import json
 import time
 
 import pytest
-from node_helpers import GAP_PENALTY, TRAPS_ON_77, compiled
 
+from node_helpers import GAP_PENALTY, TRAPS_ON_77, compiled
 from synapse_ng.components import CaseFailure, get_component
 from synapse_ng.errors import UsageError
 from synapse_ng.evolution import build as build_module
@@ -54,7 +54,10 @@ def test_shadow_runs_one_version_on_the_same_inputs(runtime_parts):
     import random
 
     rng = random.Random(3)
-    inputs = [{"capacity": 100, "items": [min(100, max(1, round(rng.weibullvariate(45, 3)))) for _ in range(800)]} for _ in range(4)]
+    inputs = [
+        {"capacity": 100, "items": [min(100, max(1, round(rng.weibullvariate(45, 3)))) for _ in range(800)]}
+        for _ in range(4)
+    ]
     before, after = runtime.shadow(BASELINE, inputs), runtime.shadow("v1", inputs)
     assert before.calls == after.calls == 4 and before.traps == after.traps == 0
     assert after.objective < before.objective  # the gap penalty packs these tighter than best fit
@@ -82,7 +85,9 @@ def test_every_version_failing_is_an_error_not_a_wrong_answer(runtime_parts):
 def test_state_keeps_messages_artifacts_and_versions_across_reopening(tmp_path):
     identity = Identity.generate()
     state = NodeState(tmp_path / "node.sqlite3")
-    envelope = sign_envelope(identity, "vote", {"proposal_id": "ab" * 32, "choice": "yes", "seq": 1, "reason": ""})
+    envelope = sign_envelope(
+        identity, "vote", {"proposal_id": "ab" * 32, "choice": "yes", "seq": 1, "reason": ""}
+    )
     assert state.add_message(envelope) and not state.add_message(envelope)  # a replay is not stored twice
     sha = state.put_artifact(b"\0asm-bytes")
     state.record_version("task_allocation", "p1", sha, "activated", "stage 0")
@@ -128,7 +133,9 @@ def test_config_changes_apply_and_the_file_round_trips(tmp_path):
     config = NodeConfig(data_dir=str(tmp_path), port=9001, peers=["http://127.0.0.1:9002"])
     config.save()
     loaded = NodeConfig.load(tmp_path, port=None)
-    assert loaded.port == 9001 and loaded.peers == ["http://127.0.0.1:9002"] and loaded.code_threshold == (2, 3)
+    assert (
+        loaded.port == 9001 and loaded.peers == ["http://127.0.0.1:9002"] and loaded.code_threshold == (2, 3)
+    )
     loaded.apply_changes({"gossip_fanout": 4, "target.allocation_excess_pct": 2.5})
     assert loaded.gossip_fanout == 4 and loaded.targets == {"allocation_excess_pct": 2.5}
     (tmp_path / "node.json").write_text(json.dumps({"port": 1, "colour": "red"}))
@@ -139,7 +146,9 @@ def test_config_changes_apply_and_the_file_round_trips(tmp_path):
         NodeConfig.load(tmp_path)
 
 
-def test_the_baseline_cache_gives_the_bytes_a_compile_gives_and_rebuilds_a_damaged_entry(tmp_path, monkeypatch):
+def test_the_baseline_cache_gives_the_bytes_a_compile_gives_and_rebuilds_a_damaged_entry(
+    tmp_path, monkeypatch
+):
     monkeypatch.setenv("SYNAPSE_CACHE_DIR", str(tmp_path))
     component = get_component("gossip_protocol")
     build_baseline.cache_clear()
@@ -162,12 +171,17 @@ def test_the_baseline_cache_gives_the_bytes_a_compile_gives_and_rebuilds_a_damag
 def test_a_peer_pulls_only_what_was_stored_after_its_cursor(tmp_path):
     identity = Identity.generate()
     state = NodeState(tmp_path / "node.sqlite3")
-    first = [sign_envelope(identity, "vote", {"proposal_id": "ab" * 32, "choice": "yes", "seq": k, "reason": ""}) for k in range(3)]
+    first = [
+        sign_envelope(identity, "vote", {"proposal_id": "ab" * 32, "choice": "yes", "seq": k, "reason": ""})
+        for k in range(3)
+    ]
     for envelope in first:
         state.add_message(envelope)
     ids, cursor = state.inventory_after(0)
     assert ids == [e.id for e in first]
-    later = sign_envelope(identity, "vote", {"proposal_id": "ab" * 32, "choice": "no", "seq": 9, "reason": ""})
+    later = sign_envelope(
+        identity, "vote", {"proposal_id": "ab" * 32, "choice": "no", "seq": 9, "reason": ""}
+    )
     state.add_message(later)
     state.add_message(first[0])  # a replay stores nothing, so it is not new to anyone
     assert state.inventory_after(cursor) == ([later.id], cursor + 1)

@@ -52,7 +52,7 @@ def test_allowed_headers():
 
 # ------------------------------------------------------------------------ Rust: legitimate code
 
-BIN_PACKING = r'''
+BIN_PACKING = r"""
 //! First-fit-decreasing bin packing with a best-fit tie-break.
 //! Talking about include_str!("/etc/passwd"), env!("HOME"), std::fs or `mod x;` in a comment is fine.
 /* A block comment /* with a nested one */ that mentions asm!("nop") and extern "C" { } */
@@ -169,7 +169,7 @@ pub extern "C" fn version() -> u32 {
 extern "C" fn slack_c(fill: f64, capacity: f64) -> f64 {
     helpers::slack_score(fill, capacity)
 }
-'''
+"""
 
 
 def test_realistic_bin_packing_heuristic_passes():
@@ -181,9 +181,9 @@ def test_realistic_bin_packing_heuristic_passes():
     [
         'let s = "include_str!(\\"/etc/passwd\\")";',
         'let s = "std::fs::read(\\"/etc/passwd\\")";',
-        "// std::fs::read(\"/etc/passwd\"); include_bytes!(\"x\")",
-        "/* env!(\"HOME\") */",
-        "/* outer /* inner */ still comment: include!(\"x\") */",
+        '// std::fs::read("/etc/passwd"); include_bytes!("x")',
+        '/* env!("HOME") */',
+        '/* outer /* inner */ still comment: include!("x") */',
         'let s = r#"he said "include_str!" "#;',
         'let s = r##"a "# inside std::net "##;',
         'let s = br#"extern "C" { fn f(); }"#;',
@@ -192,8 +192,8 @@ def test_realistic_bin_packing_heuristic_passes():
         "let c = '\"'; let d = '\\''; let e = '\\\\';",
         "fn f<'a>(x: &'a str) -> &'a str { x }",
         "'outer: loop { break 'outer; }",
-        "/// Doc comment: `#[path = \"x\"] mod y;` is banned.",
-        "#[cfg(feature = \"std\")] fn f() {}",
+        '/// Doc comment: `#[path = "x"] mod y;` is banned.',
+        '#[cfg(feature = "std")] fn f() {}',
         "#[derive(Clone, Copy, Debug)] struct P;",
         "let x = 1.0e-5_f64.powf(2.0) + 0x1f as f64 + 1e10;",
         "extern crate alloc; extern crate core; extern crate std;",
@@ -206,8 +206,11 @@ def test_realistic_bin_packing_heuristic_passes():
         "fn f() {}\r\nmod inline {\r\n}\r\n",
         "mod inline_module { pub fn f() {} }",
         "macro_rules! make { ($n:ident) => { mod $n { pub fn f() {} } }; } make!(generated);",
-        "macro_rules! export { ($n:ident) => { #[no_mangle] pub extern \"C\" fn $n() -> u32 { 1 } }; } export!(one);",
-        "#[no_mangle] pub unsafe extern \"C\" fn f() {}",
+        (
+            'macro_rules! export { ($n:ident) => { #[no_mangle] pub extern "C" fn $n() -> u32 { 1 } }; }'
+            " export!(one);"
+        ),
+        '#[no_mangle] pub unsafe extern "C" fn f() {}',
         "#!/usr/bin/env run-cargo-script\nfn main() {}",
     ],
 )
@@ -223,24 +226,39 @@ RUST_ATTACKS = {
     "include_bytes": ('static B: &[u8] = include_bytes!("/etc/shadow");', [("include-macro", 1)]),
     "include": ('include!("/etc/passwd");', [("include-macro", 1)]),
     "include spaced": ('const S: &str = include_str !("/etc/passwd");', [("include-macro", 1)]),
-    "include split over lines": ('const S: &str =\n    include_str\n    !\n    ("/etc/passwd");', [("include-macro", 2)]),
+    "include split over lines": (
+        'const S: &str =\n    include_str\n    !\n    ("/etc/passwd");',
+        [("include-macro", 2)],
+    ),
     "include via core path": ('const S: &str = core::include_str!("/etc/passwd");', [("include-macro", 1)]),
     "include via std path": ('const B: &[u8] = std::include_bytes!("/etc/passwd");', [("include-macro", 1)]),
     "include via ::core path": ('::core::include!("/etc/passwd");', [("include-macro", 1)]),
     "include raw identifier": ('const S: &str = r#include_str!("/etc/passwd");', [("include-macro", 1)]),
-    "include aliased by use": ('use core::include_str as text;\nconst S: &str = text!("/etc/passwd");', [("include-macro", 1)]),
+    "include aliased by use": (
+        'use core::include_str as text;\nconst S: &str = text!("/etc/passwd");',
+        [("include-macro", 1)],
+    ),
     "include in doc attribute": ('#[doc = include_str!("/etc/passwd")]\nfn f() {}', [("include-macro", 1)]),
     "include named through a macro": (
         'macro_rules! call { ($m:ident) => { $m!("/etc/passwd") }; }\nconst S: &str = call!(include_str);',
         [("include-macro", 2)],
     ),
-    "include after a char literal quote": ("const Q: char = '\"';\nconst S: &str = include_str!(\"/etc/passwd\");", [("include-macro", 2)]),
+    "include after a char literal quote": (
+        'const Q: char = \'"\';\nconst S: &str = include_str!("/etc/passwd");',
+        [("include-macro", 2)],
+    ),
     "include after a raw string with quote-hash": (
         'const R: &str = r##"x "# y"##; const S: &str = include_str!("/etc/passwd");',
         [("include-macro", 1)],
     ),
-    "include after nested comment": ("/* a /* b */ c */ const S: &str = include_str!(\"/etc/passwd\");", [("include-macro", 1)]),
-    "include after lifetime": ("fn f<'a>(x: &'a u8) -> &'a u8 { x }\nconst S: &str = include_str!(\"x\");", [("include-macro", 2)]),
+    "include after nested comment": (
+        '/* a /* b */ c */ const S: &str = include_str!("/etc/passwd");',
+        [("include-macro", 1)],
+    ),
+    "include after lifetime": (
+        "fn f<'a>(x: &'a u8) -> &'a u8 { x }\nconst S: &str = include_str!(\"x\");",
+        [("include-macro", 2)],
+    ),
     # env-macro
     "env": ('const H: &str = env!("HOME");', [("env-macro", 1)]),
     "option_env": ('const K: Option<&str> = option_env!("AWS_SECRET_ACCESS_KEY");', [("env-macro", 1)]),
@@ -255,13 +273,19 @@ RUST_ATTACKS = {
         '#[cfg_attr(any(), cfg_attr(all(),\n    path = "/etc/passwd"))]\nmod x {}',
         [("path-attribute", 2)],
     ),
-    "debugger_visualizer": ('#![debugger_visualizer(gdb_script_file = "/etc/passwd")]', [("path-attribute", 1)]),
+    "debugger_visualizer": (
+        '#![debugger_visualizer(gdb_script_file = "/etc/passwd")]',
+        [("path-attribute", 1)],
+    ),
     # file-module
     "file module": ("mod secrets;", [("file-module", 1)]),
     "pub file module": ("fn f() {}\npub mod secrets;", [("file-module", 2)]),
     "pub(crate) file module": ("pub(crate) mod secrets;", [("file-module", 1)]),
     "cfg'd file module": ("#[cfg(test)]\nmod tests;", [("file-module", 2)]),
-    "file module from macro_rules body": ("macro_rules! m { ($n:ident) => { mod $n; }; }", [("file-module", 1)]),
+    "file module from macro_rules body": (
+        "macro_rules! m { ($n:ident) => { mod $n; }; }",
+        [("file-module", 1)],
+    ),
     "file module reassembled by a macro": (
         "macro_rules! cut { ($a:tt $b:tt $c:tt) => { $a $b; }; }\ncut!(mod secrets {});",
         [("file-module", 2)],
@@ -283,7 +307,10 @@ RUST_ATTACKS = {
     "link_name": ('#[link_name = "host_fn"]\nfn f() {}', [("link-attribute", 1)]),
     "wasm_import_module": ('#[wasm_import_module = "env"]\nfn f() {}', [("link-attribute", 1)]),
     "link_section": ('#[link_section = ".custom"]\nstatic X: [u8; 1] = [0];', [("link-attribute", 1)]),
-    "link_section in unsafe()": ('#[unsafe(link_section = ".custom")]\nstatic X: u8 = 0;', [("link-attribute", 1)]),
+    "link_section in unsafe()": (
+        '#[unsafe(link_section = ".custom")]\nstatic X: u8 = 0;',
+        [("link-attribute", 1)],
+    ),
     "link in cfg_attr": ('#[cfg_attr(any(), link(name = "c"))]\nfn f() {}', [("link-attribute", 1)]),
     "link_section spliced by a macro": (
         'macro_rules! at { ($($a:tt)*) => { #[$($a)*] static X: u8 = 0; }; }\nat!(link_section = ".x");',
@@ -355,8 +382,14 @@ STD_OS = {
         "macro_rules! g { ($a:tt) => { use $a as s; }; }\ng!(std);",
         2,
     ),
-    "std path passed into a macro": ('macro_rules! id { ($($t:tt)*) => { $($t)* }; }\nfn f() { id!(std::io); }', 2),
-    "std passed into a redefined std macro": ("macro_rules! vec { ($($t:tt)*) => { $($t)* }; }\nfn f() { vec![std::io]; }", 2),
+    "std path passed into a macro": (
+        "macro_rules! id { ($($t:tt)*) => { $($t)* }; }\nfn f() { id!(std::io); }",
+        2,
+    ),
+    "std passed into a redefined std macro": (
+        "macro_rules! vec { ($($t:tt)*) => { $($t)* }; }\nfn f() { vec![std::io]; }",
+        2,
+    ),
 }
 
 
@@ -422,7 +455,9 @@ def test_rust_crlf_line_numbers():
 
 
 def test_c_crlf_line_numbers():
-    assert [(v.rule, v.line) for v in check_c("#include <stdint.h>\r\n\r\n#include <stdio.h>\r\n")] == [("c-include", 3)]
+    assert [(v.rule, v.line) for v in check_c("#include <stdint.h>\r\n\r\n#include <stdio.h>\r\n")] == [
+        ("c-include", 3)
+    ]
 
 
 def test_rust_shebang_line_cannot_hide_code():
@@ -528,22 +563,34 @@ C_ATTACKS = {
     "__asm__": ('void f(void) {\n    __asm__ volatile("" ::: "memory");\n}', [("c-asm", 2)]),
     "__asm": ('void f(void) { __asm("nop"); }', [("c-asm", 1)]),
     "asm after a trigraph-spliced comment": ('// ??/\nasm("nop");', [("c-asm", 2)]),
-    "asm hidden from non-raw lexing": ('const char *s = R"x(")x"; void f(void) { asm("nop"); }', [("c-asm", 1)]),
+    "asm hidden from non-raw lexing": (
+        'const char *s = R"x(")x"; void f(void) { asm("nop"); }',
+        [("c-asm", 1)],
+    ),
     # Inside a raw string clang undoes line splices: the string ends at the second )x", not the first.
-    "asm after raw string with splice": ("const char *s = R\"x( )x\\\n\"' )x\"; void f(void) { asm(\"nop\"); }", [("c-asm", 2)]),
-    "asm between digit separators": ('int a = 1\'2; void f(void) { asm("nop"); } int b = 3\'4;', [("c-asm", 1)]),
+    "asm after raw string with splice": (
+        'const char *s = R"x( )x\\\n"\' )x"; void f(void) { asm("nop"); }',
+        [("c-asm", 2)],
+    ),
+    "asm between digit separators": (
+        "int a = 1'2; void f(void) { asm(\"nop\"); } int b = 3'4;",
+        [("c-asm", 1)],
+    ),
     # c-import
     "import_module": (
         '__attribute__((import_module("env"), import_name("read")))\nint host_read(int);',
         [("c-import", 1), ("c-import", 1)],
     ),
     "import_name": ('__attribute__((import_name("fd_write"))) int w(int);', [("c-import", 1)]),
-    "import_module underscores": ('__attribute__((__import_module__("wasi"))) int w(int);', [("c-import", 1)]),
+    "import_module underscores": (
+        '__attribute__((__import_module__("wasi"))) int w(int);',
+        [("c-import", 1)],
+    ),
     # c-token-paste: ## could assemble asm or import_module out of harmless pieces
-    "token paste": ("#define CAT(a, b) a##b\nvoid f(void) { CAT(as, m)(\"nop\"); }", [("c-token-paste", 1)]),
+    "token paste": ('#define CAT(a, b) a##b\nvoid f(void) { CAT(as, m)("nop"); }', [("c-token-paste", 1)]),
     "token paste digraph": ("#define CAT(a, b) a%:%:b", [("c-token-paste", 1)]),
     # c-build-time: the same source must give the same bytes on every voter
-    "__DATE__": ('const char *built = __DATE__;', [("c-build-time", 1)]),
+    "__DATE__": ("const char *built = __DATE__;", [("c-build-time", 1)]),
     "__TIME__ in a macro": ("#define STAMP __TIME__\nconst char *t = STAMP;", [("c-build-time", 1)]),
     "__TIMESTAMP__ spliced": ("int x;\nconst char *t = __TIME\\\nSTAMP__;", [("c-build-time", 2)]),
     "__TIME__ seeding a score": ("int seed(void) { return __TIME__[7] - '0'; }", [("c-build-time", 1)]),
@@ -595,9 +642,12 @@ def test_c_unterminated_literals_do_not_crash():
     "source",
     [
         '#pragma GCC dependency "/etc/passwd"\nint f(void) { return 0; }\n',
-        '#pragma clang attribute push (__attribute__((visibility("default"))), apply_to = function)\nint f(void) { return 0; }\n',
+        (
+            '#pragma clang attribute push (__attribute__((visibility("default"))), apply_to = function)\n'
+            "int f(void) { return 0; }\n"
+        ),
         '_Pragma("GCC dependency \\"/etc/passwd\\"")\nint f(void) { return 0; }\n',
-        '%:pragma GCC poison x\nint f(void) { return 0; }\n',
+        "%:pragma GCC poison x\nint f(void) { return 0; }\n",
     ],
 )
 def test_c_pragmas_are_rejected(source):
@@ -607,18 +657,30 @@ def test_c_pragmas_are_rejected(source):
 
 
 def test_optimisation_pragmas_are_allowed():
-    source = "#pragma once\nint f(int n) {\n  int s = 0;\n#pragma clang loop vectorize(enable)\n  for (int i = 0; i < n; i++) s += i;\n#pragma unroll\n  for (int i = 0; i < 4; i++) s += i;\n  return s;\n}\n"
+    source = (
+        "#pragma once\nint f(int n) {\n  int s = 0;\n#pragma clang loop vectorize(enable)\n"
+        "  for (int i = 0; i < n; i++) s += i;\n#pragma unroll\n  for (int i = 0; i < 4; i++) s += i;\n"
+        "  return s;\n}\n"
+    )
     assert check_c(source) == []
 
 
 def test_c_build_time_macros_say_the_build_must_be_reproducible():
-    violations = check_c("const char *a = __DATE__;\nconst char *b = __TIME__;\nconst char *c = __TIMESTAMP__;\n")
-    assert [(v.rule, v.line) for v in violations] == [("c-build-time", 1), ("c-build-time", 2), ("c-build-time", 3)]
-    for violation, name in zip(violations, ("__DATE__", "__TIME__", "__TIMESTAMP__")):
+    violations = check_c(
+        "const char *a = __DATE__;\nconst char *b = __TIME__;\nconst char *c = __TIMESTAMP__;\n"
+    )
+    assert [(v.rule, v.line) for v in violations] == [
+        ("c-build-time", 1),
+        ("c-build-time", 2),
+        ("c-build-time", 3),
+    ]
+    for violation, name in zip(violations, ("__DATE__", "__TIME__", "__TIMESTAMP__"), strict=True):
         assert name in violation.message
         assert "reproducible" in violation.message and "SHA-256" in violation.message
 
 
 def test_build_time_names_in_strings_comments_or_longer_identifiers_pass():
-    source = '// __DATE__ in a comment\nconst char *s = "__TIME__";\nint __DATE___x = 1, my__TIMESTAMP__ = 2;\n'
+    source = (
+        '// __DATE__ in a comment\nconst char *s = "__TIME__";\nint __DATE___x = 1, my__TIMESTAMP__ = 2;\n'
+    )
     assert check_c(source) == []

@@ -5,11 +5,7 @@ from __future__ import annotations
 import pytest
 
 from synapse_ng.components import all_components, get_component, split_skeleton
-from synapse_ng.evolution.edits import (
-    extract_candidate,
-    find_functions,
-    required_functions,
-)
+from synapse_ng.evolution.extract import extract_candidate, required_functions
 from synapse_ng.evolution.prompts import (
     PROMPT_BUDGET,
     SKELETON_BUDGET,
@@ -19,6 +15,7 @@ from synapse_ng.evolution.prompts import (
     skeleton_excerpt,
     trim_error,
 )
+from synapse_ng.languages import find_functions
 from synapse_ng.llm.base import Message
 from synapse_ng.models import CodeLanguage
 
@@ -26,8 +23,9 @@ RUST = CodeLanguage.RUST
 C = CodeLanguage.C
 
 PROBLEM = (
-    "HealthIssue: chronic inefficiency in task_allocation (issue_source=algorithm). Metrics: mean bins 212.0, "
-    "target 205.0 (excess over L1 5.37 %). Severity 0.72. The auction system wastes capacity on every round."
+    "HealthIssue: chronic inefficiency in task_allocation (issue_source=algorithm). "
+    "Metrics: mean bins 212.0, target 205.0 (excess over L1 5.37 %). Severity 0.72. "
+    "The auction system wastes capacity on every round."
 )
 
 RUSTC_LOG = """warning: unused variable: `k`
@@ -75,7 +73,9 @@ def _parent(component, language) -> ParentInfo:
 
 def _signature_line(component, language) -> str:
     block = component.baseline_block(language)
-    function = next(f for f in find_functions(block, language) if f.name in required_functions(component, language))
+    function = next(
+        f for f in find_functions(block, language) if f.name in required_functions(component, language)
+    )
     return " ".join(function.signature.split())
 
 
@@ -103,11 +103,17 @@ def test_block_prompt_has_every_part(component, language):
     assert "expert" in system and "EVOLVE block" in system
     objective = component.objective
     assert PROBLEM in user
-    assert f"`{objective.metric}`" in user and ("minimize" if objective.direction == "min" else "maximize") in user
+    assert (
+        f"`{objective.metric}`" in user
+        and ("minimize" if objective.direction == "min" else "maximize") in user
+    )
     assert objective.description in user
     assert f"Kind: {component.kind.value}" in user
     assert parent.block.strip() in user  # the parent block, whole
-    assert f"train_a {objective.metric} = 212.4" in user and f"train_b {objective.metric} = 1,953,204,117" in user
+    assert (
+        f"train_a {objective.metric} = 212.4" in user
+        and f"train_b {objective.metric} = 1,953,204,117" in user
+    )
     assert parent.summary in user
     assert "cannot find value `itm` in this scope" in user and "mismatched types" in user
     assert "warning: unused variable" not in user and "aborting due to" not in user
@@ -120,7 +126,9 @@ def test_block_prompt_has_every_part(component, language):
     between = excerpt[excerpt.index("EVOLVE-BLOCK-START") : excerpt.index("EVOLVE-BLOCK-END")]
     assert " ".join(signature.split()) in " ".join(between.split())
     block = component.baseline_block(language)
-    required = next(f for f in find_functions(block, language) if f.name in required_functions(component, language))
+    required = next(
+        f for f in find_functions(block, language) if f.name in required_functions(component, language)
+    )
     doc = block[required.start : required.code_start].strip()
     assert doc in between
     # Rules and answer format.
@@ -136,7 +144,9 @@ def test_prompt_sizes_stay_within_budget(component, language):
     assert len(excerpt) <= SKELETON_BUDGET
     assert len(excerpt) < len(component.skeleton(language))
     # The baseline as parent and a compile error: the whole prompt fits.
-    messages = build_messages(component, language, problem=PROBLEM, parent=_parent(component, language), last_error=RUSTC_LOG)
+    messages = build_messages(
+        component, language, problem=PROBLEM, parent=_parent(component, language), last_error=RUSTC_LOG
+    )
     assert sum(len(m.content) for m in messages) <= PROMPT_BUDGET
     # Two inspirations as big as the parent: they are dropped as needed, the parent never.
     big = ParentInfo(component.baseline_block(language) * 2, {"x": 1.0}, "big")
@@ -156,7 +166,9 @@ def test_prompt_sizes_stay_within_budget(component, language):
 def test_the_excerpt_shrinks_but_keeps_the_signature_and_its_doc_comment(component, language):
     full = skeleton_excerpt(component, language)
     block = component.baseline_block(language)
-    required = next(f for f in find_functions(block, language) if f.name in required_functions(component, language))
+    required = next(
+        f for f in find_functions(block, language) if f.name in required_functions(component, language)
+    )
     doc = block[required.start : required.code_start].strip()
     signature = " ".join(_signature_line(component, language).split())
     sizes = []
@@ -179,7 +191,9 @@ def test_the_excerpt_shrinks_but_keeps_the_signature_and_its_doc_comment(compone
 def test_the_exact_semantics_reach_the_model():
     raft = get_component("raft_consensus")
     for language in (RUST, C):
-        user = build_messages(raft, language, problem=PROBLEM, parent=_parent(raft, language), last_error=RUSTC_LOG)[1].content
+        user = build_messages(
+            raft, language, problem=PROBLEM, parent=_parent(raft, language), last_error=RUSTC_LOG
+        )[1].content
         assert "yes * den >= num * (yes + no)" in _excerpt_in(user)
         assert "Kind: exact" in user
 
@@ -187,13 +201,23 @@ def test_the_exact_semantics_reach_the_model():
 def test_inspirations_are_shown_when_they_fit():
     task = get_component("task_allocation")
     parent = _parent(task, RUST)
-    other = "fn priority(item: f64, bins: &[f64]) -> Vec<f64> {\n    bins.iter().map(|&r| -(r - item).powf(1.5)).collect()\n}\n"
+    other = (
+        "fn priority(item: f64, bins: &[f64]) -> Vec<f64> {\n"
+        "    bins.iter().map(|&r| -(r - item).powf(1.5)).collect()\n}\n"
+    )
     messages = build_messages(
-        task, RUST, problem=PROBLEM, parent=parent, inspirations=[ParentInfo(other, {"train_or bins": 210.25}, "island 1 best")]
+        task,
+        RUST,
+        problem=PROBLEM,
+        parent=parent,
+        inspirations=[ParentInfo(other, {"train_or bins": 210.25}, "island 1 best")],
     )
     user = messages[1].content
     assert (
-        "## Other good blocks" in user and other.strip() in user and "train_or bins = 210.25" in user and "island 1 best" in user
+        "## Other good blocks" in user
+        and other.strip() in user
+        and "train_or bins = 210.25" in user
+        and "island 1 best" in user
     )
     assert user.index("## Current block") < user.index("## Other good blocks") < user.index("## Answer")
     assert "last attempt failed" not in user
@@ -203,10 +227,18 @@ def test_a_larger_budget_keeps_the_inspirations_and_the_whole_excerpt():
     gossip = get_component("gossip_protocol")
     parent = _parent(gossip, RUST)
     second = ParentInfo(parent.block.replace("splitmix64", "mix"), {"train t99": 300.5}, "island 2")
-    small = build_messages(gossip, RUST, problem=PROBLEM, parent=parent, inspirations=[parent, second], last_error=RUSTC_LOG)
+    small = build_messages(
+        gossip, RUST, problem=PROBLEM, parent=parent, inspirations=[parent, second], last_error=RUSTC_LOG
+    )
     assert "## Other good blocks" not in small[1].content  # two 1.5k blocks do not fit 6,000 characters
     large = build_messages(
-        gossip, RUST, problem=PROBLEM, parent=parent, inspirations=[parent, second], last_error=RUSTC_LOG, budget=12_000
+        gossip,
+        RUST,
+        problem=PROBLEM,
+        parent=parent,
+        inspirations=[parent, second],
+        last_error=RUSTC_LOG,
+        budget=12_000,
     )
     user = large[1].content
     assert "### Version A" in user and "### Version B" in user and "train t99 = 300.5" in user
@@ -223,9 +255,10 @@ def test_edits_mode_asks_for_search_replace_that_extract_candidate_understands()
     # An answer in exactly the format asked for applies to the parent block.
     answer = (
         "<<<<<<< SEARCH\n    bins.iter().map(|&remaining| -(remaining - item)).collect()\n=======\n"
-        "    bins.iter().map(|&remaining| -(remaining - item) + 0.5 * (remaining == item) as u8 as f64).collect()\n>>>>>>> REPLACE"
+        "    bins.iter().map(|&remaining| -(remaining - item) + 0.5 * (remaining == item) as u8 as f64)"
+        ".collect()\n>>>>>>> REPLACE"
     )
-    extraction = extract_candidate(answer, parent.block, RUST)
+    extraction = extract_candidate(answer, parent.block, RUST, task)
     assert extraction.kind == "edits" and "0.5 * (remaining == item)" in extraction.block
 
 
@@ -242,8 +275,13 @@ def test_unknown_mode_is_refused():
 
 def test_a_failing_case_is_shown_as_it_is():
     raft = get_component("raft_consensus")
-    failure = "wrong tally for 2 votes from 1 voters, quorum 0, threshold 1/2: expected yes=0, no=100, abstain=0, turnout=100, outcome=1 (rejected); got yes=100 ... (wrong: yes, no, outcome)"
-    user = build_messages(raft, RUST, problem=PROBLEM, parent=_parent(raft, RUST), last_error=failure)[1].content
+    failure = (
+        "wrong tally for 2 votes from 1 voters, quorum 0, threshold 1/2: expected yes=0, no=100, abstain=0,"
+        " turnout=100, outcome=1 (rejected); got yes=100 ... (wrong: yes, no, outcome)"
+    )
+    user = build_messages(raft, RUST, problem=PROBLEM, parent=_parent(raft, RUST), last_error=failure)[
+        1
+    ].content
     assert failure in user
 
 
@@ -261,7 +299,8 @@ def test_trim_error_keeps_the_first_errors_only():
 def test_trim_error_clang_and_linker_logs():
     clang = (
         "candidate.c:18:11: error: expected expression\n  int x = ;\n          ^\n"
-        "candidate.c:19:3: warning: implicit declaration of function 'foo' is invalid in C99 [-Wimplicit-function-declaration]\n  foo();\n  ^\n"
+        "candidate.c:19:3: warning: implicit declaration of function 'foo' is invalid in C99"
+        " [-Wimplicit-function-declaration]\n  foo();\n  ^\n"
         "1 warning and 1 error generated.\n"
     )
     assert trim_error(clang) == "candidate.c:18:11: error: expected expression\n  int x = ;\n          ^"
@@ -286,7 +325,9 @@ def test_trim_error_cuts_long_text_at_a_line():
 
 def test_repair_messages_carry_the_block_the_errors_and_block_line_numbers():
     task = get_component("task_allocation")
-    block = "fn priority(item: f64, bins: &[f64]) -> Vec<f64> {\n    bins.iter().map(|&r| r - itm).collect()\n}\n"
+    block = (
+        "fn priority(item: f64, bins: &[f64]) -> Vec<f64> {\n    bins.iter().map(|&r| r - itm).collect()\n}\n"
+    )
     head, _, _ = split_skeleton(task.skeleton(RUST))
     line = head.count("\n") + 2  # the block's second line, as rustc numbers the assembled program
     log = (
@@ -315,10 +356,21 @@ def test_a_direction_is_given_as_the_one_idea_to_try_just_before_the_answer():
     component = get_component("task_allocation")
     assert component.directions, "task_allocation should have directions for the model"
     idea = component.directions[0]
-    messages = build_messages(component, RUST, problem=PROBLEM, parent=_parent(component, RUST), last_error=RUSTC_LOG, direction=idea)
+    messages = build_messages(
+        component,
+        RUST,
+        problem=PROBLEM,
+        parent=_parent(component, RUST),
+        last_error=RUSTC_LOG,
+        direction=idea,
+    )
     user = messages[1].content
     assert f"## Idea to try this time\n{idea}" in user
-    assert user.index("## Your last attempt failed") < user.index("## Idea to try this time") < user.index("## Answer")
+    assert (
+        user.index("## Your last attempt failed")
+        < user.index("## Idea to try this time")
+        < user.index("## Answer")
+    )
     assert sum(len(m.content) for m in messages) <= PROMPT_BUDGET
     without = build_messages(component, RUST, problem=PROBLEM, parent=_parent(component, RUST))
     assert "Idea to try" not in without[1].content

@@ -38,7 +38,9 @@ def test_the_suggestions_name_rustcs_reason_and_exact_bytes():
     program = "pub fn f(x: f64) -> bool { x > 0 }\n"
     fixes = suggested_fixes(program)
     assert fixes and all(isinstance(f, Fix) for f in fixes)
-    assert any(program.encode()[f.byte_start : f.byte_end] == b"0" and f.replacement == "0.0" for f in fixes), fixes
+    assert any(
+        program.encode()[f.byte_start : f.byte_end] == b"0" and f.replacement == "0.0" for f in fixes
+    ), fixes
     assert apply_fixes(program, fixes) == "pub fn f(x: f64) -> bool { x > 0.0 }\n"
 
 
@@ -49,7 +51,10 @@ def test_a_program_that_compiles_gets_no_suggestion():
 
 def test_a_guess_is_never_applied_only_machine_applicable_fixes():
     # rustc suggests `scores` for the unknown `score` only as MaybeIncorrect: not ours to apply.
-    typo = "fn priority(item: f64, bins: &[f64]) -> Vec<f64> { let scores: Vec<f64> = bins.iter().map(|&r| item - r).collect(); score }"
+    typo = (
+        "fn priority(item: f64, bins: &[f64]) -> Vec<f64> {"
+        " let scores: Vec<f64> = bins.iter().map(|&r| item - r).collect(); score }"
+    )
     assert autofix_block(TASKS, typo, RUST) is None
 
 

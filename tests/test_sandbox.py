@@ -78,7 +78,10 @@ def test_memory_grow_in_a_loop_hits_the_memory_limit():
 def test_growth_refused_by_the_module_own_maximum_is_a_memory_limit_too():
     module = wat(
         """(module (memory (export "memory") 1 3)
-             (func (export "grow") (loop $l (if (i32.eq (memory.grow (i32.const 1)) (i32.const -1)) (then unreachable)) (br $l))))"""
+             (func (export "grow")
+               (loop $l
+                 (if (i32.eq (memory.grow (i32.const 1)) (i32.const -1)) (then unreachable))
+                 (br $l))))"""
     )
     result = Sandbox(module, SandboxLimits(memory_bytes=64 << 20)).run("grow")
     assert result.trap.kind is TrapKind.MEMORY_LIMIT
@@ -107,13 +110,17 @@ def test_a_loop_in_a_module_whose_memory_sits_at_its_maximum_is_a_loop_not_a_mem
     assert timed.trap.kind is TrapKind.TIMEOUT
     # Unexported memory at a store limit the module starts at: the same.
     hidden = wat('(module (memory 16) (func (export "spin") (loop $l (br $l))))')
-    assert Sandbox(hidden, SandboxLimits(fuel=1_000_000, memory_bytes=16 * 65536)).run("spin").trap.kind is TrapKind.OUT_OF_FUEL
+    assert (
+        Sandbox(hidden, SandboxLimits(fuel=1_000_000, memory_bytes=16 * 65536)).run("spin").trap.kind
+        is TrapKind.OUT_OF_FUEL
+    )
 
 
 def test_growing_to_the_cap_and_then_spinning_in_the_same_call_is_a_memory_limit():
     module = wat(
         """(module (memory (export "memory") 1 4)
-             (func (export "grow_then_spin") (loop $l (br_if $l (i32.ne (memory.grow (i32.const 1)) (i32.const -1))))
+             (func (export "grow_then_spin")
+               (loop $l (br_if $l (i32.ne (memory.grow (i32.const 1)) (i32.const -1))))
                (loop $s (br $s))))"""
     )
     result = Sandbox(module, SandboxLimits(fuel=1_000_000)).run("grow_then_spin")
@@ -121,12 +128,17 @@ def test_growing_to_the_cap_and_then_spinning_in_the_same_call_is_a_memory_limit
 
 
 def test_a_module_whose_initial_memory_exceeds_the_limit_is_refused_at_instantiation():
-    result = Sandbox(wat("(module (memory 100) (func (export \"f\")))"), SandboxLimits(memory_bytes=1 << 20)).run("f")
+    result = Sandbox(
+        wat('(module (memory 100) (func (export "f")))'), SandboxLimits(memory_bytes=1 << 20)
+    ).run("f")
     assert result.trap.kind is TrapKind.MEMORY_LIMIT
 
 
 def test_unbounded_recursion_is_a_stack_overflow():
-    module = wat('(module (func $r (export "r") (param i32) (result i32) (call $r (i32.add (local.get 0) (i32.const 1)))))')
+    module = wat(
+        '(module (func $r (export "r") (param i32) (result i32) '
+        "(call $r (i32.add (local.get 0) (i32.const 1)))))"
+    )
     result = Sandbox(module).run("r", 0)
     assert result.trap.kind is TrapKind.STACK_OVERFLOW
 
@@ -156,7 +168,10 @@ def test_ordinary_traps_carry_their_wasm_trap_code():
 
 
 def test_no_host_functions_are_provided():
-    module = wat('(module (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32))) (func (export "f")))')
+    module = wat(
+        '(module (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32))) '
+        '(func (export "f")))'
+    )
     result = Sandbox(module).run("f")
     assert result.trap.kind is TrapKind.TRAP
     assert "import" in result.trap.message
@@ -171,7 +186,8 @@ def test_nan_results_are_canonical():
 
 
 def test_a_shared_memory_module_does_not_even_compile_in_the_sandbox():
-    shared = bytes.fromhex("0061736d01000000" "0504010301" "01")  # (memory 1 1 shared)
+    header, memory_section = "0061736d01000000", "050401030101"  # (memory 1 1 shared)
+    shared = bytes.fromhex(header + memory_section)
     with pytest.raises(SandboxError, match="verify"):
         Sandbox(shared)
 

@@ -20,18 +20,25 @@ import pytest
 
 from llm_servers import LoopbackServer, Ok, OllamaWire, OpenAIWire
 from square_component import SquareSum
-
+from synapse_ng.evolution.attempt import Attempt
 from synapse_ng.evolution.search import Budget, EvolutionSearch, SearchConfig
 from synapse_ng.evolution.store import Store
 from synapse_ng.llm.registry import create_provider
-from synapse_ng.models import CodeLanguage, Inefficiency, InefficencyType, LLMProviderConfig
+from synapse_ng.models import CodeLanguage, InefficencyType, Inefficiency, LLMProviderConfig
 
 COMPONENT = SquareSum()
 FAST = "fn sum_squares(values: &[i32]) -> i64 { values.iter().map(|&v| (v as i64) * (v as i64)).sum() }"
-# Does not compile, and rustc has no machine-applicable fix for it (an unknown name): only the model can repair it.
-BROKEN = "fn sum_squares(values: &[i32]) -> i64 { values.iter().map(|&v| (v as i64) * (v as i64)).sum::<i64>() + bias }"
+# Does not compile, and rustc has no machine-applicable fix for it (an unknown name): only the model can
+# repair it.
+BROKEN = (
+    "fn sum_squares(values: &[i32]) -> i64 "
+    "{ values.iter().map(|&v| (v as i64) * (v as i64)).sum::<i64>() + bias }"
+)
 # Does not compile for want of a `mut`, which rustc itself names as a machine-applicable fix.
-SLIPPED = "fn sum_squares(values: &[i32]) -> i64 { let total: i64 = 0; for &v in values { total += (v as i64) * (v as i64); } total }"
+SLIPPED = (
+    "fn sum_squares(values: &[i32]) -> i64 "
+    "{ let total: i64 = 0; for &v in values { total += (v as i64) * (v as i64); } total }"
+)
 WRONG = "fn sum_squares(values: &[i32]) -> i64 { values.len() as i64 }"
 
 
@@ -40,21 +47,29 @@ def answer(block: str) -> Ok:
 
 
 def provider_for(server: LoopbackServer):
-    return create_provider(LLMProviderConfig("openai_api", model_name="scripted", api_endpoint=server.url + "/v1", timeout_seconds=30))
+    return create_provider(
+        LLMProviderConfig(
+            "openai_api", model_name="scripted", api_endpoint=server.url + "/v1", timeout_seconds=30
+        )
+    )
 
 
 def run_search(tmp_path, server, *, samples, **config):
     store = Store(tmp_path / "ws")
     search = EvolutionSearch(
-        COMPONENT, provider_for(server), store, problem="sum_squares is slow on long inputs",
+        COMPONENT,
+        provider_for(server),
+        store,
+        problem="sum_squares is slow on long inputs",
         config=SearchConfig(islands=1, concurrency=1, tune_share=0.0, random_cases=5, **config),
         budget=Budget(samples=samples),
-    )  # fmt: skip
+    )
     return store, asyncio.run(search.run())
 
 
 def test_a_search_repairs_dedups_and_keeps_a_measured_held_out_improvement(tmp_path):
-    # 1: a block that does not compile, 2: the repair (the fast block), 3: the same block again, 4: a wrong one.
+    # 1: a block that does not compile, 2: the repair (the fast block), 3: the same block again,
+    # 4: a wrong one.
     server = LoopbackServer(OpenAIWire(), answer(BROKEN), answer(FAST), answer(FAST), answer(WRONG))
     try:
         store, result = run_search(tmp_path, server, samples=3, repair_tries=1)
@@ -74,7 +89,9 @@ def test_a_search_repairs_dedups_and_keeps_a_measured_held_out_improvement(tmp_p
     assert "cannot find value `bias`" in repair_prompt
     assert result.progress.compile_failed == 0 or result.progress.compiled >= 1
     statistics = store.statistics()
-    assert statistics["best_improvement_per_component"]["square_sum"] == pytest.approx(result.heldout.improvement_pct)
+    assert statistics["best_improvement_per_component"]["square_sum"] == pytest.approx(
+        result.heldout.improvement_pct
+    )
 
 
 def test_a_slip_rustc_can_fix_is_fixed_without_asking_the_model_again(tmp_path):
@@ -86,7 +103,9 @@ def test_a_slip_rustc_can_fix_is_fixed_without_asking_the_model_again(tmp_path):
     assert len(server.requests) == 1  # no repair round trip
     rows = store.candidates(result.run_id)
     fixed = [row for row in rows if row.operator.endswith("+rustfix")]
-    assert len(fixed) == 1 and fixed[0].status == "correct", [(row.operator, row.status, row.message) for row in rows]
+    assert len(fixed) == 1 and fixed[0].status == "correct", [
+        (row.operator, row.status, row.message) for row in rows
+    ]
     assert "let mut total: i64 = 0;" in fixed[0].source
     assert result.improved and result.heldout.improvement_pct > 50
 
@@ -107,20 +126,33 @@ class BusyModel:
 
 
 def test_while_the_model_is_busy_a_worker_tunes_instead_of_waiting(tmp_path):
-    scaled = "fn sum_squares(values: &[i32]) -> i64 { let scale: i64 = 8; values.iter().map(|&v| (v as i64) * (v as i64) * scale).sum::<i64>() / scale }"
+    scaled = (
+        "fn sum_squares(values: &[i32]) -> i64 { let scale: i64 = 8; "
+        "values.iter().map(|&v| (v as i64) * (v as i64) * scale).sum::<i64>() / scale }"
+    )
     server = LoopbackServer(OpenAIWire(), answer(scaled), answer(WRONG))
     try:
         store = Store(tmp_path / "ws")
         search = EvolutionSearch(
-            COMPONENT, BusyModel(provider_for(server)), store, problem="p",
-            config=SearchConfig(islands=1, concurrency=1, tune_share=0.0, random_cases=3), budget=Budget(samples=4),
-        )  # fmt: skip
+            COMPONENT,
+            BusyModel(provider_for(server)),
+            store,
+            problem="p",
+            config=SearchConfig(islands=1, concurrency=1, tune_share=0.0, random_cases=3),
+            budget=Budget(samples=4),
+        )
         result = asyncio.run(search.run())
     finally:
         server.close()
     operators = [row.operator for row in store.candidates(result.run_id)]
     # Nothing to tune at first (the baseline has no constant), so the model is asked; then only tunes.
-    assert operators == ["baseline", "llm-block", "tune", "tune", "tune"] or operators == ["baseline", "llm-edits", "tune", "tune", "tune"], operators
+    assert operators == ["baseline", "llm-block", "tune", "tune", "tune"] or operators == [
+        "baseline",
+        "llm-edits",
+        "tune",
+        "tune",
+        "tune",
+    ], operators
     assert len(server.requests) == 1
 
 
@@ -139,9 +171,13 @@ def test_a_token_budget_stops_the_search(tmp_path):
     server = LoopbackServer(OpenAIWire(tokens_in=500, tokens_out=500), answer(WRONG))
     store = Store(tmp_path / "ws")
     search = EvolutionSearch(
-        COMPONENT, provider_for(server), store, problem="p",
-        config=SearchConfig(islands=1, concurrency=1, tune_share=0.0, random_cases=2), budget=Budget(samples=50, tokens=2500),
-    )  # fmt: skip
+        COMPONENT,
+        provider_for(server),
+        store,
+        problem="p",
+        config=SearchConfig(islands=1, concurrency=1, tune_share=0.0, random_cases=2),
+        budget=Budget(samples=50, tokens=2500),
+    )
     try:
         result = asyncio.run(search.run())
     finally:
@@ -153,7 +189,9 @@ def test_a_token_budget_stops_the_search(tmp_path):
 def test_a_model_that_keeps_failing_ends_the_run_with_its_error(tmp_path):
     from llm_servers import Reply
 
-    server = LoopbackServer(OpenAIWire(), Reply(401, {"error": {"message": "bad key", "type": "invalid_request_error"}}))
+    server = LoopbackServer(
+        OpenAIWire(), Reply(401, {"error": {"message": "bad key", "type": "invalid_request_error"}})
+    )
     try:
         store, result = run_search(tmp_path, server, samples=10)
     finally:
@@ -174,18 +212,30 @@ RESUMABLE = textwrap.dedent(
     store = Store({workspace!r})
     provider = create_provider(LLMProviderConfig("openai_api", model_name="scripted", api_endpoint={url!r}))
     search = EvolutionSearch(SquareSum(), provider, store, problem="p",
-        config=SearchConfig(islands=2, concurrency=1, tune_share=0.0, random_cases=2, seed=7), budget=Budget(samples=6))
+        config=SearchConfig(islands=2, concurrency=1, tune_share=0.0, random_cases=2, seed=7),
+        budget=Budget(samples=6))
     asyncio.run(search.run({resume}))
     """
 )
 
 
 def test_a_killed_run_resumes_and_loses_only_what_was_in_flight(tmp_path):
-    blocks = [FAST.replace("sum()", "sum::<i64>()"), WRONG, FAST, WRONG.replace("len()", "len() * 2"), FAST + " ", BROKEN]
+    blocks = [
+        FAST.replace("sum()", "sum::<i64>()"),
+        WRONG,
+        FAST,
+        WRONG.replace("len()", "len() * 2"),
+        FAST + " ",
+        BROKEN,
+    ]
     server = LoopbackServer(OpenAIWire(), *[answer(b) for b in blocks])
     workspace = tmp_path / "ws"
-    script = RESUMABLE.format(tests=str(Path(__file__).parent), workspace=str(workspace), url=server.url + "/v1", resume="None")
-    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    script = RESUMABLE.format(
+        tests=str(Path(__file__).parent), workspace=str(workspace), url=server.url + "/v1", resume="None"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     try:
         database = workspace / "engine.sqlite3"
         deadline = time.monotonic() + 240
@@ -201,7 +251,12 @@ def test_a_killed_run_resumes_and_loses_only_what_was_in_flight(tmp_path):
         (run,) = store.list_runs()
         before = store.candidates(run.run_id)
         assert len(before) >= 3
-        resume = RESUMABLE.format(tests=str(Path(__file__).parent), workspace=str(workspace), url=server.url + "/v1", resume=repr(run.run_id))
+        resume = RESUMABLE.format(
+            tests=str(Path(__file__).parent),
+            workspace=str(workspace),
+            url=server.url + "/v1",
+            resume=repr(run.run_id),
+        )
         finished = subprocess.run([sys.executable, "-c", resume], capture_output=True, text=True, timeout=600)
         assert finished.returncode == 0, finished.stderr
     finally:
@@ -221,17 +276,29 @@ def test_a_killed_run_resumes_and_loses_only_what_was_in_flight(tmp_path):
 def test_the_engine_returns_measured_generated_code(tmp_path):
     from synapse_ng.evolution.engine import EvolutionaryEngineManager
 
-    sorted_tally = (Path(__file__).parent / "test_cli_components.py").read_text().split('SORTED_TALLY = r"""')[1].split('"""')[0]
+    sorted_tally = (
+        (Path(__file__).parent / "test_cli_components.py")
+        .read_text()
+        .split('SORTED_TALLY = r"""')[1]
+        .split('"""')[0]
+    )
     server = LoopbackServer(OpenAIWire(), answer(sorted_tally))
     try:
         engine = EvolutionaryEngineManager(
-            LLMProviderConfig("openai_api", "scripted", server.url + "/v1"), str(tmp_path / "ws"),
-            budget=Budget(samples=1), search_config=SearchConfig(islands=1, concurrency=1, tune_share=0.0, random_cases=5),
-        )  # fmt: skip
+            LLMProviderConfig("openai_api", "scripted", server.url + "/v1"),
+            str(tmp_path / "ws"),
+            budget=Budget(samples=1),
+            search_config=SearchConfig(islands=1, concurrency=1, tune_share=0.0, random_cases=5),
+        )
         issue = Inefficiency(
-            type=InefficencyType.CONSENSUS, description="Consensus exceeds 5s", severity=0.7, current_metric=8.0,
-            target_metric=3.0, affected_component="raft_consensus", suggested_improvement="Optimize the tally",
-        )  # fmt: skip
+            type=InefficencyType.CONSENSUS,
+            description="Consensus exceeds 5s",
+            severity=0.7,
+            current_metric=8.0,
+            target_metric=3.0,
+            affected_component="raft_consensus",
+            suggested_improvement="Optimize the tally",
+        )
         generated = asyncio.run(engine.generate_optimized_code(issue, {"peer_count": 12}))
     finally:
         server.close()
@@ -241,12 +308,25 @@ def test_the_engine_returns_measured_generated_code(tmp_path):
     assert generated.evidence["component"] == "raft_consensus"
     assert "peer_count: 12" in json.dumps(server.requests[0].body)
     stats = engine.get_statistics()
-    for key in ("total_generations", "successful_compilations", "failed_compilations", "success_rate", "workspace_dir",
-                "llm_provider", "llm_model", "avg_generation_time_seconds", "avg_compilation_time_seconds"):  # fmt: skip
+    for key in (
+        "total_generations",
+        "successful_compilations",
+        "failed_compilations",
+        "success_rate",
+        "workspace_dir",
+        "llm_provider",
+        "llm_model",
+        "avg_generation_time_seconds",
+        "avg_compilation_time_seconds",
+    ):
         assert key in stats
-    assert stats["best_improvement_per_component"]["raft_consensus"] == pytest.approx(generated.estimated_improvement)
+    assert stats["best_improvement_per_component"]["raft_consensus"] == pytest.approx(
+        generated.estimated_improvement
+    )
     # Statistics are read from the store: a new engine on the same workspace sees them.
-    again = EvolutionaryEngineManager(LLMProviderConfig("openai_api", "scripted", "http://127.0.0.1:9/v1"), str(tmp_path / "ws"))
+    again = EvolutionaryEngineManager(
+        LLMProviderConfig("openai_api", "scripted", "http://127.0.0.1:9/v1"), str(tmp_path / "ws")
+    )
     assert again.get_statistics()["total_generations"] == stats["total_generations"]
 
 
@@ -256,11 +336,18 @@ def test_an_unknown_component_gets_unmeasured_free_form_code(tmp_path):
     program = '#[no_mangle]\npub extern "C" fn execute(ptr: i32, len: i32) -> i32 { ptr.wrapping_add(len) }'
     server = LoopbackServer(OpenAIWire(), answer(program))
     try:
-        engine = EvolutionaryEngineManager(LLMProviderConfig("openai_api", "scripted", server.url + "/v1"), str(tmp_path / "ws"))
+        engine = EvolutionaryEngineManager(
+            LLMProviderConfig("openai_api", "scripted", server.url + "/v1"), str(tmp_path / "ws")
+        )
         issue = Inefficiency(
-            type=InefficencyType.REPUTATION, description="slow", severity=0.5, current_metric=2.0,
-            target_metric=1.0, affected_component="reputation_engine", suggested_improvement="cache",
-        )  # fmt: skip
+            type=InefficencyType.REPUTATION,
+            description="slow",
+            severity=0.5,
+            current_metric=2.0,
+            target_metric=1.0,
+            affected_component="reputation_engine",
+            suggested_improvement="cache",
+        )
         generated = asyncio.run(engine.generate_optimized_code(issue))
     finally:
         server.close()
@@ -274,10 +361,18 @@ SEED_SCRIPTS = Path(__file__).parent / "seed"
 
 @pytest.fixture
 def ollama_on_its_port():
-    """A loopback server speaking Ollama's protocol on Ollama's port, answering with a correct, faster tally."""
-    sorted_tally = (Path(__file__).parent / "test_cli_components.py").read_text().split('SORTED_TALLY = r"""')[1].split('"""')[0]
+    """A loopback server speaking Ollama's protocol on Ollama's port, answering with a correct, faster
+    tally."""
+    sorted_tally = (
+        (Path(__file__).parent / "test_cli_components.py")
+        .read_text()
+        .split('SORTED_TALLY = r"""')[1]
+        .split('"""')[0]
+    )
     try:
-        server = LoopbackServer(OllamaWire(models={"codellama:7b"}), Ok(text=f"```rust\n{sorted_tally}\n```"), port=11434)
+        server = LoopbackServer(
+            OllamaWire(models={"codellama:7b"}), Ok(text=f"```rust\n{sorted_tally}\n```"), port=11434
+        )
     except OSError:
         pytest.skip("port 11434 is taken on this machine (a real Ollama?)")
     yield server
@@ -285,14 +380,18 @@ def ollama_on_its_port():
 
 
 @pytest.mark.parametrize("how", ["file", "stdin"])
-def test_the_seed_test_script_runs_as_a_file_unchanged_but_for_the_import_path(ollama_on_its_port, tmp_path, how):
-    """The seed's own "Test Script", saved to a file (no main guard, asyncio.run at top level) and run as a user
-    would: evaluation workers must never re-import it."""
+def test_the_seed_test_script_runs_as_a_file_unchanged_but_for_the_import_path(
+    ollama_on_its_port, tmp_path, how
+):
+    """The seed's own "Test Script", saved to a file (no main guard, asyncio.run at top level) and run as a
+    user would: evaluation workers must never re-import it."""
     script = tmp_path / "seed_test.py"
     script.write_text((SEED_SCRIPTS / "seed_test_script.py").read_text())
     done = _run_script(script, how, tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "✓ Success!" in done.stdout and "WASM:" in done.stdout and "Hash:" in done.stdout, done.stdout + done.stderr
+    assert "✓ Success!" in done.stdout and "WASM:" in done.stdout and "Hash:" in done.stdout, (
+        done.stdout + done.stderr
+    )
     assert "✗ Failed" not in done.stdout
     assert done.stdout.count("✓ Success!") == 1  # ran once: not again inside a worker
     assert ollama_on_its_port.requests and ollama_on_its_port.requests[0].path == "/api/chat"
@@ -304,7 +403,9 @@ def test_the_seed_example_runs_as_a_file(ollama_on_its_port, tmp_path):
     done = _run_script(script, "file", tmp_path)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert len(lines) == 3 and lines[0].startswith("✓ Generated WASM: ") and lines[0].endswith(" bytes"), done.stdout + done.stderr
+    assert len(lines) == 3 and lines[0].startswith("✓ Generated WASM: ") and lines[0].endswith(" bytes"), (
+        done.stdout + done.stderr
+    )
     assert lines[1].startswith("  Hash: ") and len(lines[1].split()[-1]) == 64
     improvement = float(lines[2].removeprefix("  Est. improvement: ").removesuffix("%"))
     assert improvement > 50  # measured on the held-out vote sets, not severity x 100
@@ -314,19 +415,43 @@ def test_the_seed_example_runs_as_a_file(ollama_on_its_port, tmp_path):
 def _run_script(script: Path, how: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "TMPDIR": str(cwd)}
     if how == "file":
-        return subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=900, env=env, cwd=cwd)
+        return subprocess.run(
+            [sys.executable, str(script)], capture_output=True, text=True, timeout=900, env=env, cwd=cwd
+        )
     with open(script) as stdin:
-        return subprocess.run([sys.executable, "-"], stdin=stdin, capture_output=True, text=True, timeout=900, env=env, cwd=cwd)
+        return subprocess.run(
+            [sys.executable, "-"], stdin=stdin, capture_output=True, text=True, timeout=900, env=env, cwd=cwd
+        )
 
 
 # ------------------------------------------------------------------ population rules, without a model
 
 
 def _bare_search(tmp_path, component, **config):
-    from synapse_ng.evolution.search import Member
-
-    search = EvolutionSearch(component, None, Store(tmp_path / "ws"), problem="-", config=SearchConfig(islands=1, **config))
+    search = EvolutionSearch(
+        component, None, Store(tmp_path / "ws"), problem="-", config=SearchConfig(islands=1, **config)
+    )
     return search, Member
+
+
+def Member(candidate_id, block, score, improvement_pct, scores) -> Attempt:
+    """A correct, measured program as the population holds it, with these per-workload scores."""
+    workloads = [{"id": name, "candidate": {"m": value}} for name, value in scores.items()]
+    metrics = {"workloads": workloads, "aggregate": {"metric": "m"}}
+    return Attempt(
+        "run",
+        0,
+        None,
+        "llm-block",
+        CodeLanguage.RUST,
+        source=block,
+        status="correct",
+        stage="done",
+        score=score,
+        improvement_pct=improvement_pct,
+        metrics=metrics,
+        id=candidate_id,
+    )
 
 
 def test_an_island_keeps_one_program_per_measured_behaviour(tmp_path):
@@ -336,12 +461,14 @@ def test_an_island_keeps_one_program_per_measured_behaviour(tmp_path):
     best_fit = Member(1, "best fit", 315.1, 0.0, {"train_or bins": 105.2, "train_weibull bins": 209.9})
     rescaled = Member(2, "best fit * 0.5", 315.1, 0.0, {"train_or bins": 105.2, "train_weibull bins": 209.9})
     different = Member(3, "gap penalty", 316.0, -0.3, {"train_or bins": 105.4, "train_weibull bins": 210.6})
-    better = Member(4, "gap penalty, tuned", 313.0, 0.7, {"train_or bins": 104.8, "train_weibull bins": 208.2})
+    better = Member(
+        4, "gap penalty, tuned", 313.0, 0.7, {"train_or bins": 104.8, "train_weibull bins": 208.2}
+    )
     for member in (best_fit, rescaled, different, better):
-        search._admit(0, member)
-    assert [m.candidate_id for m in search.islands[0]] == [4, 1, 3]  # the rescaling took no slot
-    search._admit(0, better)  # migration of a member already there
-    assert [m.candidate_id for m in search.islands[0]] == [4, 1, 3]
+        search.population.admit(0, member)
+    assert [m.id for m in search.population.islands[0]] == [4, 1, 3]  # the rescaling took no slot
+    search.population.admit(0, better)  # migration of a member already there
+    assert [m.id for m in search.population.islands[0]] == [4, 1, 3]
 
 
 def test_directions_come_in_turn_with_a_free_turn(tmp_path):
@@ -350,9 +477,11 @@ def test_directions_come_in_turn_with_a_free_turn(tmp_path):
     component = get_component("task_allocation")
     search, _ = _bare_search(tmp_path, component)
     n = len(component.directions)
-    turns = [search._direction(sample) for sample in range(2 * (n + 1))]
+    turns = [search.model.direction(sample) for sample in range(2 * (n + 1))]
     assert turns[:n] == list(component.directions) and turns[n] is None and turns[n + 1 :] == turns[: n + 1]
-    assert EvolutionSearch(COMPONENT, None, Store(tmp_path / "ws2"), problem="-")._direction(0) is None  # none declared
+    assert (
+        EvolutionSearch(COMPONENT, None, Store(tmp_path / "ws2"), problem="-").model.direction(0) is None
+    )  # none declared
 
 
 def test_the_tuner_works_on_an_elite_that_has_constants(tmp_path):
@@ -360,14 +489,20 @@ def test_the_tuner_works_on_an_elite_that_has_constants(tmp_path):
 
     search, Member = _bare_search(tmp_path, get_component("task_allocation"), exploit=1.0)
     baseline = get_component("task_allocation").baseline_block(search.config.language)
-    search._admit(0, Member(1, baseline, 315.1, 0.0, {"a": 1.0}))
-    assert search._tune(0) is None  # best fit has no constant
-    penalty = "fn priority(item: f64, bins: &[f64]) -> Vec<f64> {\n    bins.iter().map(|&r| { let gap = r - item; if gap > 0.0 && gap < 20.0 { -gap - 10.0 } else { -gap } }).collect()\n}\n"
-    search._admit(0, Member(2, penalty, 316.0, -0.3, {"a": 2.0}))
+    search.population.admit(0, Member(1, baseline, 315.1, 0.0, {"a": 1.0}))
+    assert search.tuner.tune(0) is None  # best fit has no constant
+    penalty = (
+        "fn priority(item: f64, bins: &[f64]) -> Vec<f64> {\n"
+        "    bins.iter().map(|&r| { let gap = r - item; "
+        "if gap > 0.0 && gap < 20.0 { -gap - 10.0 } else { -gap } }).collect()\n}\n"
+    )
+    search.population.admit(0, Member(2, penalty, 316.0, -0.3, {"a": 2.0}))
     for _ in range(30):
-        parent, block = search._tune(0)
-        assert parent.candidate_id == 2 and block != penalty
-        assert block.replace("20.0", "").replace("10.0", "") != penalty.replace("20.0", "").replace("10.0", "")
+        parent, block = search.tuner.tune(0)
+        assert parent.id == 2 and block != penalty
+        assert block.replace("20.0", "").replace("10.0", "") != penalty.replace("20.0", "").replace(
+            "10.0", ""
+        )
 
 
 def test_a_program_that_ties_its_parent_but_has_constants_is_still_tuned_with_wide_steps(tmp_path):
@@ -375,18 +510,22 @@ def test_a_program_that_ties_its_parent_but_has_constants_is_still_tuned_with_wi
 
     search, Member = _bare_search(tmp_path, get_component("task_allocation"), exploit=1.0)
     baseline = get_component("task_allocation").baseline_block(search.config.language)
-    search.baseline = Member(1, baseline, 315.1, 0.0, {"a": 1.0})
-    search._admit(0, search.baseline)
+    search.population.baseline = Member(1, baseline, 315.1, 0.0, {"a": 1.0})
+    search.population.admit(0, search.population.baseline)
     # A gap penalty whose threshold (0.1) is too small to matter: it packs exactly like best fit.
-    plateau = "fn priority(item: f64, bins: &[f64]) -> Vec<f64> {\n    const THRESHOLD: f64 = 0.1;\n    bins.iter().map(|&r| if r > item && r - item < THRESHOLD { -r - 10.0 } else { -r }).collect()\n}\n"
+    plateau = (
+        "fn priority(item: f64, bins: &[f64]) -> Vec<f64> {\n    const THRESHOLD: f64 = 0.1;\n"
+        "    bins.iter().map(|&r| if r > item && r - item < THRESHOLD { -r - 10.0 } else { -r })"
+        ".collect()\n}\n"
+    )
     twin = Member(2, plateau, 315.1, 0.0, {"a": 1.0})
-    search._admit(0, twin)
-    search._remember_tunable(0, twin)
-    assert [m.candidate_id for m in search.islands[0]] == [1]  # no elite slot for a behavioural twin...
+    search.population.admit(0, twin)
+    search.population.remember_tunable(0, twin)
+    assert [m.id for m in search.population.islands[0]] == [1]  # no elite slot for a behavioural twin...
     thresholds, blocks = [], []
     for _ in range(40):
-        parent, block = search._tune(0)  # ...but it is tuned, from its plateau, with wide steps
-        assert parent.candidate_id == 2
+        parent, block = search.tuner.tune(0)  # ...but it is tuned, from its plateau, with wide steps
+        assert parent.id == 2
         import re
 
         value = float(re.search(r"THRESHOLD: f64 = ([0-9.e+-]+);", block).group(1))
@@ -401,4 +540,4 @@ def test_directions_with_rust_shapes_are_not_given_to_a_c_search(tmp_path):
     from synapse_ng.components import get_component
 
     search, _ = _bare_search(tmp_path, get_component("task_allocation"), language=CodeLanguage.C)
-    assert all(search._direction(sample) is None for sample in range(10))
+    assert all(search.model.direction(sample) is None for sample in range(10))

@@ -16,7 +16,9 @@ import threading
 import pytest
 
 from synapse_ng.errors import UsageError
-from synapse_ng.evolution.store import SCHEMA_VERSION, CandidateRow, CorruptArtifact, RunRow, Store
+from synapse_ng.evolution.attempt import Attempt
+from synapse_ng.evolution.schema import SCHEMA_VERSION
+from synapse_ng.evolution.store import CorruptArtifact, RunRow, Store
 
 SHA = "ab" * 32
 
@@ -51,6 +53,10 @@ def candidate_fields(i: int = 0, **overrides) -> dict:
     return fields
 
 
+def attempt(run_id: str, **fields) -> Attempt:
+    return Attempt(run_id=run_id, **fields)
+
+
 @pytest.fixture
 def store(tmp_path):
     with Store(tmp_path / "ws") as store:
@@ -83,12 +89,18 @@ def test_run_round_trip_and_budget(store):
     assert len(run_id) == 12 and int(run_id, 16) >= 0
     run = store.get_run(run_id)
     assert isinstance(run, RunRow)
-    assert (run.run_id, run.component, run.provider, run.model, run.seed) == (run_id, "raft_consensus", "openai_api", "gpt", None)
+    assert (run.run_id, run.component, run.provider, run.model, run.seed) == (
+        run_id,
+        "raft_consensus",
+        "openai_api",
+        "gpt",
+        None,
+    )
     assert run.config == config and run.direction == "max" and run.status == "running"
     assert (run.samples, run.tokens_in, run.tokens_out, run.elapsed_s) == (0, 0, 0, 0.0)
 
     store.update_run_budget(run_id, 5, 1200, 800, 61.25)
-    cid = store.add_candidate(run_id, **candidate_fields())
+    cid = store.add(attempt(run_id, **candidate_fields()))
     store.finish_run(run_id, "improved", "held-out improvement of 3 %", cid)
     run = store.get_run(run_id)
     assert (run.samples, run.tokens_in, run.tokens_out, run.elapsed_s) == (5, 1200, 800, 61.25)
@@ -113,14 +125,14 @@ def test_unknown_run_lists_the_latest(store):
         store.get_run("nope")
     assert all(run_id in str(caught.value) for run_id in ids)
     with pytest.raises(UsageError, match="no run 'nope'"):
-        store.add_candidate("nope", **candidate_fields())
+        store.add(attempt("nope", **candidate_fields()))
     with pytest.raises(UsageError, match="no run 'nope'"):
         store.finish_run("nope", "improved", "", None)
     with pytest.raises(UsageError, match="no run 'nope'"):
         store.update_run_budget("nope", 1, 1, 1, 1.0)
     with pytest.raises(UsageError, match="parent"):
-        store.add_candidate(ids[0], **candidate_fields(parent_id=12345))
-    other = store.add_candidate(ids[1], **candidate_fields())
+        store.add(attempt(ids[0], **candidate_fields(parent_id=12345)))
+    other = store.add(attempt(ids[1], **candidate_fields()))
     with pytest.raises(UsageError, match="does not belong"):
         store.finish_run(ids[0], "improved", "", other)
 
@@ -134,12 +146,19 @@ def test_candidate_round_trip_with_exact_json(store):
         "text": 'Grüße ✓ "quoted" \n newline',
         "nested": {"a": [None, True, False, {"b": []}]},
     }
-    parent = store.add_candidate(run_id, **candidate_fields(0))
-    fields = candidate_fields(1, parent_id=parent, verification=tricky, metrics={"nan": math.nan}, score=0.1 + 0.2,
-                              improvement_pct=-1e-12, wasm_sha256=SHA.upper())  # fmt: skip
-    cid = store.add_candidate(run_id, **fields)
+    parent = store.add(attempt(run_id, **candidate_fields(0)))
+    fields = candidate_fields(
+        1,
+        parent_id=parent,
+        verification=tricky,
+        metrics={"nan": math.nan},
+        score=0.1 + 0.2,
+        improvement_pct=-1e-12,
+        wasm_sha256=SHA.upper(),
+    )
+    cid = store.add(attempt(run_id, **fields))
     row = store.candidate(cid)
-    assert isinstance(row, CandidateRow) and row.id == cid and row.run_id == run_id
+    assert isinstance(row, Attempt) and row.id == cid and row.run_id == run_id
     for name, value in fields.items():
         if name not in ("verification", "metrics", "wasm_sha256"):
             assert getattr(row, name) == value, name
@@ -151,16 +170,18 @@ def test_candidate_round_trip_with_exact_json(store):
     with pytest.raises(UsageError, match="no candidate 999"):
         store.candidate(999)
     with pytest.raises(UsageError, match="JSON"):
-        store.add_candidate(run_id, **candidate_fields(2, metrics={"x": object()}))
+        store.add(attempt(run_id, **candidate_fields(2, metrics={"x": object()})))
 
 
 def test_seen_hashes_and_best_candidates(store):
     run_id, other = new_run(store), new_run(store, direction="max")
     for i in range(5):
-        store.add_candidate(run_id, **candidate_fields(i, score=[5.0, 1.0, 3.0, 1.0, None][i]))
-    store.add_candidate(run_id, **candidate_fields(9, source_hash="", status="no_code", score=None))
-    store.add_candidate(other, **candidate_fields(0, source_hash="elsewhere"))
-    assert store.seen_hashes(run_id) == {f"hash-{i}" for i in range(5)}  # empty hashes left out, other runs too
+        store.add(attempt(run_id, **candidate_fields(i, score=[5.0, 1.0, 3.0, 1.0, None][i])))
+    store.add(attempt(run_id, **candidate_fields(9, source_hash="", status="no_code", score=None)))
+    store.add(attempt(other, **candidate_fields(0, source_hash="elsewhere")))
+    assert store.seen_hashes(run_id) == {
+        f"hash-{i}" for i in range(5)
+    }  # empty hashes left out, other runs too
     best = store.best_candidates(run_id, 3)
     assert [c.score for c in best] == [1.0, 1.0, 3.0]
     assert best[0].id < best[1].id  # ties go to the earlier candidate
@@ -172,15 +193,22 @@ def test_seen_hashes_and_best_candidates(store):
 
 def test_results_and_best_improvement(store):
     run_id = new_run(store)
-    cid = store.add_candidate(run_id, **candidate_fields())
+    cid = store.add(attempt(run_id, **candidate_fields()))
     evidence = {"format": "synapse-ng/evidence/1", "aggregate": {"improvement_pct": 2.5000000000000004}}
     first = store.record_result(run_id, cid, "task_allocation", 2.5000000000000004, evidence, SHA)
     store.record_result(run_id, None, "task_allocation", 1.0, {}, "cd" * 32)
     store.record_result(run_id, None, "raft_consensus", 7.5, {}, "ef" * 32)
     results = store.results()
-    assert [r.id for r in results][0] == first and results[0].evidence == evidence and results[0].candidate_id == cid
+    assert (
+        [r.id for r in results][0] == first
+        and results[0].evidence == evidence
+        and results[0].candidate_id == cid
+    )
     assert [r.component for r in store.results("raft_consensus")] == ["raft_consensus"]
-    assert store.best_improvement_per_component() == {"raft_consensus": 7.5, "task_allocation": 2.5000000000000004}
+    assert store.best_improvement_per_component() == {
+        "raft_consensus": 7.5,
+        "task_allocation": 2.5000000000000004,
+    }
     with pytest.raises(UsageError, match="SHA-256"):
         store.record_result(run_id, cid, "task_allocation", 1.0, {}, "not-a-hash")
     with pytest.raises(UsageError, match="no candidate"):
@@ -208,13 +236,15 @@ def test_statistics_from_rows_survive_reopening(tmp_path):
             dict(operator="baseline", status="correct", generation_s=0.0, compile_s=9.0),  # not a generation
             dict(status="correct", generation_s=2.0, compile_s=1.0),
             dict(status="incorrect", stage="cases", generation_s=4.0, compile_s=3.0),
-            dict(status="rejected", stage="verify", generation_s=2.0, compile_s=2.0),  # compiled, then refused
+            dict(
+                status="rejected", stage="verify", generation_s=2.0, compile_s=2.0
+            ),  # compiled, then refused
             dict(status="compile_failed", stage="compile", generation_s=4.0, compile_s=2.0),
             dict(status="rejected", stage="policy", generation_s=2.0, compile_s=0.0),  # never compiled
             dict(status="duplicate", stage="dedup", generation_s=4.0, compile_s=0.0),
         ]
         for i, row in enumerate(rows):
-            store.add_candidate(run_id, **candidate_fields(i, **row))
+            store.add(attempt(run_id, **candidate_fields(i, **row)))
         store.record_result(run_id, None, "task_allocation", 4.25, {}, SHA)
         stats = store.statistics()
     with Store(tmp_path) as reopened:
@@ -237,6 +267,7 @@ def test_statistics_from_rows_survive_reopening(tmp_path):
 CHILD_WRITER = textwrap.dedent(
     """
     import sys
+    from synapse_ng.evolution.attempt import Attempt
     from synapse_ng.evolution.store import Store
 
     directory, run_id, count, tag = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
@@ -244,13 +275,13 @@ CHILD_WRITER = textwrap.dedent(
     print("ready", flush=True)
     sys.stdin.readline()  # wait for "go", so that writers really overlap
     for i in range(count):
-        candidate_id = store.add_candidate(
+        candidate_id = store.add(Attempt(
             run_id, island=i % 2, generation=i, parent_id=None, operator="llm-block", provider="local",
             model="qwen", tokens_in=i, tokens_out=i, language="rust", source=f"// {tag} {i}",
             source_hash=f"{tag}-{i}", status="correct", stage="done", message="", compile_log="",
             verification={"i": i}, metrics={"score": i / 7}, score=i / 7, improvement_pct=0.5,
             wasm_sha256=None, generation_s=0.1, compile_s=0.2, evaluation_s=0.3,
-        )
+        ))
         if i % 5 == 0:
             store.update_run_budget(run_id, i, i, i, float(i))
         print(candidate_id, flush=True)
@@ -295,7 +326,7 @@ def test_killed_writer_loses_nothing_it_committed(tmp_path):
         assert store.statistics()["total_generations"] == len(stored)
         # the resumed run carries on: same run, new ids after the old ones, dedup still knows the old sources
         assert {f"killed-{c.generation}" for c in stored.values()} == store.seen_hashes(run_id)
-        new_id = store.add_candidate(store.resume_run(run_id).run_id, **candidate_fields(0))
+        new_id = store.add(attempt(store.resume_run(run_id).run_id, **candidate_fields(0)))
         assert new_id > max(stored)
 
 
@@ -327,7 +358,7 @@ def test_threads_share_one_store(store):
     def write(tag: int) -> None:
         try:
             for i in range(25):
-                store.add_candidate(run_id, **candidate_fields(i, source_hash=f"{tag}-{i}"))
+                store.add(attempt(run_id, **candidate_fields(i, source_hash=f"{tag}-{i}")))
                 store.seen_hashes(run_id)
         except Exception as error:  # pragma: no cover - reported below
             errors.append(error)
@@ -379,7 +410,7 @@ def test_cleanup_keeps_the_newest_and_every_result_artifact(store):
         os.utime(store.artifact_path(sha), ns=(10**18 + i * 10**9, 10**18 + i * 10**9))
         shas.append(sha)
     store.record_result(run_id, None, "task_allocation", 3.0, {}, shas[0])
-    store.add_candidate(run_id, **candidate_fields(0, wasm_sha256=shas[1]))
+    store.add(attempt(run_id, **candidate_fields(0, wasm_sha256=shas[1])))
     store.record_result(run_id, None, "task_allocation", 1.0, {}, "cd" * 32)  # names a file that is not here
     assert store.referenced_artifacts() == {shas[0], shas[1], "cd" * 32}
     stale = store.artifacts_dir / ".deadbeef.tmp"
@@ -387,7 +418,9 @@ def test_cleanup_keeps_the_newest_and_every_result_artifact(store):
     os.utime(stale, (0, 0))
 
     removed = store.cleanup_artifacts(keep_latest=3)
-    assert sorted(removed) == sorted(shas[1:5])  # a candidate's reference does not protect it; a result's does
+    assert sorted(removed) == sorted(
+        shas[1:5]
+    )  # a candidate's reference does not protect it; a result's does
     left = {p.stem for p in store.artifacts_dir.iterdir()}
     assert left == {shas[0], *shas[5:]}
     assert store.cleanup_artifacts(keep_latest=3) == []

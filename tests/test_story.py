@@ -10,20 +10,44 @@ import subprocess
 import sys
 
 import pytest
+
 from llm_servers import LoopbackServer, Ok, OpenAIWire, Reply
 from node_helpers import GAP_PENALTY
 
-pytestmark = pytest.mark.timeout(420)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
 
 def test_the_demo_tells_the_whole_story_and_ends_with_the_upgrade_live_everywhere(tmp_path):
     server = LoopbackServer(OpenAIWire(), Ok(text=f"```rust\n{GAP_PENALTY}\n```"))
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "synapse_ng.cli", "demo", "--nodes", "3", "--provider", "openai_api", "--model", "scripted",
-             "--endpoint", server.url + "/v1", "--minutes", "0.5", "--deadline", "20", "--window", "2", "--data", str(tmp_path / "net")],
-            check=False, capture_output=True, text=True, timeout=400,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "synapse_ng.cli",
+                "demo",
+                "--nodes",
+                "3",
+                "--provider",
+                "openai_api",
+                "--model",
+                "scripted",
+                "--endpoint",
+                server.url + "/v1",
+                "--minutes",
+                "0.5",
+                "--deadline",
+                "20",
+                "--window",
+                "2",
+                "--data",
+                str(tmp_path / "net"),
+            ],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=400,
+        )
     finally:
         server.close()
     out = done.stdout
@@ -31,7 +55,10 @@ def test_the_demo_tells_the_whole_story_and_ends_with_the_upgrade_live_everywher
     for step in ("1. load", "2. immune system", "3. proposal", "4. governance", "5. rollout", "6. after"):
         assert step in out, (step, out[-2000:])
     assert "approved (3 yes, 0 no of 3" in out
-    before, after = (int(x) for x in re.search(r"the same probe on node 0: (\d+) bins .* against (\d+) bins", out).groups()[::-1])
+    before, after = (
+        int(x)
+        for x in re.search(r"the same probe on node 0: (\d+) bins .* against (\d+) bins", out).groups()[::-1]
+    )
     assert after < before
     assert "deployed on every node" in out and "live on 3/3 nodes" in out
     assert (tmp_path / "net" / "node0" / "node.sqlite3").exists()
@@ -44,10 +71,26 @@ def test_sigterm_stops_the_demo_and_its_whole_network(tmp_path):
 
     server = LoopbackServer(OpenAIWire(), Ok(text="no code here"))
     process = subprocess.Popen(
-        [sys.executable, "-m", "synapse_ng.cli", "demo", "--nodes", "2", "--provider", "openai_api", "--model", "scripted",
-         "--endpoint", server.url + "/v1", "--data", str(tmp_path / "net")],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "synapse_ng.cli",
+            "demo",
+            "--nodes",
+            "2",
+            "--provider",
+            "openai_api",
+            "--model",
+            "scripted",
+            "--endpoint",
+            server.url + "/v1",
+            "--data",
+            str(tmp_path / "net"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         lines = []
         while not any("1. load" in line for line in lines):
@@ -87,10 +130,28 @@ def _pid_of_node(data_dir) -> int:
 
 def _start_demo(tmp_path, server, nodes: int) -> tuple[subprocess.Popen, list[str], list[str]]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "synapse_ng.cli", "demo", "--nodes", str(nodes), "--provider", "openai_api", "--model", "scripted",
-         "--endpoint", server.url + "/v1", "--minutes", "0.5", "--data", str(tmp_path / "net")],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "synapse_ng.cli",
+            "demo",
+            "--nodes",
+            str(nodes),
+            "--provider",
+            "openai_api",
+            "--model",
+            "scripted",
+            "--endpoint",
+            server.url + "/v1",
+            "--minutes",
+            "0.5",
+            "--data",
+            str(tmp_path / "net"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines: list[str] = []
     while not any("1. load" in line for line in lines):
         line = process.stdout.readline()
@@ -131,17 +192,39 @@ def test_a_node_killed_mid_run_is_reported_and_the_demo_stops_cleanly(tmp_path):
 
 def test_a_node_whose_engine_fails_is_reported_and_the_demo_stops(tmp_path):
     """The model refuses every call (a 401): the engine gives up, and the story says so instead of waiting."""
-    server = LoopbackServer(OpenAIWire(), Reply(401, {"error": {"message": "invalid api key", "type": "auth"}}))
+    server = LoopbackServer(
+        OpenAIWire(), Reply(401, {"error": {"message": "invalid api key", "type": "auth"}})
+    )
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "synapse_ng.cli", "demo", "--nodes", "2", "--provider", "openai_api", "--model", "scripted",
-             "--endpoint", server.url + "/v1", "--minutes", "5", "--data", str(tmp_path / "net")],
-            capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "synapse_ng.cli",
+                "demo",
+                "--nodes",
+                "2",
+                "--provider",
+                "openai_api",
+                "--model",
+                "scripted",
+                "--endpoint",
+                server.url + "/v1",
+                "--minutes",
+                "5",
+                "--data",
+                str(tmp_path / "net"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     finally:
         server.close()
     out = done.stdout
     assert done.returncode == 10, out[-3000:] + done.stderr[-2000:]
-    assert "could not run its Evolutionary Engine for task_allocation:allocation_excess_pct" in out, out[-3000:]
+    assert "could not run its Evolutionary Engine for task_allocation:allocation_excess_pct" in out, out[
+        -3000:
+    ]
     assert re.search(r"the model failed \d+ times in a row", out) and "401" in out
     assert "stopping the other nodes" in out and "network stopped" in out

@@ -15,13 +15,20 @@ from synapse_ng.models import CodeLanguage
 from synapse_ng.toolchain import CompileOptions, CompileStatus, compile_source, find_rustc
 from synapse_ng.toolchain import rust as rust_module
 from synapse_ng.toolchain.isolate import ProcessLimits, run_isolated
-from synapse_ng.wasm.inspect import ExportSpec, WasmPolicy, inspect_wasm
+from synapse_ng.wasm.inspect import inspect_wasm
+from synapse_ng.wasm.policy import ExportSpec, WasmPolicy
 from synapse_ng.wasm.sandbox import Sandbox
 
 RUST_ADD = '#[no_mangle]\npub extern "C" fn add(a: i32, b: i32) -> i32 { a.wrapping_add(b) }\n'
 RUST_POWF = '#[no_mangle]\npub extern "C" fn cube_root(x: f64) -> f64 { x.powf(1.0 / 3.0) }\n'
-C_ADD = '#include <stdint.h>\n__attribute__((export_name("add"))) int32_t add(int32_t a, int32_t b) { return a + b; }\n'
-WAT_ADD = '(module (memory (export "memory") 1 1) (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))'
+C_ADD = (
+    "#include <stdint.h>\n"
+    '__attribute__((export_name("add"))) int32_t add(int32_t a, int32_t b) { return a + b; }\n'
+)
+WAT_ADD = (
+    '(module (memory (export "memory") 1 1)'
+    ' (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))'
+)
 ADD = ExportSpec("add", ("i32", "i32"), ("i32",))
 
 
@@ -53,7 +60,14 @@ def test_rust_uses_the_fixed_flags_and_declares_a_memory_maximum():
     result = compile_source(RUST_ADD, CodeLanguage.RUST, CompileOptions(max_memory_pages=32))
     assert result.ok, result.log
     command = " ".join(result.command)
-    for flag in ("--crate-type=cdylib", "opt-level=3", "lto=fat", "panic=abort", "codegen-units=1", "strip=symbols"):
+    for flag in (
+        "--crate-type=cdylib",
+        "opt-level=3",
+        "lto=fat",
+        "panic=abort",
+        "codegen-units=1",
+        "strip=symbols",
+    ):
         assert flag in command
     assert "rustc" in result.compiler_version
     memories = inspect_wasm(result.wasm).info.memories
@@ -75,7 +89,7 @@ def test_same_source_gives_the_same_bytes_whatever_the_temporary_directory():
 
 def test_same_c_source_gives_the_same_bytes_whatever_the_temporary_directory():
     # __FILE__ names the source as the compiler was given it: a relative name, the same on every voter.
-    source = C_ADD + 'const char *where(void) { return __FILE__; }\n'
+    source = C_ADD + "const char *where(void) { return __FILE__; }\n"
     options = CompileOptions(exports=("where",))
     first = compile_source(source, CodeLanguage.C, options)
     second = compile_source(source, CodeLanguage.C, options)
@@ -128,7 +142,7 @@ def test_c_exports_named_by_the_abi_without_an_attribute():
 
 
 def test_a_wat_syntax_error_is_a_failed_compile():
-    result = compile_source("(module (func (export \"f\") (result i32) i32.const))", CodeLanguage.WAT)
+    result = compile_source('(module (func (export "f") (result i32) i32.const))', CodeLanguage.WAT)
     assert result.status is CompileStatus.FAILED
     assert result.log
 
@@ -164,7 +178,9 @@ def test_a_compile_that_runs_forever_is_stopped_at_the_time_limit():
 
 
 def test_a_compile_that_eats_memory_is_killed_at_the_memory_limit():
-    result = compile_source(EXPONENTIAL_MACRO, CodeLanguage.RUST, CompileOptions(timeout_s=60, memory_bytes=768 << 20))
+    result = compile_source(
+        EXPONENTIAL_MACRO, CodeLanguage.RUST, CompileOptions(timeout_s=60, memory_bytes=768 << 20)
+    )
     assert result.status is CompileStatus.KILLED, result.log
     assert "resource limit" in result.log
     assert result.duration_s < 60
@@ -206,7 +222,9 @@ def test_a_timeout_kills_the_whole_process_group(tmp_path):
 
 def test_the_memory_limit_applies_to_the_child(tmp_path):
     allocate = "x = bytearray(1 << 30); print('allocated')"
-    outcome = run_isolated([sys.executable, "-c", allocate], str(tmp_path), ProcessLimits(timeout_s=30, memory_bytes=256 << 20))
+    outcome = run_isolated(
+        [sys.executable, "-c", allocate], str(tmp_path), ProcessLimits(timeout_s=30, memory_bytes=256 << 20)
+    )
     assert outcome.returncode != 0
     assert "allocated" not in outcome.stdout
     assert "MemoryError" in outcome.stderr
@@ -265,7 +283,7 @@ def _rustc_without_target(tmp_path):
 
 def test_a_rust_program_that_allocates_forever_stops_at_the_memory_limit():
     source = (
-        "#[no_mangle]\npub extern \"C\" fn hog() -> i32 {\n"
+        '#[no_mangle]\npub extern "C" fn hog() -> i32 {\n'
         "    let mut blocks: Vec<Vec<u8>> = Vec::new();\n"
         "    loop { blocks.push(vec![1u8; 60_000]); if blocks.len() == usize::MAX { return 0; } }\n"
         "}\n"
@@ -280,7 +298,7 @@ def test_a_rust_program_that_allocates_forever_stops_at_the_memory_limit():
 
 def test_a_rust_program_that_recurses_forever_overflows_the_wasm_stack():
     source = (
-        "#[no_mangle]\npub extern \"C\" fn deep(n: i32) -> i32 {\n"
+        '#[no_mangle]\npub extern "C" fn deep(n: i32) -> i32 {\n'
         "    if n == i32::MIN { return 0; }\n"
         "    let r = deep(n.wrapping_add(1)); r.wrapping_mul(3).wrapping_add(n)\n"
         "}\n"

@@ -9,8 +9,8 @@ import re
 import pytest
 
 from synapse_ng.components import assemble, get_component
-from synapse_ng.evolution.edits import tokenize
 from synapse_ng.evolution.tuning import Literal, can_retune, numeric_literals, retune
+from synapse_ng.languages import tokenize
 from synapse_ng.models import CodeLanguage
 from synapse_ng.toolchain import compile_source
 
@@ -20,7 +20,9 @@ WAT = CodeLanguage.WAT
 
 # An evolved task_allocation block of the kind the search keeps: constants worth tuning, plus numbers
 # in comments and strings that must never move, and integers that are structure, not constants.
-EVOLVED = """/// Best fit, with a penalty for small leftover gaps (below 0.15 * item + 2) and a bonus of 1e3 for exact fits.
+EVOLVED = (
+    "/// Best fit, with a penalty for small leftover gaps (below 0.15 * item + 2) and a bonus of 1e3"
+    """ for exact fits.
 fn priority(item: f64, bins: &[f64]) -> Vec<f64> {
     const EXACT_BONUS: f64 = 1.0e3;
     let label = "gap 7.5 of 100";
@@ -43,6 +45,7 @@ fn priority(item: f64, bins: &[f64]) -> Vec<f64> {
     scores
 }
 """
+)
 
 
 def _numbers(block: str, language=RUST) -> list[tuple[int, str]]:
@@ -74,7 +77,8 @@ def test_literal_forms_and_what_is_not_a_literal():
         "    let x1 = t.0 as u64 + t.1 as u64;  // 42\n"
         "    let s = \"3.5\"; let c = '7';\n"
         "    let r = 0..10;\n"
-        "    x1 + 0x1F + 0b101 + 0o17 + 1e-3 as u64 + 2.5E+3_f32 as u64 + 7i64 as u64 + 1. as u64 + r.len() as u64 + 9.max(3)\n"
+        "    x1 + 0x1F + 0b101 + 0o17 + 1e-3 as u64 + 2.5E+3_f32 as u64 + 7i64 as u64 + 1. as u64"
+        " + r.len() as u64 + 9.max(3)\n"
         "}\n"
     )
     found = [(lit.text, lit.value, lit.is_float) for lit in numeric_literals(block, RUST)]
@@ -95,7 +99,8 @@ def test_literal_forms_and_what_is_not_a_literal():
 
 def test_c_and_wat_literals():
     c_block = (
-        "#define K 0.5f\n#if 2\n#endif\nstatic double w[3] = {1.5, .25, 1e-3};\nint f(void) { return 10UL + 017 + 0x1Fu; } // 9\n"
+        "#define K 0.5f\n#if 2\n#endif\nstatic double w[3] = {1.5, .25, 1e-3};\n"
+        "int f(void) { return 10UL + 017 + 0x1Fu; } // 9\n"
     )
     assert [(lit.text, lit.value, lit.is_float) for lit in numeric_literals(c_block, C)] == [
         ("0.5f", 0.5, True),
@@ -123,10 +128,12 @@ def test_retune_changes_only_tunable_literals_and_keeps_their_syntax():
         assert tuned is not None and tuned != EVOLVED
         before, after = tokenize(EVOLVED, RUST), tokenize(tuned, RUST)
         assert len(before) == len(after)
-        changed = [(a.text, b.text) for a, b in zip(before, after) if a.text != b.text]
+        changed = [(a.text, b.text) for a, b in zip(before, after, strict=True) if a.text != b.text]
         assert 1 <= len(changed) <= 3
         for (old_kind, new_kind), (old, new) in zip(
-            [(a.kind, b.kind) for a, b in zip(before, after) if a.text != b.text], changed
+            [(a.kind, b.kind) for a, b in zip(before, after, strict=True) if a.text != b.text],
+            changed,
+            strict=True,
         ):
             assert old_kind == new_kind == "number"
             assert old in tunable, f"{old} is not a constant to tune"
@@ -146,14 +153,20 @@ def test_retune_changes_only_tunable_literals_and_keeps_their_syntax():
                 assert 0.5 * float(old) * 0.8 <= float(new) <= 2 * float(old) * 1.2
             changed_any.add(old)
         # Comments and strings are untouched.
-        assert '"gap 7.5 of 100"' in tuned and "// 0.5 would be too much" in tuned and "/* old: score *= 2.0; */" in tuned
+        assert (
+            '"gap 7.5 of 100"' in tuned
+            and "// 0.5 would be too much" in tuned
+            and "/* old: score *= 2.0; */" in tuned
+        )
         assert "(below 0.15 * item + 2) and a bonus of 1e3" in tuned
     assert changed_any == tunable  # over 40 seeds every constant gets its turn
 
 
 def test_retune_is_deterministic_per_seed():
     assert retune(EVOLVED, RUST, random.Random(7)) == retune(EVOLVED, RUST, random.Random(7))
-    assert retune(EVOLVED, RUST, random.Random(7), count=2) == retune(EVOLVED, RUST, random.Random(7), count=2)
+    assert retune(EVOLVED, RUST, random.Random(7), count=2) == retune(
+        EVOLVED, RUST, random.Random(7), count=2
+    )
     outputs = {retune(EVOLVED, RUST, random.Random(seed)) for seed in range(10)}
     assert len(outputs) == 10
 
@@ -161,20 +174,26 @@ def test_retune_is_deterministic_per_seed():
 @pytest.mark.parametrize("count", [1, 2, 3])
 def test_retune_count(count):
     tuned = retune(EVOLVED, RUST, random.Random(count), count=count)
-    changed = [a for a, b in zip(_numbers(EVOLVED), _numbers(tuned)) if a[1] != b[1]]
+    changed = [a for a, b in zip(_numbers(EVOLVED), _numbers(tuned), strict=False) if a[1] != b[1]]
     assert len(changed) == count
 
 
 def test_retune_without_constants_is_none():
     baseline = get_component("task_allocation").baseline_block(RUST)
     assert retune(baseline, RUST, random.Random(0)) is None
-    structure_only = "fn f(v: &[u32]) -> u32 {\n    let mut s = 0; // 0.5\n    for i in 1..v.len() { s += v[i - 1]; }\n    s\n}\n"
+    structure_only = (
+        "fn f(v: &[u32]) -> u32 {\n    let mut s = 0; // 0.5\n    for i in 1..v.len() { s += v[i - 1]; }\n"
+        "    s\n}\n"
+    )
     assert retune(structure_only, RUST, random.Random(0)) is None
     assert retune("fn f() -> u32 { 0xFF }", RUST, random.Random(0)) is None
 
 
 def test_retune_c_and_wat():
-    c_block = "#define WEIGHT 0.75\nvoid priority(double item, const double *bins, int n, double *scores) {\n    for (int k = 0; k < n; k++) scores[k] = -(bins[k] - item) * WEIGHT + 12.5f; /* 3.0 */\n}\n"
+    c_block = (
+        "#define WEIGHT 0.75\nvoid priority(double item, const double *bins, int n, double *scores) {\n"
+        "    for (int k = 0; k < n; k++) scores[k] = -(bins[k] - item) * WEIGHT + 12.5f; /* 3.0 */\n}\n"
+    )
     tuned = retune(c_block, C, random.Random(3), count=2)
     assert tuned.startswith(("#define WEIGHT 0.", "#define WEIGHT 1."))
     assert re.search(r"\+ [0-9]+\.[0-9]+f; /\* 3\.0 \*/", tuned)
@@ -192,16 +211,29 @@ def test_a_retuned_block_still_compiles():
 
 
 def test_a_wide_scale_jumps_further_and_a_narrow_one_is_refused():
-    block = "fn priority(item: f64, bins: &[f64]) -> Vec<f64> { bins.iter().map(|&r| -(r - item) - 50.0).collect() }"
-    narrow = {float(re.search(r"- ([0-9.]+)\)", retune(block, RUST, random.Random(s), count=1)).group(1)) for s in range(200)}
-    wide = {float(re.search(r"- ([0-9.]+)\)", retune(block, RUST, random.Random(s), count=1, scale=10.0)).group(1)) for s in range(200)}
+    block = (
+        "fn priority(item: f64, bins: &[f64]) -> Vec<f64> {"
+        " bins.iter().map(|&r| -(r - item) - 50.0).collect() }"
+    )
+    narrow = {
+        float(re.search(r"- ([0-9.]+)\)", retune(block, RUST, random.Random(s), count=1)).group(1))
+        for s in range(200)
+    }
+    wide = {
+        float(
+            re.search(r"- ([0-9.]+)\)", retune(block, RUST, random.Random(s), count=1, scale=10.0)).group(1)
+        )
+        for s in range(200)
+    }
     assert 50.0 * 0.5 * 0.8 <= min(narrow) and max(narrow) <= 50.0 * 2 * 1.2
     assert min(wide) < 50.0 * 0.3 and max(wide) > 50.0 * 3.3  # factors well beyond [0.5, 2]
     # (the occasional Gaussian nudge is 5 % of the old value, so the low end can dip below 0.1 x)
     assert 0 < min(wide) and max(wide) <= 50.0 * 10 * 1.2
     # An integer's step stretches by log2(scale): 40 moves by at most 10 narrow, 33 wide.
     ints = "fn f(x: u32) -> u32 { x + 40 }"
-    steps = {int(retune(ints, RUST, random.Random(s), scale=10.0).split("+ ")[1].split()[0]) for s in range(200)}
+    steps = {
+        int(retune(ints, RUST, random.Random(s), scale=10.0).split("+ ")[1].split()[0]) for s in range(200)
+    }
     assert max(steps) > 50 and min(steps) < 30 and min(steps) >= 7
     with pytest.raises(ValueError, match="scale must be > 1"):
         retune(block, RUST, random.Random(0), scale=1.0)

@@ -32,7 +32,9 @@ class Msg:
 
     @property
     def id(self) -> str:
-        return hashlib.sha256(repr((self.author, self.created_at, sorted(self.body.items()), self.nonce)).encode()).hexdigest()
+        return hashlib.sha256(
+            repr((self.author, self.created_at, sorted(self.body.items()), self.nonce)).encode()
+        ).hexdigest()
 
 
 def node(i: int) -> str:
@@ -47,7 +49,9 @@ MEMBERS5 = [node(i) for i in range(5)]
 P = pid()
 
 
-def report(author: str, stage: int, ok: bool = True, at: float = 0.0, reason: str = "", nonce: str = "") -> Msg:
+def report(
+    author: str, stage: int, ok: bool = True, at: float = 0.0, reason: str = "", nonce: str = ""
+) -> Msg:
     return Msg(author, at, stage_report_body(P, stage, ok, {"excess_pct": 1.5, "calls": 10}, reason), nonce)
 
 
@@ -76,7 +80,15 @@ def test_plan_stages_partitions_members(n):
 
 @pytest.mark.parametrize(
     ("n", "sizes"),
-    [(1, [1]), (2, [1, 1]), (3, [1, 1, 1]), (5, [1, 2, 2]), (10, [1, 4, 5]), (20, [2, 8, 10]), (30, [3, 12, 15])],
+    [
+        (1, [1]),
+        (2, [1, 1]),
+        (3, [1, 1, 1]),
+        (5, [1, 2, 2]),
+        (10, [1, 4, 5]),
+        (20, [2, 8, 10]),
+        (30, [3, 12, 15]),
+    ],
 )
 def test_plan_stage_sizes(n, sizes):
     assert [len(s) for s in plan_stages(P, [node(i) for i in range(n)])] == sizes
@@ -128,10 +140,22 @@ def test_plan_stages_rejects_bad_members():
 
 
 def test_bodies_round_trip():
-    body = stage_report_body(P, 2, False, {"fuel_per_vote": 812.5, "traps": 0, "objective": None}, "regressed")
-    assert body == {"proposal_id": P, "stage": 2, "ok": False, "figures": {"fuel_per_vote": 812.5, "traps": 0, "objective": None}, "reason": "regressed"}
+    body = stage_report_body(
+        P, 2, False, {"fuel_per_vote": 812.5, "traps": 0, "objective": None}, "regressed"
+    )
+    assert body == {
+        "proposal_id": P,
+        "stage": 2,
+        "ok": False,
+        "figures": {"fuel_per_vote": 812.5, "traps": 0, "objective": None},
+        "reason": "regressed",
+    }
     validate_stage_report_body(body)
-    assert rollback_body(P, "operator said so", False) == {"proposal_id": P, "reason": "operator said so", "automatic": False}
+    assert rollback_body(P, "operator said so", False) == {
+        "proposal_id": P,
+        "reason": "operator said so",
+        "automatic": False,
+    }
 
 
 @pytest.mark.parametrize(
@@ -168,7 +192,9 @@ def test_body_validation_missing_and_wrong_type():
         validate_rollback_body({"proposal_id": P, "reason": "", "automatic": "yes"})
     with pytest.raises(RolloutError, match="2000"):
         rollback_body(P, "y" * 2001, True)
-    validate_stage_report_body({"proposal_id": P, "stage": 0, "ok": True, "figures": {}, "reason": "x" * 2000})
+    validate_stage_report_body(
+        {"proposal_id": P, "stage": 0, "ok": True, "figures": {}, "reason": "x" * 2000}
+    )
 
 
 # -------------------------------------------------------------------------------------- rollout
@@ -230,13 +256,20 @@ def test_not_ok_report_rolls_back_with_its_reason():
     assert all(status.needs_report(m) is None for m in MEMBERS5)
     # an empty reason still yields an explanation
     bare = rollout_status(P, MEMBERS5, [report(first[0], 0, ok=False, at=1)], [])
-    assert bare.state == "rolled_back" and "stage 0 report" in bare.rollback_reason and "not ok" in bare.rollback_reason
+    assert (
+        bare.state == "rolled_back"
+        and "stage 0 report" in bare.rollback_reason
+        and "not ok" in bare.rollback_reason
+    )
 
 
 def test_operator_rollback_mid_rollout():
     first, second, _ = plan_stages(P, MEMBERS5)
     msgs = [report(first[0], 0, at=10), report(second[0], 1, at=20), report(second[1], 1, at=40)]
-    rb = [rollback(second[1], "latency doubled on my dashboard", at=30), rollback(first[0], "later one", at=35)]
+    rb = [
+        rollback(second[1], "latency doubled on my dashboard", at=30),
+        rollback(first[0], "later one", at=35),
+    ]
     status = rollout_status(P, MEMBERS5, msgs, rb)
     assert status.state == "rolled_back"
     assert status.rollback_reason == "latency doubled on my dashboard"
@@ -361,7 +394,10 @@ def test_judge_window_ok_reasons():
 )
 def test_judge_window_objective_tolerance(direction, previous, current, tolerance, expected):
     ok, reason = judge_window(
-        WindowStats(calls=10, objective=previous), WindowStats(calls=10, objective=current), direction, tolerance_pct=tolerance
+        WindowStats(calls=10, objective=previous),
+        WindowStats(calls=10, objective=current),
+        direction,
+        tolerance_pct=tolerance,
     )
     assert ok is expected, reason
     if not expected:
@@ -369,9 +405,15 @@ def test_judge_window_objective_tolerance(direction, previous, current, toleranc
 
 
 def test_judge_window_reports_both_failures():
-    ok, reason = judge_window(WindowStats(calls=9, objective=10.0), WindowStats(calls=9, fallbacks=2, objective=12.0), "min")
+    ok, reason = judge_window(
+        WindowStats(calls=9, objective=10.0), WindowStats(calls=9, fallbacks=2, objective=12.0), "min"
+    )
     assert not ok
-    assert "0 traps, 2 fallbacks in the window" in reason and "worse by 20.00%" in reason and "12 vs 10" in reason
+    assert (
+        "0 traps, 2 fallbacks in the window" in reason
+        and "worse by 20.00%" in reason
+        and "12 vs 10" in reason
+    )
 
 
 def test_judge_window_rejects_bad_input():

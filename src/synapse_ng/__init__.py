@@ -8,8 +8,8 @@ from .models import (
     CodeLanguage,
     GeneratedCode,
     HealthIssue,
-    Inefficiency,
     InefficencyType,
+    Inefficiency,
     InefficiencyType,
     LLMProviderConfig,
 )

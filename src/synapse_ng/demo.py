@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from importlib.resources import files
+from typing import Any
 
 import click
 from rich.console import Console
@@ -17,16 +18,27 @@ from rich.table import Table
 
 from .models import CodeLanguage
 from .toolchain import CompileOptions, compile_source
-from .wasm.inspect import ExportSpec, WasmPolicy, inspect_wasm
+from .wasm.inspect import inspect_wasm
+from .wasm.policy import ExportSpec, WasmPolicy
 from .wasm.sandbox import Sandbox, SandboxLimits
 
 FIB_ARGUMENT = 90
 FIB_EXPORT = ExportSpec("fib", ("i32",), ("i64",))
 SAMPLES = {CodeLanguage.RUST: "fib.rs", CodeLanguage.C: "fib.c", CodeLanguage.WAT: "fib.wat"}
 
-HOSTILE_RUST = 'const SECRET: &str = include_str!("/etc/passwd");\n#[no_mangle]\npub extern "C" fn fib(n: i32) -> i64 { SECRET.len() as i64 + n as i64 }\n'
-HOSTILE_IMPORT = '(module (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32))) (memory 1 1))'
-HOSTILE_LOOP = '(module (memory 1 1) (func (export "fib") (param i32) (result i64) (loop $forever (br $forever)) (i64.const 0)))'
+HOSTILE_RUST = (
+    'const SECRET: &str = include_str!("/etc/passwd");\n'
+    "#[no_mangle]\n"
+    'pub extern "C" fn fib(n: i32) -> i64 { SECRET.len() as i64 + n as i64 }\n'
+)
+HOSTILE_IMPORT = (
+    '(module (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))'
+    " (memory 1 1))"
+)
+HOSTILE_LOOP = (
+    '(module (memory 1 1) (func (export "fib") (param i32) (result i64)'
+    " (loop $forever (br $forever)) (i64.const 0)))"
+)
 
 
 def reference_fib(n: int) -> int:
@@ -55,10 +67,22 @@ class SampleRun:
 def _run_sample(language: CodeLanguage) -> SampleRun:
     source = files("synapse_ng.samples").joinpath(SAMPLES[language]).read_text()
     compiled = compile_source(source, language, CompileOptions())
-    run = SampleRun(language.value, compiled.ok, compiled.status.value, compiled.size, compiled.sha256, compiled.duration_s, False, None, None, False)
+    run = SampleRun(
+        language.value,
+        compiled.ok,
+        compiled.status.value,
+        compiled.size,
+        compiled.sha256,
+        compiled.duration_s,
+        False,
+        None,
+        None,
+        False,
+    )
     if not compiled.ok:
         run.problem = compiled.log
         return run
+    assert compiled.wasm is not None  # a successful compile always carries its module
     report = inspect_wasm(compiled.wasm, WasmPolicy(required_exports=(FIB_EXPORT,)))
     run.verified = report.ok
     if not report.ok:
@@ -89,6 +113,7 @@ def _guards() -> list[dict]:
         }
     )
     wasm = compile_source(HOSTILE_IMPORT, CodeLanguage.WAT).wasm
+    assert wasm is not None  # valid WAT: the import is legal WASM, only the policy forbids it
     report = inspect_wasm(wasm, WasmPolicy(required_exports=(FIB_EXPORT,)))
     guards.append(
         {
@@ -98,7 +123,9 @@ def _guards() -> list[dict]:
             "detail": "; ".join(report.reasons),
         }
     )
-    loop = Sandbox(compile_source(HOSTILE_LOOP, CodeLanguage.WAT).wasm, SandboxLimits(fuel=50_000_000)).run("fib", 1)
+    loop_wasm = compile_source(HOSTILE_LOOP, CodeLanguage.WAT).wasm
+    assert loop_wasm is not None  # valid WAT: only running it forever is hostile
+    loop = Sandbox(loop_wasm, SandboxLimits(fuel=50_000_000)).run("fib", 1)
     guards.append(
         {
             "attack": "an infinite loop",
@@ -119,7 +146,12 @@ def _measured_evaluation() -> dict:
     component = get_component("task_allocation")
     block = files("synapse_ng.samples").joinpath("funsearch_weibull.rs").read_text()
     evaluation = evaluate(component, block)
-    result = {"correct": evaluation.correct, "message": evaluation.message, "workloads": [], "reproduced": False}
+    result: dict[str, Any] = {
+        "correct": evaluation.correct,
+        "message": evaluation.message,
+        "workloads": [],
+        "reproduced": False,
+    }
     for w in evaluation.workloads:
         result["workloads"].append(
             {
@@ -131,10 +163,12 @@ def _measured_evaluation() -> dict:
             }
         )
     if evaluation.correct:
-        from .evolution.build import build_candidate
+        from .evolution.build import BuiltModule, build_candidate
 
-        wasm = build_candidate(component, block).wasm
-        result["reproduced"] = reproduce(evaluation.evidence, wasm).confirmed
+        built = build_candidate(component, block)
+        # a correct evaluation built the same block, and always records its evidence
+        assert isinstance(built, BuiltModule) and evaluation.evidence is not None
+        result["reproduced"] = reproduce(evaluation.evidence, built.wasm).confirmed
     return result
 
 
@@ -142,13 +176,27 @@ def run_demo(as_json: bool = False) -> int:
     samples = [_run_sample(language) for language in SAMPLES]
     guards = _guards()
     measured = _measured_evaluation()
-    ok = all(sample.correct for sample in samples) and all(guard["stopped"] for guard in guards) and measured["reproduced"]
+    ok = (
+        all(sample.correct for sample in samples)
+        and all(guard["stopped"] for guard in guards)
+        and measured["reproduced"]
+    )
     if as_json:
-        click.echo(json.dumps({"ok": ok, "samples": [vars(s) for s in samples], "guards": guards, "evaluation": measured}, indent=2))
+        click.echo(
+            json.dumps(
+                {"ok": ok, "samples": [vars(s) for s in samples], "guards": guards, "evaluation": measured},
+                indent=2,
+            )
+        )
         return 0 if ok else 1
     console = Console(width=max(Console().width, 120))
-    console.print(f"[bold]synapse-ng pipeline demo[/bold]: fib({FIB_ARGUMENT}) compiled, verified and run in each language\n")
-    table = Table("language", "compile", "size", "sha256", "verified", f"fib({FIB_ARGUMENT})", "fuel", "correct")
+    console.print(
+        f"[bold]synapse-ng pipeline demo[/bold]: fib({FIB_ARGUMENT}) compiled, verified and run "
+        "in each language\n"
+    )
+    table = Table(
+        "language", "compile", "size", "sha256", "verified", f"fib({FIB_ARGUMENT})", "fuel", "correct"
+    )
     for s in samples:
         table.add_row(
             s.language,
@@ -164,17 +212,28 @@ def run_demo(as_json: bool = False) -> int:
     console.print("\n[bold]guards[/bold]: hostile programs and what stopped them")
     for guard in guards:
         mark = "[green]stopped[/green]" if guard["stopped"] else "[red]NOT STOPPED[/red]"
-        console.print(f"  {mark} {escape(guard['attack'])}\n      by {guard['by']}: {escape(guard['detail'])}")
+        console.print(
+            f"  {mark} {escape(guard['attack'])}\n      by {guard['by']}: {escape(guard['detail'])}"
+        )
     console.print(
-        "\n[bold]measured evaluation[/bold]: FunSearch's published Weibull heuristic (as an EVOLVE block) against the "
+        "\n[bold]measured evaluation[/bold]: FunSearch's published Weibull heuristic "
+        "(as an EVOLVE block) against the "
         "shipped best fit, on the held-out test sets, in one run"
     )
     for w in measured["workloads"]:
         console.print(
-            f"  {w['id']:<11} best fit {w['baseline_bins']:8.1f} bins ({w['baseline_excess_pct']:.2f} % over L1)   "
+            f"  {w['id']:<11} best fit {w['baseline_bins']:8.1f} bins "
+            f"({w['baseline_excess_pct']:.2f} % over L1)   "
             f"candidate {w['candidate_bins']:8.1f} bins ({w['candidate_excess_pct']:.2f} %)"
         )
     verdict = "confirmed bit for bit" if measured["reproduced"] else "[red]NOT reproduced[/red]"
     console.print(f"  evidence re-run from scratch (as a voting node would): {verdict}")
-    console.print("\n" + ("[green]all samples correct, every attack stopped, the evidence reproduces[/green]" if ok else "[red]the demo found a problem[/red]"))
+    console.print(
+        "\n"
+        + (
+            "[green]all samples correct, every attack stopped, the evidence reproduces[/green]"
+            if ok
+            else "[red]the demo found a problem[/red]"
+        )
+    )
     return 0 if ok else 1

@@ -6,7 +6,15 @@
     │   ├── CompilerNotFound      no compiler binary at all                             (exit 2)
     │   └── TargetMissing         a compiler, but without the wasm32 target            (exit 4)
     ├── EngineFailed              the engine could not work: its model kept failing     (exit 1)
-    └── SandboxError              the sandbox itself could not be set up                (exit 1)
+    ├── SandboxError              the sandbox itself could not be set up                (exit 1)
+    ├── LLMError                  a model provider failed (llm/base.py)                 (exit 1)
+    └── InvalidInput              input from outside that cannot be right: a message,   (exit 1)
+                                  a file, a plan, a target (also a ValueError)
+          EnvelopeError, IdentityError, ProposalError, RolloutError, TargetError, ... each where its
+          input is read; the message says what was wrong and what to do
+
+Every public exception of the package derives from SynapseError, so a caller can catch the package's
+errors in one clause; the `InvalidInput` ones are also ValueErrors because that is what they are.
 
 Results that a candidate program earns (it did not compile, the policy rejected it, the checks
 rejected the module, it trapped) are *not* exceptions: they come back as typed result objects,
@@ -63,3 +71,7 @@ class SandboxError(SynapseError):
     """The sandbox could not be built (bad limits, an engine that refuses the configuration)."""
 
     exit_code = EXIT_USAGE
+
+
+class InvalidInput(SynapseError, ValueError):
+    """Input from outside the process (a peer's message, a file, an operator's plan) that cannot be right."""

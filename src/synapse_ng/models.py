@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
+from typing import Protocol
 
 
 class CodeLanguage(str, Enum):
@@ -16,7 +17,7 @@ class CodeLanguage(str, Enum):
     ASSEMBLYSCRIPT = "assemblyscript"
 
     @classmethod
-    def from_name(cls, name: str) -> "CodeLanguage":
+    def from_name(cls, name: str) -> CodeLanguage:
         try:
             return cls(name.lower())
         except ValueError:
@@ -77,7 +78,7 @@ InefficencyType = InefficiencyType  # the seed's spelling, kept so its callers k
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat()
+    return datetime.now(UTC).isoformat()
 
 
 @dataclass
@@ -121,7 +122,9 @@ class HealthIssue:
         try:
             return SEVERITY_LEVELS[self.severity.lower()]
         except KeyError:
-            raise ValueError(f"unknown severity {self.severity!r}; use one of {', '.join(SEVERITY_LEVELS)}") from None
+            raise ValueError(
+                f"unknown severity {self.severity!r}; use one of {', '.join(SEVERITY_LEVELS)}"
+            ) from None
 
 
 @dataclass
@@ -148,3 +151,20 @@ class GeneratedCode:
     @property
     def eligible_for_deployment(self) -> bool:
         return self.measured and self.evidence is not None and (self.estimated_improvement or 0) > 0
+
+
+class SignedMessage(Protocol):
+    """What governance and rollouts read of a signed message (node.envelope.Envelope fits). Read-only
+    properties, so that a frozen dataclass fits."""
+
+    @property
+    def author(self) -> str: ...
+
+    @property
+    def created_at(self) -> float: ...
+
+    @property
+    def body(self) -> dict: ...
+
+    @property
+    def id(self) -> str: ...

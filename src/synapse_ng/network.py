@@ -70,7 +70,15 @@ def free_port() -> int:
 
 
 class LocalNetwork:
-    def __init__(self, root: Path, nodes: int = 3, *, base_port: int | None = None, overrides: dict | None = None, env: dict | None = None):
+    def __init__(
+        self,
+        root: Path,
+        nodes: int = 3,
+        *,
+        base_port: int | None = None,
+        overrides: dict | None = None,
+        env: dict | None = None,
+    ):
         if not 1 <= nodes <= 64:
             raise UsageError(f"a local network has 1..64 nodes, not {nodes}")
         self.root = Path(root)
@@ -101,8 +109,12 @@ class LocalNetwork:
     def prepare(self) -> None:
         existing = self.dir(0) / CONFIG_FILE
         if existing.exists():
-            self.ports = [json.loads((self.dir(i) / CONFIG_FILE).read_text())["port"] for i in range(self.count)]
-            self.ids = [Identity.load_or_create(self.dir(i) / "identity.key").node_id for i in range(self.count)]
+            self.ports = [
+                json.loads((self.dir(i) / CONFIG_FILE).read_text())["port"] for i in range(self.count)
+            ]
+            self.ids = [
+                Identity.load_or_create(self.dir(i) / "identity.key").node_id for i in range(self.count)
+            ]
             return
         self.ports = [self.base_port + i if self.base_port else free_port() for i in range(self.count)]
         for i in range(self.count):
@@ -113,20 +125,28 @@ class LocalNetwork:
         members = [{"node_id": self.ids[i], "url": self.url(i)} for i in range(self.count)]
         for i in range(self.count):
             (self.dir(i) / MEMBERS_FILE).write_text(json.dumps(members, indent=2) + "\n")
-            config = NodeConfig(data_dir=str(self.dir(i)), port=self.ports[i], peers=[self.url(j) for j in range(self.count) if j != i])
+            config = NodeConfig(
+                data_dir=str(self.dir(i)),
+                port=self.ports[i],
+                peers=[self.url(j) for j in range(self.count) if j != i],
+            )
             for key, value in self.overrides.items():
                 setattr(config, key, value)
             config.save()
 
     def start(self, indices: list[int] | None = None) -> None:
         for i in indices if indices is not None else range(self.count):
-            if self.processes[i] is not None and self.processes[i].poll() is None:
+            running = self.processes[i]
+            if running is not None and running.poll() is None:
                 continue
             with open(self.log(i), "ab") as log:
                 self.processes[i] = subprocess.Popen(
                     [sys.executable, "-m", "synapse_ng.cli", "node", "run", "--data", str(self.dir(i))],
-                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, **self.env},
-                )  # fmt: skip
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    env={**os.environ, **self.env},
+                )
 
     def wait_ready(self, timeout_s: float = 120.0, indices: list[int] | None = None) -> None:
         deadline = time.monotonic() + timeout_s
@@ -134,7 +154,13 @@ class LocalNetwork:
             while True:
                 process = self.processes[i]
                 if process is not None and process.poll() is not None:
-                    raise NodeFailed(i, self.url(i), describe_exit(process.returncode) + " while starting", self.log(i), log_tail(self.log(i)))
+                    raise NodeFailed(
+                        i,
+                        self.url(i),
+                        describe_exit(process.returncode) + " while starting",
+                        self.log(i),
+                        log_tail(self.log(i)),
+                    )
                 try:
                     if httpx.get(self.url(i) + "/api/identity", timeout=2.0).status_code == 200:
                         break
@@ -152,7 +178,9 @@ class LocalNetwork:
         `kill` or `stop` is not watched any more)."""
         for i, process in enumerate(self.processes):
             if process is not None and process.poll() is not None:
-                raise NodeFailed(i, self.url(i), describe_exit(process.returncode), self.log(i), log_tail(self.log(i)))
+                raise NodeFailed(
+                    i, self.url(i), describe_exit(process.returncode), self.log(i), log_tail(self.log(i))
+                )
 
     def check_engines(self) -> None:
         """Raise NodeFailed for the first node whose immune system reports an engine failure (an
@@ -167,7 +195,9 @@ class LocalNetwork:
                 continue
             for action in actions:
                 if action["kind"] == "evolve_error":
-                    what = f"could not run its Evolutionary Engine for {action['issue_key']}: {action['detail']}"
+                    what = (
+                        f"could not run its Evolutionary Engine for {action['issue_key']}: {action['detail']}"
+                    )
                     raise NodeFailed(i, self.url(i), what, self.log(i), log_tail(self.log(i)))
 
     def kill(self, index: int) -> None:
@@ -183,7 +213,8 @@ class LocalNetwork:
         self.wait_ready(indices=[index])
 
     def stop(self) -> None:
-        """SIGTERM to every node (uvicorn shuts down cleanly), SIGKILL to any still alive after a grace period."""
+        """SIGTERM to every node (uvicorn shuts down cleanly), SIGKILL to any still alive
+        after a grace period."""
         for process in self.processes:
             if process is not None and process.poll() is None:
                 process.send_signal(signal.SIGTERM)

@@ -5,8 +5,8 @@
 1. start N node processes on loopback (embedded defaults unless a provider is given);
 2. measure a fixed set of task batches on node 0 (the "before" figure), then keep every node busy with
    task batches (Weibull and uniform item sizes), which their task_allocation packs;
-3. the immune system sees the packing's excess over the L2 lower bound (Martello and Toth) stay above its target for three
-   checks in a row, and the node designated for that issue runs the Evolutionary Engine;
+3. the immune system sees the packing's excess over the L2 lower bound (Martello and Toth) stay above its
+   target for three checks in a row, and the node designated for that issue runs the Evolutionary Engine;
 4. the winning candidate, measured on held-out workloads, becomes a code_upgrade proposal; every node
    re-verifies it (hash, static checks, correctness, evidence re-run) and votes;
 5. once approved it rolls out in stages, each watched for a health window;
@@ -38,7 +38,9 @@ POLL_S = 1.0
 
 def probe_batches(seed: int = 20261126) -> list[tuple[int, list[int]]]:
     rng = random.Random(seed)
-    weibull = [(100, [min(100, max(1, round(rng.weibullvariate(45.0, 3.0)))) for _ in range(1000)]) for _ in range(3)]
+    weibull = [
+        (100, [min(100, max(1, round(rng.weibullvariate(45.0, 3.0)))) for _ in range(1000)]) for _ in range(3)
+    ]
     uniform = [(150, [rng.randint(20, 100) for _ in range(500)]) for _ in range(3)]
     return weibull + uniform
 
@@ -47,11 +49,18 @@ def _pack(url: str, batches, headers: dict) -> dict:
     bins = bound = 0
     versions = set()
     for capacity, items in batches:
-        result = httpx.post(url + "/api/tasks", json={"capacity": capacity, "items": items}, headers=headers, timeout=120).json()
+        result = httpx.post(
+            url + "/api/tasks", json={"capacity": capacity, "items": items}, headers=headers, timeout=120
+        ).json()
         bins += result["bins"]
         bound += result["lower_bound"]
         versions.add(result["version"])
-    return {"bins": bins, "bound": bound, "excess_pct": 100.0 * (bins - bound) / bound, "versions": sorted(versions)}
+    return {
+        "bins": bins,
+        "bound": bound,
+        "excess_pct": 100.0 * (bins - bound) / bound,
+        "versions": sorted(versions),
+    }
 
 
 class _Load(threading.Thread):
@@ -71,11 +80,18 @@ class _Load(threading.Thread):
                 index = rng.randrange(len(self.urls))
                 url = self.urls[index]
                 if rng.random() < 0.5:
-                    capacity, items = 100, [min(100, max(1, round(rng.weibullvariate(45.0, 3.0)))) for _ in range(1000)]
+                    capacity, items = (
+                        100,
+                        [min(100, max(1, round(rng.weibullvariate(45.0, 3.0)))) for _ in range(1000)],
+                    )
                 else:
                     capacity, items = 150, [rng.randint(20, 100) for _ in range(500)]
                 try:
-                    client.post(url + "/api/tasks", json={"capacity": capacity, "items": items}, headers=self.headers[index])
+                    client.post(
+                        url + "/api/tasks",
+                        json={"capacity": capacity, "items": items},
+                        headers=self.headers[index],
+                    )
                     self.batches += 1
                 except httpx.HTTPError:
                     pass
@@ -98,14 +114,27 @@ def run_story(
     say = console.print
     root = Path(data) if data else Path(tempfile.mkdtemp(prefix="synapse-story-"))
     overrides = {
-        "deadline_s": deadline_s, "grace_s": 1.0, "anti_entropy_interval_s": 1.0, "immune_interval_s": 3.0, "chronic_after": 3,
-        "health_window_s": window_s, "evolve": True, "llm_provider": provider, "llm_model": model, "llm_endpoint": endpoint,
-        "evolve_minutes": minutes, "evolve_samples": 100_000, "targets": {"allocation_excess_pct": 3.0},
-    }  # fmt: skip
+        "deadline_s": deadline_s,
+        "grace_s": 1.0,
+        "anti_entropy_interval_s": 1.0,
+        "immune_interval_s": 3.0,
+        "chronic_after": 3,
+        "health_window_s": window_s,
+        "evolve": True,
+        "llm_provider": provider,
+        "llm_model": model,
+        "llm_endpoint": endpoint,
+        "evolve_minutes": minutes,
+        "evolve_samples": 100_000,
+        "targets": {"allocation_excess_pct": 3.0},
+    }
     net = LocalNetwork(root, nodes, overrides=overrides)
     started = time.monotonic()
-    say(f"[bold]synapse-ng[/bold]: a network that rewrites its own hot code. {nodes} nodes, model: "
-        f"{provider}{'/' + model if model else ' (embedded Qwen2.5-Coder-1.5B)' if provider == 'local' else ''}; data in {root}")  # fmt: skip
+    model_text = "/" + model if model else " (embedded Qwen2.5-Coder-1.5B)" if provider == "local" else ""
+    say(
+        f"[bold]synapse-ng[/bold]: a network that rewrites its own hot code. {nodes} nodes, model: "
+        f"{provider}{model_text}; data in {root}"
+    )
     net.prepare()
     net.start()
     load = _Load(net.urls, [net.operator_headers(i) for i in range(net.count)])
@@ -142,21 +171,35 @@ def _tell(net: LocalNetwork, say, started: float, minutes: float, load: _Load) -
         say(f"  node {i}  {url}  id {net.ids[i][:12]}")
     batches = probe_batches()
     before = _pack(net.url(0), batches, net.operator_headers(0))
-    say(f"\n[bold]1. load[/bold]: every node packs task batches with its live task_allocation ({before['versions'][0]}, best fit). "
-        f"Probe on node 0: {before['bins']} bins for an L2 lower bound of {before['bound']}: {before['excess_pct']:.2f} % over the bound "
-        f"(the immune system's target: at most 3.00 %)")  # fmt: skip
+    say(
+        "\n[bold]1. load[/bold]: every node packs task batches with its live task_allocation "
+        f"({before['versions'][0]}, best fit). "
+        f"Probe on node 0: {before['bins']} bins for an L2 lower bound of {before['bound']}: "
+        f"{before['excess_pct']:.2f} % over the bound "
+        f"(the immune system's target: at most 3.00 %)"
+    )
     load.start()
     proposal_id = _follow(net, say, started, minutes)
     if proposal_id is None:
         return 1
     after = _pack(net.url(0), batches, net.operator_headers(0))
-    say(f"\n[bold]6. after[/bold]: the same probe on node 0: {after['bins']} bins ({after['excess_pct']:.2f} % over the bound) "
-        f"with {', '.join(v[:12] for v in after['versions'])}, against {before['bins']} bins ({before['excess_pct']:.2f} %) before: "
-        f"{before['bins'] - after['bins']} bins fewer for the same tasks")  # fmt: skip
-    live = [httpx.get(u + "/api/components", timeout=30).json()["components"]["task_allocation"]["active"] for u in net.urls]
+    say(
+        f"\n[bold]6. after[/bold]: the same probe on node 0: {after['bins']} bins "
+        f"({after['excess_pct']:.2f} % over the bound) "
+        f"with {', '.join(v[:12] for v in after['versions'])}, "
+        f"against {before['bins']} bins ({before['excess_pct']:.2f} %) before: "
+        f"{before['bins'] - after['bins']} bins fewer for the same tasks"
+    )
+    live = [
+        httpx.get(u + "/api/components", timeout=30).json()["components"]["task_allocation"]["active"]
+        for u in net.urls
+    ]
     everywhere = all(v == proposal_id for v in live)
-    say(f"   live on {sum(v == proposal_id for v in live)}/{len(net.urls)} nodes; load served: {load.batches} batches; "
-        f"{time.monotonic() - started:.0f} s in all")  # fmt: skip
+    say(
+        f"   live on {sum(v == proposal_id for v in live)}/{len(net.urls)} nodes; "
+        f"load served: {load.batches} batches; "
+        f"{time.monotonic() - started:.0f} s in all"
+    )
     if everywhere and after["bins"] < before["bins"]:
         say("[green]a measured improvement, evolved by the network itself, is deployed on every node[/green]")
         return 0
@@ -182,24 +225,42 @@ def _follow(net: LocalNetwork, say, started: float, minutes: float):
         health = [httpx.get(u + "/api/health", timeout=30).json() for u in urls]
         excess = health[0]["measurements"].get("allocation_excess_pct")
         streak = health[0]["consecutive"].get("allocation_excess_pct", 0)
-        if excess is not None and proposal is None and evolving_since is None and (last_excess is None or time.monotonic() - last_excess > 5):
-            say(f"   immune system on node 0: allocation excess {excess:.2f} % (target <= 3.00 %), {streak} check(s) in a row")
+        if (
+            excess is not None
+            and proposal is None
+            and evolving_since is None
+            and (last_excess is None or time.monotonic() - last_excess > 5)
+        ):
+            say(
+                f"   immune system on node 0: allocation excess {excess:.2f} % (target <= 3.00 %), "
+                f"{streak} check(s) in a row"
+            )
             last_excess = time.monotonic()
         for i, h in enumerate(health):
             if h.get("evolving") and evolving_since is None:
                 evolving_since = time.monotonic()
-                say(f"\n[bold]2. immune system[/bold]: chronic issue on {ISSUE_KEY} -> node {i} (designated for it) runs the "
-                    f"Evolutionary Engine on task_allocation")  # fmt: skip
-            if h.get("evolving") and time.monotonic() - last_progress > 30:
+                say(
+                    f"\n[bold]2. immune system[/bold]: chronic issue on {ISSUE_KEY} -> node {i} "
+                    "(designated for it) runs the "
+                    f"Evolutionary Engine on task_allocation"
+                )
+            if h.get("evolving") and evolving_since is not None and time.monotonic() - last_progress > 30:
                 stats = httpx.get(urls[i] + "/api/evolutionary-engine/stats", timeout=30).json()
                 best = stats.get("best_training_improvement_pct")
                 best_text = f", best on the training workloads {best:+.2f} %" if best is not None else ""
-                say(f"   evolving for {time.monotonic() - evolving_since:.0f} s: {stats['total_generations']} candidates, "
-                    f"{stats['successful_compilations']} compiled{best_text}")  # fmt: skip
+                say(
+                    f"   evolving for {time.monotonic() - evolving_since:.0f} s: "
+                    f"{stats['total_generations']} candidates, "
+                    f"{stats['successful_compilations']} compiled{best_text}"
+                )
                 last_progress = time.monotonic()
             for action in httpx.get(urls[i] + "/api/health/issues", timeout=30).json()["actions"]:
                 key = (i, action["at"], action["kind"])
-                if key in seen_actions or action["kind"] in ("skipped_open_proposal", "reported", "skipped_in_progress"):
+                if key in seen_actions or action["kind"] in (
+                    "skipped_open_proposal",
+                    "reported",
+                    "skipped_in_progress",
+                ):
                     continue
                 seen_actions.add(key)
                 if action["kind"] == "evolve_error":
@@ -208,45 +269,78 @@ def _follow(net: LocalNetwork, say, started: float, minutes: float):
                 if action["kind"] == "evolve_failed":
                     evolving_since = None
         if proposal is None:
-            upgrades = [p for p in httpx.get(urls[0] + "/api/proposals", timeout=30).json()["proposals"] if p["type"] == "code_upgrade"]
+            upgrades = [
+                p
+                for p in httpx.get(urls[0] + "/api/proposals", timeout=30).json()["proposals"]
+                if p["type"] == "code_upgrade"
+            ]
             if upgrades:
                 proposal = httpx.get(urls[0] + f"/api/proposals/{upgrades[0]['id']}", timeout=30).json()
                 evidence = proposal["params"]["evidence"]
-                say(f"\n[bold]3. proposal[/bold] {proposal['id'][:12]} by node {net.ids.index(proposal['author'])}: code_upgrade of "
-                    f"task_allocation, {proposal['params']['wasm_size']} bytes, SHA-256 {proposal['params']['wasm_sha256'][:16]}, claimed "
-                    f"held-out improvement {proposal['params']['improvement_pct']:.3f} %")  # fmt: skip
+                say(
+                    f"\n[bold]3. proposal[/bold] {proposal['id'][:12]} "
+                    f"by node {net.ids.index(proposal['author'])}: code_upgrade of "
+                    f"task_allocation, {proposal['params']['wasm_size']} bytes, "
+                    f"SHA-256 {proposal['params']['wasm_sha256'][:16]}, claimed "
+                    f"held-out improvement {proposal['params']['improvement_pct']:.3f} %"
+                )
                 for w in evidence["workloads"]:
-                    say(f"   {w['id']:<11} best fit {w['baseline']['bins']:.2f} bins, candidate {w['candidate']['bins']:.2f} bins")
-                say("   every node now re-verifies it: hash, static checks, correctness suite, evidence re-run")
+                    say(
+                        f"   {w['id']:<11} best fit {w['baseline']['bins']:.2f} bins, "
+                        f"candidate {w['candidate']['bins']:.2f} bins"
+                    )
+                say(
+                    "   every node now re-verifies it: "
+                    "hash, static checks, correctness suite, evidence re-run"
+                )
             continue
         view = httpx.get(urls[0] + f"/api/proposals/{proposal['id']}", timeout=30).json()
         for vote in view["votes"]:
             if vote["voter"] not in votes_seen:
                 votes_seen.add(vote["voter"])
-                say(f"   vote from node {net.ids.index(vote['voter'])}: {vote['choice']} ({vote['reason'][:110]})")
+                say(
+                    f"   vote from node {net.ids.index(vote['voter'])}: "
+                    f"{vote['choice']} ({vote['reason'][:110]})"
+                )
         if view["outcome"]["status"] in ("open", "closing"):
             continue
         if not decided:
             decided = True
             o = view["outcome"]
-            say(f"\n[bold]4. governance[/bold]: {o['status']} ({o['yes']} yes, {o['no']} no of {len(urls)}; threshold "
-                f"{o['threshold'][0]}/{o['threshold'][1]}), tallied by each node's live raft_consensus")  # fmt: skip
+            say(
+                f"\n[bold]4. governance[/bold]: {o['status']} "
+                f"({o['yes']} yes, {o['no']} no of {len(urls)}; threshold "
+                f"{o['threshold'][0]}/{o['threshold'][1]}), tallied by each node's live raft_consensus"
+            )
             if o["status"] != "approved":
                 say("[red]the network did not approve the upgrade[/red]")
                 return None
-            stages = httpx.get(urls[0] + "/api/upgrades", timeout=30).json()["rollouts"][proposal["id"]]["stages"]
-            say(f"[bold]5. rollout[/bold] in {len(stages)} stages of {[len(s) for s in stages]} node(s), each watched for its health window")
+            stages = httpx.get(urls[0] + "/api/upgrades", timeout=30).json()["rollouts"][proposal["id"]][
+                "stages"
+            ]
+            say(
+                f"[bold]5. rollout[/bold] in {len(stages)} stages of {[len(s) for s in stages]} node(s), "
+                "each watched for its health window"
+            )
         for i, url in enumerate(urls):
-            active = httpx.get(url + "/api/components", timeout=30).json()["components"]["task_allocation"]["active"]
+            active = httpx.get(url + "/api/components", timeout=30).json()["components"]["task_allocation"][
+                "active"
+            ]
             if active == proposal["id"] and i not in switched:
                 switched.add(i)
                 say(f"   node {i} switched to {proposal['id'][:12]} ({len(switched)}/{len(urls)})")
-        states = [httpx.get(u + "/api/upgrades", timeout=30).json()["rollouts"].get(proposal["id"], {}).get("state") for u in urls]
+        states = [
+            httpx.get(u + "/api/upgrades", timeout=30).json()["rollouts"].get(proposal["id"], {}).get("state")
+            for u in urls
+        ]
         if all(s == "completed" for s in states):
             say("   rollout completed on every node")
             return proposal["id"]
         if any(s == "rolled_back" for s in states):
             say("[red]   the upgrade was rolled back[/red]")
             return None
-    say(f"[red]no upgrade went live within {budget_s / 60:.0f} minutes[/red]; see each node's log in {net.root}")
+    say(
+        f"[red]no upgrade went live within {budget_s / 60:.0f} minutes[/red]; "
+        f"see each node's log in {net.root}"
+    )
     return None

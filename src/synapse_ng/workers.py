@@ -5,10 +5,11 @@
 
 multiprocessing's "spawn" re-imports the caller's `__main__` in every worker; a user's script without a
 main guard (the seed's own test script calls `asyncio.run()` at top level) then runs again inside each
-worker. Here a worker is a fresh `python -m synapse_ng.workers` process: it reads the caller's sys.path,
-then (function, job), from a pipe, runs `function(job)` and writes the result back, so it works whatever the caller's
-`__main__` is (a script, `python -`, `python -c`, a notebook). `function` must be importable by name
-(a module-level function); the caller's sys.path goes along so test modules resolve too.
+worker. Here a worker is a fresh `python -m synapse_ng.workers` process: it reads the caller's
+sys.path, then (function, job), from a pipe, runs `function(job)` and writes the result back, so it
+works whatever the caller's `__main__` is (a script, `python -`, `python -c`, a notebook). `function`
+must be importable by name (a module-level function); the caller's sys.path goes along so test modules
+resolve too.
 
 The worker runs in its own process group with a time limit that kills the group, and optional
 resource limits (address space, CPU seconds) set before it starts; a crash, a hang or a runaway
@@ -59,7 +60,8 @@ class Limits:
 
 
 def describe_exit(returncode: int | None) -> str:
-    """How a process ended, in words: 'was killed by signal SIGSEGV (segmentation fault)', 'exited with code 3'."""
+    """How a process ended, in words: 'was killed by signal SIGSEGV (segmentation fault)', 'exited with
+    code 3'."""
     if returncode is None:
         return "is still running"
     if returncode < 0:
@@ -69,7 +71,9 @@ def describe_exit(returncode: int | None) -> str:
         except ValueError:
             name = f"signal {number}"
         description = (signal.strsignal(number) or "").lower()
-        return f"was killed by signal {name} ({description})" if description else f"was killed by signal {name}"
+        return (
+            f"was killed by signal {name} ({description})" if description else f"was killed by signal {name}"
+        )
     return f"exited with code {returncode}"
 
 
@@ -117,7 +121,10 @@ def run_in_worker(function, job, time_limit_s: float, *, limits: Limits | None =
         stderr.seek(0, os.SEEK_END)
         stderr.seek(max(0, stderr.tell() - 4000))
         output = stderr.read().decode("utf-8", "replace")
-        return {"error": f"the worker died without an answer (it {describe_exit(returncode)}); the runtime crashed\n{output}".rstrip()}
+        ended = describe_exit(returncode)
+        return {
+            "error": f"the worker died without an answer (it {ended}); the runtime crashed\n{output}".rstrip()
+        }
     finally:
         if process.poll() is None:
             try:

@@ -4,7 +4,9 @@ A component declares everything needed to judge a candidate without trusting it:
 
 - `name` and the seed's `aliases` that map to it,
 - a `skeleton` per supported language: a complete program with exactly one EVOLVE block, the only
-  region a candidate may change; the rest (memory layout, exported entry points) is fixed harness,
+  region a candidate may change; the rest (memory layout, exported entry points) is fixed harness.
+  Skeletons are real files in the component's package (`skeleton.rs`, `skeleton.c`), so rustfmt and
+  clang can check them, read once through `importlib.resources`,
 - the `exports` (ABI) the module must have, exactly, and its memory bound,
 - the baseline: the block inside each skeleton as shipped (version 0),
 - a Python `reference` implementation (the oracle) and correctness `cases` (fixed + seeded random),
@@ -20,18 +22,27 @@ component's `call`; everything here runs inside the sandbox, so a candidate can 
 
 from __future__ import annotations
 
+import functools
 import re
+import sys
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import Enum
+from importlib import resources
 from typing import Any
 
+from ..errors import InvalidInput, SynapseError, UsageError
 from ..models import CodeLanguage
-from ..wasm.inspect import ExportSpec, WasmPolicy
+from ..wasm.policy import ExportSpec, WasmPolicy
 from ..wasm.sandbox import Instance, SandboxLimits
 
 EVOLVE_START = "EVOLVE-BLOCK-START"
 EVOLVE_END = "EVOLVE-BLOCK-END"
+SKELETON_FILES = {
+    CodeLanguage.RUST: "skeleton.rs",
+    CodeLanguage.C: "skeleton.c",
+    CodeLanguage.WAT: "skeleton.wat",
+}
 
 
 class ComponentKind(str, Enum):
@@ -84,7 +95,7 @@ class Workload:
     input: Any = field(repr=False, compare=False)
 
 
-class CaseFailure(Exception):
+class CaseFailure(SynapseError):
     """A candidate's output is wrong or invalid; the message says how (never an error of the host)."""
 
 
@@ -117,9 +128,15 @@ class Component(ABC):
 
     # ------------------------------------------------------------------ what subclasses provide
 
-    @abstractmethod
     def skeleton(self, language: CodeLanguage) -> str:
-        """The complete program with the baseline between the EVOLVE markers."""
+        """The complete program with the baseline between the EVOLVE markers: the skeleton file shipped
+        in the package of the component's class (a component without such files overrides this)."""
+        if language not in self.languages:
+            supported = ", ".join(lang.value for lang in self.languages)
+            raise UsageError(
+                f"{self.name} has no {language.value} skeleton; supported languages: {supported}"
+            )
+        return read_skeleton(sys.modules[type(self).__module__].__package__, SKELETON_FILES[language])
 
     @abstractmethod
     def reference(self, input: Any) -> Any:
@@ -176,6 +193,12 @@ class Component(ABC):
         }
 
 
+@functools.cache
+def read_skeleton(package: str, file_name: str) -> str:
+    """A skeleton file of a component package, read once: prompts and builds ask for it many times."""
+    return resources.files(package).joinpath(file_name).read_text(encoding="utf-8")
+
+
 def summarize(value: Any, limit: int = 300) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
@@ -186,7 +209,7 @@ def summarize(value: Any, limit: int = 300) -> str:
 _MARKER_LINE = re.compile(rf"^[^\n]*\b({EVOLVE_START}|{EVOLVE_END})\b[^\n]*$", re.MULTILINE)
 
 
-class CandidateShapeError(ValueError):
+class CandidateShapeError(InvalidInput):
     """A candidate that is neither a block nor the skeleton with only its block changed."""
 
 
@@ -196,7 +219,8 @@ def split_skeleton(program: str) -> tuple[str, str, str]:
     kinds = [m.group(1) for m in markers]
     if kinds != [EVOLVE_START, EVOLVE_END]:
         raise CandidateShapeError(
-            f"a program must have exactly one {EVOLVE_START} line followed by one {EVOLVE_END} line; found {kinds or 'none'}"
+            f"a program must have exactly one {EVOLVE_START} line followed by one {EVOLVE_END} line; "
+            f"found {kinds or 'none'}"
         )
     start, end = markers
     head = program[: start.end() + 1]
@@ -219,6 +243,7 @@ def assemble(skeleton: str, candidate: str) -> str:
         if _normalize(ours) != _normalize(theirs):
             raise CandidateShapeError(
                 f"the candidate changes code {part} the EVOLVE block; only the block between "
-                f"{EVOLVE_START} and {EVOLVE_END} may change (send just the block, or the skeleton unchanged around it)"
+                f"{EVOLVE_START} and {EVOLVE_END} may change (send just the block, or the skeleton "
+                f"unchanged around it)"
             )
     return head + c_block.strip("\n") + "\n" + tail

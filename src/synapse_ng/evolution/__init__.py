@@ -1,7 +1,7 @@
 """The Evolutionary Engine's laboratory: building, measuring and proving candidates."""
 
 from .build import BuildFailure, BuiltModule, build_baseline, build_candidate
-from .evaluate import Evaluation, Status, evaluate
+from .evaluate import Evaluation, evaluate
 from .evidence import EVIDENCE_FORMAT, Reproduction, reproduce
 
 __all__ = [
@@ -10,7 +10,6 @@ __all__ = [
     "BuiltModule",
     "Evaluation",
     "Reproduction",
-    "Status",
     "build_baseline",
     "build_candidate",
     "evaluate",

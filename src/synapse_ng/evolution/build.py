@@ -1,17 +1,25 @@
-"""A candidate for a component, from text or bytes to a checked module (or the reason it is not one)."""
+"""A candidate for a component, from text or bytes to a checked module (or the reason it is not one).
+
+    build_candidate(component, block_or_wasm, language) -> BuiltModule | BuildFailure
+
+A failure names the `Stage` it stopped at (shape, policy, compile, verify) and so its `Outcome`; the
+search records it, the CLI maps it to an exit code, governance reports it.
+"""
 
 from __future__ import annotations
 
 import functools
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..components import CandidateShapeError, Component, assemble, split_skeleton
 from ..errors import ToolchainError
+from ..fsutil import write_atomically
 from ..models import CodeLanguage
+from ..outcome import Outcome, Stage
+from ..settings import settings
 from ..toolchain import CompileOptions, CompileStatus, compile_source
 from ..toolchain.rustfix import apply_fixes, suggested_fixes
 from ..wasm.inspect import inspect_wasm
@@ -31,18 +39,31 @@ class BuiltModule:
         return hashlib.sha256(self.wasm).hexdigest()
 
     def describe(self) -> dict:
-        return {"sha256": self.sha256, "size": len(self.wasm), "language": self.language, "compiler": self.compiler_version}
+        return {
+            "sha256": self.sha256,
+            "size": len(self.wasm),
+            "language": self.language,
+            "compiler": self.compiler_version,
+        }
 
 
 @dataclass(frozen=True)
 class BuildFailure:
-    stage: str  # "shape", "policy", "compile", "verify"
+    stage: Stage  # SHAPE, POLICY, COMPILE or VERIFY
     message: str
     log: str = ""
 
+    @property
+    def outcome(self) -> Outcome:
+        """A compiler that ran and failed, or a refusal (the shape, the policy, the static checks)."""
+        return Outcome.COMPILE_FAILED if self.stage is Stage.COMPILE else Outcome.REJECTED
+
 
 def build_candidate(
-    component: Component, candidate: str | bytes, language: CodeLanguage = CodeLanguage.RUST, options: CompileOptions | None = None
+    component: Component,
+    candidate: str | bytes,
+    language: CodeLanguage = CodeLanguage.RUST,
+    options: CompileOptions | None = None,
 ) -> BuiltModule | BuildFailure:
     """Text is an EVOLVE block or a whole program in `language`; bytes are a compiled module."""
     if isinstance(candidate, (bytes, bytearray)):
@@ -50,11 +71,12 @@ def build_candidate(
     else:
         if language not in component.languages:
             supported = ", ".join(lang.value for lang in component.languages)
-            return BuildFailure("shape", f"{component.name} has no {language.value} skeleton; write the candidate in {supported}")
+            message = f"{component.name} has no {language.value} skeleton; write the candidate in {supported}"
+            return BuildFailure(Stage.SHAPE, message)
         try:
             program = assemble(component.skeleton(language), candidate)
         except CandidateShapeError as error:
-            return BuildFailure("shape", str(error))
+            return BuildFailure(Stage.SHAPE, str(error))
         options = options or CompileOptions()
         exports = tuple(spec.name for spec in component.exports)
         options = CompileOptions(
@@ -68,17 +90,20 @@ def build_candidate(
         )
         compiled = compile_source(program, language, options)
         if compiled.status is CompileStatus.REJECTED:
-            return BuildFailure("policy", "rejected by the source policy: " + "; ".join(str(v) for v in compiled.violations), compiled.log)
-        if not compiled.ok:
-            return BuildFailure("compile", f"compilation {compiled.status.value}", compiled.log)
+            reasons = "; ".join(str(v) for v in compiled.violations)
+            return BuildFailure(Stage.POLICY, "rejected by the source policy: " + reasons, compiled.log)
+        if not compiled.ok or compiled.wasm is None:
+            return BuildFailure(Stage.COMPILE, f"compilation {compiled.status.value}", compiled.log)
         module = BuiltModule(compiled.wasm, language.value, compiled.compiler_version, program)
     report = inspect_wasm(module.wasm, component.wasm_policy())
     if not report.ok:
-        return BuildFailure("verify", "the module failed the static checks: " + "; ".join(report.reasons))
+        return BuildFailure(Stage.VERIFY, "the module failed the static checks: " + "; ".join(report.reasons))
     return module
 
 
-def autofix_block(component: Component, block: str, language: CodeLanguage, options: CompileOptions | None = None) -> str | None:
+def autofix_block(
+    component: Component, block: str, language: CodeLanguage, options: CompileOptions | None = None
+) -> str | None:
     """The block with rustc's MachineApplicable suggestions applied (toolchain/rustfix.py), or None when
     there is nothing to apply: not Rust, a shape error, or no such suggestion inside the block. Fixes
     rustc suggests in the harness around the block are never applied; the harness is not the
@@ -112,20 +137,21 @@ def build_baseline(component: Component, language: CodeLanguage = CodeLanguage.R
         try:
             record = json.loads(cache.read_text())
             wasm = bytes.fromhex(record["wasm"])
-            if hashlib.sha256(wasm).hexdigest() == record["sha256"] and inspect_wasm(wasm, component.wasm_policy()).ok:
+            intact = hashlib.sha256(wasm).hexdigest() == record["sha256"]
+            if intact and inspect_wasm(wasm, component.wasm_policy()).ok:
                 return BuiltModule(wasm, language.value, record["compiler"], component.skeleton(language))
         except (OSError, ValueError, KeyError, TypeError):
             pass  # a damaged entry is rebuilt below
     built = build_candidate(component, component.skeleton(language), language)
     if isinstance(built, BuildFailure):
-        raise ToolchainError(f"the {component.name} baseline does not build here ({built.stage}): {built.message}\n{built.log}")
+        raise ToolchainError(
+            f"the {component.name} baseline does not build here ({built.stage}): {built.message}\n{built.log}"
+        )
     if cache is not None:
         record = {"sha256": built.sha256, "compiler": built.compiler_version, "wasm": built.wasm.hex()}
         try:
             cache.parent.mkdir(parents=True, exist_ok=True)
-            temporary = cache.with_suffix(f".{os.getpid()}.tmp")
-            temporary.write_text(json.dumps(record))
-            os.replace(temporary, cache)
+            write_atomically(cache, json.dumps(record).encode())
         except OSError:
             pass  # no cache: the next process compiles again
     return built
@@ -140,7 +166,8 @@ def _baseline_cache_path(component: Component, language: CodeLanguage) -> Path |
         rustc = find_rustc()
     except ToolchainError:
         return None
-    key = "\n".join([rustc.path, rustc.version, str(component.max_memory_pages), ",".join(spec.name for spec in component.exports),
-                     component.skeleton(language)])  # fmt: skip
-    root = Path(os.environ.get("SYNAPSE_CACHE_DIR") or Path.home() / ".cache" / "synapse-ng") / "baselines"
+    exports = ",".join(spec.name for spec in component.exports)
+    pages = str(component.max_memory_pages)
+    key = "\n".join([rustc.path, rustc.version, pages, exports, component.skeleton(language)])
+    root = settings().default_cache_dir() / "baselines"
     return root / f"{component.name}-{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"

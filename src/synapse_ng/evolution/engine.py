@@ -22,15 +22,18 @@ from pathlib import Path
 from ..components import get_component
 from ..errors import UsageError
 from ..models import CodeLanguage, GeneratedCode, HealthIssue, Inefficiency, LLMProviderConfig
-from ..toolchain import CompileOptions, compile_source
-from ..wasm.inspect import ExportSpec, WasmPolicy, inspect_wasm
-from .edits import extract_candidate
-from .search import Budget, EvolutionSearch, SearchConfig
+from ..outcome import Stage
+from ..settings import settings
+from ..toolchain import CompileOptions, CompileStatus, compile_source
+from ..wasm.inspect import inspect_wasm
+from ..wasm.policy import ExportSpec, WasmPolicy
+from .attempt import Attempt
+from .extract import extract_candidate
+from .search import Budget, EvolutionSearch, SearchConfig, SearchResult
 from .store import Store
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_WORKSPACE = "/tmp/synapse_evolution"
 # The seed's free-form ABI, for components the engine has no contract for.
 EXECUTE_EXPORT = ExportSpec("execute", ("i32", "i32"), ("i32",))
 
@@ -39,7 +42,7 @@ class EvolutionaryEngineManager:
     def __init__(
         self,
         llm_config: LLMProviderConfig | None = None,
-        workspace_dir: str = DEFAULT_WORKSPACE,
+        workspace_dir: str | None = None,  # None: the one default workspace (settings.py)
         rustc_path: str = "rustc",
         enable_sandbox: bool = True,
         *,
@@ -48,7 +51,7 @@ class EvolutionaryEngineManager:
         provider=None,
     ):
         self.llm_config = llm_config or LLMProviderConfig()
-        self.workspace_dir = str(workspace_dir)
+        self.workspace_dir = str(workspace_dir or settings().default_workspace())
         self.rustc_path = rustc_path
         if not enable_sandbox:
             # The seed let callers switch its (static-only) checks off. Here the sandbox is what makes
@@ -59,7 +62,9 @@ class EvolutionaryEngineManager:
         self.search_config = search_config
         self.store = Store(Path(self.workspace_dir))
         self._provider = provider
-        self.last_result = None  # the last search's SearchResult, for callers that need more than None
+        self.last_result: SearchResult | None = (
+            None  # the last search's, for callers that need more than None
+        )
         logger.info(
             "EvolutionaryEngineManager initialized: LLM %s/%s, workspace %s",
             self.llm_config.provider_name,
@@ -102,13 +107,18 @@ class EvolutionaryEngineManager:
         result = await search.run()
         self.last_result = result
         logger.info("===== generation finished in %.2fs: %s =====", time.monotonic() - started, result.reason)
-        if not result.improved:
+        built, heldout, best = result.built, result.heldout, result.best
+        if not result.improved or built is None or heldout is None or best is None:
             return None
-        built, heldout = result.built, result.heldout
-        logger.info("WASM %d bytes, SHA-256 %s, held-out improvement %.3f %%", len(built.wasm), built.sha256, heldout.improvement_pct)
+        logger.info(
+            "WASM %d bytes, SHA-256 %s, held-out improvement %.3f %%",
+            len(built.wasm),
+            built.sha256,
+            heldout.improvement_pct,
+        )
         return GeneratedCode(
             language=self.search_config.language,
-            source_code=built.source or result.best.block,
+            source_code=built.source or best.source,
             description=f"evolved {component.name}: {result.reason} (run {result.run_id})",
             target_component=component_name,
             estimated_improvement=heldout.improvement_pct,
@@ -124,47 +134,79 @@ class EvolutionaryEngineManager:
         from ..llm.base import LLMError, Message
 
         prompt = (
-            f"{problem}\n\nWrite a self-contained Rust program (rustc 1.63, no crates, no I/O) that compiles to "
-            "WebAssembly and exports exactly `#[no_mangle] pub extern \"C\" fn execute(ptr: i32, len: i32) -> i32`, "
+            f"{problem}\n\nWrite a self-contained Rust program (rustc 1.63, no crates, no I/O) that compiles "
+            "to WebAssembly and exports exactly "
+            '`#[no_mangle] pub extern "C" fn execute(ptr: i32, len: i32) -> i32`, '
             "which reads `len` bytes of input at `ptr` in linear memory and returns a result code. "
             "Answer with one ```rust fenced block."
         )
         logger.info("built prompt (%d chars)", len(prompt))
         started = time.monotonic()
         try:
-            completion = await self.provider.complete([Message("user", prompt)], max_tokens=900, temperature=self.llm_config.temperature)
+            completion = await self.provider.complete(
+                [Message("user", prompt)], max_tokens=900, temperature=self.llm_config.temperature
+            )
         except LLMError as error:
             logger.error("free-form generation failed: %s", error)
             return None
         logger.info("generated %d chars in %.2fs", len(completion.text), time.monotonic() - started)
-        extraction = extract_candidate(completion.text, "", CodeLanguage.RUST)
+        extraction = extract_candidate(completion.text, "", CodeLanguage.RUST, None)
         if extraction.block is None:
             logger.error("no code in the answer: %s", extraction.error)
             return None
-        compiled = await asyncio.to_thread(compile_source, extraction.block, CodeLanguage.RUST, self._compile_options())
-        run_id = self.store.create_run(component_name, self.provider.name, self.provider.model, None, {"free_form": True, "problem": problem})
-        self.store.add_candidate(
-            run_id, island=0, generation=0, parent_id=None, operator="free-form", provider=self.provider.name, model=self.provider.model,
-            tokens_in=completion.tokens_in, tokens_out=completion.tokens_out, language="rust", source=extraction.block,
-            source_hash="", status="compiled" if compiled.ok else "compile_failed", stage="compile", message=component_name,
-            compile_log=compiled.log, verification=None, metrics=None, score=None, improvement_pct=None,
-            wasm_sha256=compiled.sha256, generation_s=time.monotonic() - started, compile_s=compiled.duration_s, evaluation_s=0.0,
-        )  # fmt: skip
-        if not compiled.ok:
-            self.store.finish_run(run_id, "no_improvement", f"free-form code did not compile ({compiled.status.value})", None)
+        compiled = await asyncio.to_thread(
+            compile_source, extraction.block, CodeLanguage.RUST, self._compile_options()
+        )
+        settings = {"free_form": True, "problem": problem}
+        run_id = self.store.create_run(
+            component_name, self.provider.name, self.provider.model, None, settings
+        )
+        attempt = Attempt(
+            run_id,
+            0,
+            None,
+            "free-form",
+            CodeLanguage.RUST,
+            source=extraction.block,
+            provider=self.provider.name,
+            model=self.provider.model,
+            tokens_in=completion.tokens_in,
+            tokens_out=completion.tokens_out,
+            generation_s=time.monotonic() - started,
+            wasm_sha256=compiled.sha256,
+            compile_s=compiled.duration_s,
+        )
+        stage = Stage.POLICY if compiled.status is CompileStatus.REJECTED else Stage.COMPILE
+        attempt.end(compiled.status.outcome, stage, component_name, compiled.log)
+        self.store.add(attempt)
+        if not compiled.ok or compiled.wasm is None:
+            self.store.finish_run(
+                run_id, "no_improvement", f"free-form code did not compile ({compiled.status.value})", None
+            )
             logger.error("free-form code did not compile (%s)", compiled.status.value)
             return None
         report = inspect_wasm(compiled.wasm, WasmPolicy(required_exports=(EXECUTE_EXPORT,)))
         if not report.ok:
-            self.store.finish_run(run_id, "no_improvement", "free-form module rejected by the static checks", None)
+            self.store.finish_run(
+                run_id, "no_improvement", "free-form module rejected by the static checks", None
+            )
             logger.error("free-form module rejected: %s", "; ".join(report.reasons))
             return None
-        self.store.finish_run(run_id, "unmeasured", "free-form code compiled and checked; no contract to measure it against", None)
-        logger.info("compiled in %.2fs: %d bytes, SHA-256 %s", compiled.duration_s, compiled.size, compiled.sha256)
+        self.store.finish_run(
+            run_id,
+            "unmeasured",
+            "free-form code compiled and checked; no contract to measure it against",
+            None,
+        )
+        logger.info(
+            "compiled in %.2fs: %d bytes, SHA-256 %s", compiled.duration_s, compiled.size, compiled.sha256
+        )
         return GeneratedCode(
             language=CodeLanguage.RUST,
             source_code=extraction.block,
-            description=f"free-form code for {component_name} (no contract: unmeasured, not deployable automatically)",
+            description=(
+                f"free-form code for {component_name} (no contract: unmeasured, not deployable automatically)"
+            ),
             target_component=component_name,
             estimated_improvement=None,
             wasm_binary=compiled.wasm,
@@ -216,7 +258,7 @@ _manager: EvolutionaryEngineManager | None = None
 
 def initialize_evolutionary_engine_manager(
     llm_config: LLMProviderConfig | None = None,
-    workspace_dir: str = DEFAULT_WORKSPACE,
+    workspace_dir: str | None = None,
     rustc_path: str = "rustc",
     enable_sandbox: bool = True,
     **kwargs,
@@ -233,4 +275,3 @@ def get_evolutionary_engine_manager() -> EvolutionaryEngineManager | None:
 
 def is_evolutionary_engine_manager_enabled() -> bool:
     return _manager is not None
-

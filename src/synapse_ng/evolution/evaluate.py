@@ -9,6 +9,8 @@
 3. The figures: per-workload metrics of both, the aggregate objective, and the improvement in percent
    (the mean of the per-workload improvements, so a big workload does not drown a small one), wrapped
    in an evidence record that any node can re-run (`evidence.py`).
+
+How it ended is an `Outcome`, where it stopped a `Stage` (`synapse_ng.outcome`).
 """
 
 from __future__ import annotations
@@ -18,29 +20,23 @@ from dataclasses import dataclass, field
 
 from ..components import Component, Split, get_component
 from ..models import CodeLanguage
+from ..outcome import Outcome, Stage
 from ..toolchain import CompileOptions
+from ..workers import run_in_worker
 from .build import BuildFailure, BuiltModule, build_baseline, build_candidate
 from .evidence import build_evidence
-from .measure import aggregate, component_ref, measure_job, run_in_worker
+from .measure import aggregate, component_ref, measure_job
 
 DEFAULT_RANDOM_CASES = 40
 DEFAULT_CASE_SEED = 20261126
 DEFAULT_TIME_LIMIT_S = 600.0
 
 
-class Status:
-    CORRECT = "correct"  # passed every case and was measured
-    INCORRECT = "incorrect"  # a case or a workload showed a wrong or invalid answer, or a trap
-    REJECTED = "rejected"  # shape, policy or static checks refused it; nothing ran
-    COMPILE_FAILED = "compile_failed"
-    TIME_LIMIT = "time_limit"  # the worker was killed at the evaluation time limit
-
-
 @dataclass
 class Evaluation:
     component: str
-    status: str
-    stage: str  # where it stopped: shape, policy, compile, verify, cases, workloads, done
+    status: Outcome  # how it ended ("status" is the name printed in JSON)
+    stage: Stage  # where it stopped
     message: str = ""
     log: str = ""
     first_failure: dict | None = None
@@ -56,7 +52,7 @@ class Evaluation:
 
     @property
     def correct(self) -> bool:
-        return self.status == Status.CORRECT
+        return self.status is Outcome.CORRECT
 
     @property
     def improvement_pct(self) -> float | None:
@@ -96,32 +92,48 @@ def evaluate(
         "random_cases": random_cases,
     }
     result = run_in_worker(measure_job, job, time_limit_s)
-    evaluation = Evaluation(component.name, Status.INCORRECT, "cases", candidate=built.describe(), baseline=baseline.describe())
+    evaluation = Evaluation(
+        component.name,
+        Outcome.INCORRECT,
+        Stage.CASES,
+        candidate=built.describe(),
+        baseline=baseline.describe(),
+    )
     if result is None:
-        evaluation.status, evaluation.stage = Status.TIME_LIMIT, "time_limit"
+        evaluation.status, evaluation.stage = Outcome.TIME_LIMIT, Stage.TIME_LIMIT
         evaluation.message = f"evaluation still running after {time_limit_s:g} s; the worker was killed"
     elif "error" in result:
-        evaluation.stage, evaluation.message, evaluation.log = "error", "the evaluation worker failed", result["error"]
+        evaluation.stage, evaluation.message, evaluation.log = (
+            Stage.ERROR,
+            "the evaluation worker failed",
+            result["error"],
+        )
     else:
         evaluation.cases_passed, evaluation.cases_total = result["cases_passed"], result["cases_total"]
         evaluation.first_failure = result["first_failure"]
         evaluation.workloads = result["workloads"]
         if evaluation.first_failure:
-            evaluation.stage = evaluation.first_failure["stage"]
+            evaluation.stage = Stage(evaluation.first_failure["stage"])
             evaluation.message = evaluation.first_failure["message"]
         else:
-            evaluation.status, evaluation.stage = Status.CORRECT, "done"
+            evaluation.status, evaluation.stage = Outcome.CORRECT, Stage.DONE
             evaluation.aggregate = aggregate(component, evaluation.workloads)
             evaluation.evidence = build_evidence(
-                component, built, baseline, evaluation.workloads, evaluation.aggregate, case_seed, random_cases, evaluation.cases_total
+                component,
+                built,
+                baseline,
+                evaluation.workloads,
+                evaluation.aggregate,
+                case_seed,
+                random_cases,
+                evaluation.cases_total,
             )
     evaluation.wall_s = time.monotonic() - started
     return evaluation
 
 
 def failed_build(component: Component, failure: BuildFailure) -> Evaluation:
-    status = Status.COMPILE_FAILED if failure.stage == "compile" else Status.REJECTED
-    return Evaluation(component.name, status, failure.stage, failure.message, failure.log)
+    return Evaluation(component.name, failure.outcome, failure.stage, failure.message, failure.log)
 
 
 def _splits(split: Split | str) -> list[Split]:

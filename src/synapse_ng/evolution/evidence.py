@@ -20,15 +20,15 @@ import hashlib
 import math
 import resource
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from ..components import Component, Split, get_component
 from ..errors import UsageError
 from ..wasm.inspect import inspect_wasm
 from ..wasm.sandbox import WASMTIME_VERSION, Sandbox
-from ..workers import Limits
+from ..workers import Limits, run_in_worker
 from .build import BuiltModule, build_baseline
-from .measure import _load_component, aggregate, component_ref, measure_job, run_cases, run_in_worker
+from .measure import aggregate, component_ref, load_component, measure_job, run_cases
 
 EVIDENCE_FORMAT = "synapse-ng/evidence/1"
 NONDETERMINISTIC_METRICS = frozenset({"wall_s"})
@@ -50,14 +50,18 @@ def build_evidence(
         "format": EVIDENCE_FORMAT,
         "component": component.name,
         "kind": component.kind.value,
-        "objective": {"metric": objective.metric, "direction": objective.direction, "aggregation": objective.aggregation},
+        "objective": {
+            "metric": objective.metric,
+            "direction": objective.direction,
+            "aggregation": objective.aggregation,
+        },
         "candidate": candidate.describe(),
         "baseline": baseline.describe(),
         "runtime": {"wasmtime": WASMTIME_VERSION, "limits": asdict(component.limits)},
         "cases": {"total": cases_total, "seed": case_seed, "random": random_cases, "all_passed": True},
         "workloads": workloads,
         "aggregate": figures,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 
@@ -73,14 +77,7 @@ class Reproduction:
     peak_rss_bytes: int | None = None  # the worker's peak resident memory, when it answered
 
     def to_dict(self) -> dict:
-        return {
-            "confirmed": self.confirmed,
-            "mismatches": self.mismatches,
-            "rerun": self.rerun,
-            "own_cases": self.own_cases,
-            "limit": self.limit,
-            "peak_rss_bytes": self.peak_rss_bytes,
-        }
+        return asdict(self)  # every field, in order: what `synapse-ng reproduce --json` prints
 
 
 @dataclass(frozen=True)
@@ -117,20 +114,27 @@ def case_demands(evidence: dict) -> tuple[int, int]:
         raise UsageError(f"not an evidence record: cases must be an object, got {type(cases).__name__}")
     seed, count = cases.get("seed", 0), cases.get("random", 0)
     if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-        raise UsageError(f"not an evidence record: cases.random must be a non-negative integer, got {count!r}")
+        raise UsageError(
+            f"not an evidence record: cases.random must be a non-negative integer, got {count!r}"
+        )
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise UsageError(f"not an evidence record: cases.seed must be an integer, got {seed!r}")
     return seed, count
 
 
 def too_many_random_cases(count: int, max_random_cases: int) -> str:
-    return f"the evidence asks for {count} random correctness cases; this node runs at most {max_random_cases}"
+    return (
+        f"the evidence asks for {count} random correctness cases; this node runs at most {max_random_cases}"
+    )
 
 
 def _require(evidence: dict, *keys: str) -> None:
     missing = [key for key in keys if key not in evidence]
     if missing:
-        raise UsageError(f"not an evidence record: missing {', '.join(missing)}; expected the JSON that `synapse-ng evaluate --evidence-out` writes")
+        raise UsageError(
+            f"not an evidence record: missing {', '.join(missing)}; "
+            "expected the JSON that `synapse-ng evaluate --evidence-out` writes"
+        )
 
 
 def reproduce(
@@ -153,7 +157,9 @@ def reproduce(
     ending is reported in `limit`, never raised."""
     if not isinstance(evidence, dict):
         raise UsageError("not an evidence record: expected a JSON object")
-    _require(evidence, "format", "component", "candidate", "baseline", "runtime", "cases", "workloads", "aggregate")
+    _require(
+        evidence, "format", "component", "candidate", "baseline", "runtime", "cases", "workloads", "aggregate"
+    )
     if evidence["format"] != EVIDENCE_FORMAT:
         raise UsageError(f"evidence format {evidence['format']!r} is not {EVIDENCE_FORMAT!r}")
     seed, requested = case_demands(evidence)
@@ -167,12 +173,20 @@ def reproduce(
 
     sha = hashlib.sha256(wasm).hexdigest()
     if evidence["candidate"].get("sha256") != sha:
-        mismatches.append(f"candidate SHA-256 is {sha}, the evidence says {evidence['candidate'].get('sha256')}")
+        mismatches.append(
+            f"candidate SHA-256 is {sha}, the evidence says {evidence['candidate'].get('sha256')}"
+        )
     if evidence["runtime"].get("wasmtime") != WASMTIME_VERSION:
-        mismatches.append(f"measured with wasmtime {evidence['runtime'].get('wasmtime')}, this node runs {WASMTIME_VERSION}: fuel is not comparable")
+        mismatches.append(
+            f"measured with wasmtime {evidence['runtime'].get('wasmtime')}, "
+            f"this node runs {WASMTIME_VERSION}: fuel is not comparable"
+        )
     baseline = build_baseline(component)
     if evidence["baseline"].get("sha256") != baseline.sha256:
-        mismatches.append(f"the baseline built here ({baseline.compiler_version}) has SHA-256 {baseline.sha256}, the evidence says {evidence['baseline'].get('sha256')}")
+        mismatches.append(
+            f"the baseline built here ({baseline.compiler_version}) has SHA-256 {baseline.sha256}, "
+            f"the evidence says {evidence['baseline'].get('sha256')}"
+        )
     report = inspect_wasm(wasm, component.wasm_policy())
     if not report.ok:
         mismatches.append("the candidate fails the static checks here: " + "; ".join(report.reasons))
@@ -200,12 +214,18 @@ def reproduce(
     if "error" in result:
         error = result["error"].strip()
         last = error.splitlines()[-1] if error else "no output"
-        signs = [line.strip() for line in error.splitlines() if any(sign in line for sign in _OUT_OF_MEMORY_SIGNS)]
+        signs = [
+            line.strip() for line in error.splitlines() if any(sign in line for sign in _OUT_OF_MEMORY_SIGNS)
+        ]
         if memory_bytes is not None and signs:
-            mismatches.append(f"the re-run exceeded the memory limit of {memory_bytes / 2**20:g} MiB ({signs[-1][:300]})")
+            mismatches.append(
+                f"the re-run exceeded the memory limit of {memory_bytes / 2**20:g} MiB ({signs[-1][:300]})"
+            )
             return Reproduction(False, mismatches, limit="memory")
         if "SIGXCPU" in error:
-            mismatches.append(f"the re-run exceeded the time limit: more than {limits.cpu_seconds} CPU seconds")
+            mismatches.append(
+                f"the re-run exceeded the time limit: more than {limits.cpu_seconds} CPU seconds"
+            )
             return Reproduction(False, mismatches, limit="time")
         mismatches.append("the re-run failed: " + last)
         return Reproduction(False, mismatches)
@@ -213,7 +233,8 @@ def reproduce(
     peak = result.get("peak_rss_bytes")
     if own is not None and own["first_failure"]:
         mismatches.append(
-            f"the candidate is not correct here, on this node's own random cases (seed {own['seed']}, count {own['count']}): "
+            "the candidate is not correct here, on this node's own random cases "
+            f"(seed {own['seed']}, count {own['count']}): "
             f"{own['first_failure']['message']}"
         )
     if result["first_failure"]:
@@ -221,14 +242,19 @@ def reproduce(
     if own is not None and own["first_failure"]:  # the evidence's job did not run: nothing to compare
         return Reproduction(False, mismatches, None, own, peak_rss_bytes=peak)
     if result["cases_total"] != cases.get("total"):
-        mismatches.append(f"{result['cases_total']} correctness cases here, {cases.get('total')} in the evidence")
+        mismatches.append(
+            f"{result['cases_total']} correctness cases here, {cases.get('total')} in the evidence"
+        )
     rerun_workloads = result["workloads"]
-    rerun_aggregate = aggregate(component, rerun_workloads) if rerun_workloads and not result["first_failure"] else None
+    rerun_aggregate = (
+        aggregate(component, rerun_workloads) if rerun_workloads and not result["first_failure"] else None
+    )
     mismatches += _compare_workloads(evidence["workloads"], rerun_workloads)
     if rerun_aggregate is not None:
         for key in ("candidate", "baseline", "improvement_pct"):
             if evidence["aggregate"].get(key) != rerun_aggregate[key]:
-                mismatches.append(f"aggregate {key}: evidence {evidence['aggregate'].get(key)}, re-run {rerun_aggregate[key]}")
+                claimed, measured = evidence["aggregate"].get(key), rerun_aggregate[key]
+                mismatches.append(f"aggregate {key}: evidence {claimed}, re-run {measured}")
     rerun = {"workloads": rerun_workloads, "aggregate": rerun_aggregate}
     return Reproduction(not mismatches, mismatches, rerun, own, peak_rss_bytes=peak)
 
@@ -236,10 +262,11 @@ def reproduce(
 def reproduce_job(job: dict) -> dict:
     """Inside the worker: the caller's own random cases first (in a fresh instance; a failure there ends
     the job), then the evidence's job exactly (measure_job), and the worker's peak memory."""
-    own = None
+    own: dict | None = None
+    result: dict
     if job.get("own_cases") is not None:
         seed, count = job["own_cases"]
-        own = run_own_cases(_load_component(job["component"]), job["candidate"], seed, count)
+        own = run_own_cases(load_component(job["component"]), job["candidate"], seed, count)
     if own is not None and own["first_failure"]:
         result = {"cases_passed": 0, "cases_total": 0, "first_failure": None, "workloads": []}
     else:
@@ -250,7 +277,7 @@ def reproduce_job(job: dict) -> dict:
 
 
 def run_own_cases(component: Component, wasm: bytes, seed: int, count: int) -> dict:
-    """component.random_cases(seed, count) on a fresh instance of the module, stopping at the first failure."""
+    """component.random_cases(seed, count) on a fresh instance of the module, to the first failure."""
     cases = component.random_cases(seed, count)
     passed, failure = run_cases(component, Sandbox(wasm, component.limits), cases, "own cases")
     return {"seed": seed, "count": count, "total": len(cases), "passed": passed, "first_failure": failure}
@@ -261,21 +288,29 @@ def _compare_workloads(claimed: list[dict], measured: list[dict]) -> list[str]:
     claimed_by_id = {w.get("id"): w for w in claimed}
     measured_by_id = {w["id"]: w for w in measured}
     if set(claimed_by_id) != set(measured_by_id):
-        mismatches.append(f"workloads differ: evidence has {sorted(map(str, claimed_by_id))}, this node measures {sorted(measured_by_id)}")
+        mismatches.append(
+            f"workloads differ: evidence has {sorted(map(str, claimed_by_id))}, "
+            f"this node measures {sorted(measured_by_id)}"
+        )
     for workload_id, ours in measured_by_id.items():
         theirs = claimed_by_id.get(workload_id)
         if theirs is None:
             continue
         for key in ("origin", "seed"):
             if theirs.get(key) != ours[key]:
-                mismatches.append(f"workload {workload_id}: {key} is {ours[key]!r} here, {theirs.get(key)!r} in the evidence")
+                here, there = ours[key], theirs.get(key)
+                mismatches.append(
+                    f"workload {workload_id}: {key} is {here!r} here, {there!r} in the evidence"
+                )
         for side in ("candidate", "baseline"):
             claimed_metrics, measured_metrics = theirs.get(side) or {}, ours[side]
             for metric in sorted(set(claimed_metrics) | set(measured_metrics)):
                 if metric in NONDETERMINISTIC_METRICS:
                     continue
-                if claimed_metrics.get(metric) != measured_metrics.get(metric):
+                claimed_value, measured_value = claimed_metrics.get(metric), measured_metrics.get(metric)
+                if claimed_value != measured_value:
                     mismatches.append(
-                        f"workload {workload_id}, {side} {metric}: evidence {claimed_metrics.get(metric)}, re-run {measured_metrics.get(metric)}"
+                        f"workload {workload_id}, {side} {metric}: "
+                        f"evidence {claimed_value}, re-run {measured_value}"
                     )
     return mismatches

@@ -8,48 +8,91 @@ with the search, so every node measures exactly the bytes the search built.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import os
+from dataclasses import dataclass
+from typing import Any
 
 from ..components import Component, Split
 from ..errors import UsageError
 from ..models import CodeLanguage
 from .build import BuiltModule
 from .evaluate import Evaluation, evaluate
-from .measure import component_ref
+from .measure import component_ref, load_component
 
 logger = logging.getLogger(__name__)
 
 
-class LocalExecutor:
-    """Evaluations in worker processes on this machine; the search's concurrency bounds how many."""
+@dataclass(frozen=True)
+class EvaluationJob:
+    """One evaluation to run, wherever it runs (the component travels apart, as its import path)."""
 
-    name = "local"
+    block: str
+    language: CodeLanguage
+    split: Split
+    built: BuiltModule
+    random_cases: int
+    time_limit_s: float
 
-    async def evaluate(self, component: Component, block: str, language: CodeLanguage, split: Split, *,
-                       built: BuiltModule, random_cases: int, time_limit_s: float) -> Evaluation:  # fmt: skip
-        return await asyncio.to_thread(
-            evaluate, component, block, language, split, random_cases=random_cases, time_limit_s=time_limit_s, built=built
+    def run(self, component: Component) -> Evaluation:
+        return evaluate(
+            component,
+            self.block,
+            self.language,
+            self.split,
+            random_cases=self.random_cases,
+            time_limit_s=self.time_limit_s,
+            built=self.built,
         )
+
+
+class Executor:
+    """Where evaluations run; `evaluate` is what the search calls."""
+
+    name = "?"
+
+    async def evaluate(
+        self,
+        component: Component,
+        block: str,
+        language: CodeLanguage,
+        split: Split,
+        *,
+        built: BuiltModule,
+        random_cases: int,
+        time_limit_s: float,
+    ) -> Evaluation:
+        return await self._run(
+            component, EvaluationJob(block, language, split, built, random_cases, time_limit_s)
+        )
+
+    async def _run(self, component: Component, job: EvaluationJob) -> Evaluation:
+        raise NotImplementedError
 
     def close(self) -> None:
         pass
 
 
-def _evaluate_on_a_node(ref: str, block: str, language: str, split: str, built: BuiltModule, random_cases: int, time_limit_s: float) -> Evaluation:
+class LocalExecutor(Executor):
+    """Evaluations in worker processes on this machine; the search's concurrency bounds how many."""
+
+    name = "local"
+
+    async def _run(self, component: Component, job: EvaluationJob) -> Evaluation:
+        return await asyncio.to_thread(job.run, component)
+
+
+def _evaluate_on_a_node(ref: str, job: EvaluationJob) -> Evaluation:
     """Runs inside a Ray worker: rebuild the component from its import path and evaluate there."""
     import ray
 
-    module_name, _, class_name = ref.partition(":")
-    component = getattr(importlib.import_module(module_name), class_name)()
-    evaluation = evaluate(component, block, CodeLanguage(language), Split(split), random_cases=random_cases, time_limit_s=time_limit_s, built=built)
+    evaluation = job.run(load_component(ref))
     context = ray.get_runtime_context()
     evaluation.evaluated_by = f"ray node {context.get_node_id()[:12]} worker pid {os.getpid()}"
     return evaluation
 
 
-class RayExecutor:
+class RayExecutor(Executor):
     """Evaluations as Ray tasks: `address` joins a running cluster ("auto" or "HOST:PORT"); None starts a
     private local instance for this process, shut down again by `close()`.
 
@@ -64,24 +107,31 @@ class RayExecutor:
         try:
             import ray
         except ImportError:
-            raise UsageError("the ray executor needs Ray: `pip install 'synapse-ng[ray]'` (scripts/setup.sh installs it)") from None
+            raise UsageError(
+                "the ray executor needs Ray: `pip install 'synapse-ng[ray]'` (scripts/setup.sh installs it)"
+            ) from None
         self._ray = ray
         self._started_here = not ray.is_initialized()
         if self._started_here:
-            options = {"address": address, "include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+            options: dict[str, Any] = {
+                "address": address,
+                "include_dashboard": False,
+                "log_to_driver": False,
+                "configure_logging": False,
+            }
             if address is None:
                 options.update(num_cpus=num_cpus, object_store_memory=200 << 20)
             try:
                 ray.init(**options)
             except (ConnectionError, RuntimeError, ValueError) as error:
-                raise UsageError(f"cannot reach the Ray cluster at {address!r}: {error}; is `ray start --head` running?") from None
+                raise UsageError(
+                    f"cannot reach the Ray cluster at {address!r}: {error}; is `ray start --head` running?"
+                ) from None
         self._task = ray.remote(num_cpus=1)(_evaluate_on_a_node)
         logger.info("ray executor: %s", ray.cluster_resources())
 
-    async def evaluate(self, component: Component, block: str, language: CodeLanguage, split: Split, *,
-                       built: BuiltModule, random_cases: int, time_limit_s: float) -> Evaluation:  # fmt: skip
-        ref = self._task.remote(component_ref(component), block, language.value, split.value, built, random_cases, time_limit_s)
-        return await ref  # Ray object references are awaitable from asyncio
+    async def _run(self, component: Component, job: EvaluationJob) -> Evaluation:
+        return await self._task.remote(component_ref(component), job)  # Ray references are awaitable
 
     def nodes(self) -> list[str]:
         return [node["NodeManagerAddress"] for node in self._ray.nodes() if node.get("Alive")]

@@ -13,7 +13,6 @@ from typing import Any
 from ..components import CaseFailure, Component, ComponentKind, Split
 from ..components.base import summarize
 from ..wasm.sandbox import Sandbox
-from ..workers import run_in_worker
 
 
 def aggregate(component: Component, workloads: list[dict]) -> dict:
@@ -37,7 +36,12 @@ def run_cases(component, sandbox: Sandbox, cases, stage: str) -> tuple[int, dict
     first that fails (an instantiation trap fails them all)."""
     instance = sandbox.instantiate()
     if instance.startup.trap is not None:
-        return 0, {"stage": stage, "case": "instantiate", "input": "", "message": f"instantiation trapped: {instance.startup.trap}"}
+        return 0, {
+            "stage": stage,
+            "case": "instantiate",
+            "input": "",
+            "message": f"instantiation trapped: {instance.startup.trap}",
+        }
     passed = 0
     for case in cases:
         output = None
@@ -50,8 +54,15 @@ def run_cases(component, sandbox: Sandbox, cases, stage: str) -> tuple[int, dict
     return passed, None
 
 
-def _failure(stage: str, case_id: str, component: Component, input: Any, error: Exception, output: Any = None) -> dict:
-    failure = {"stage": stage, "case": case_id, "input": summarize(input), "message": f"{stage} {case_id}: {error}"}
+def _failure(
+    stage: str, case_id: str, component: Component, input: Any, error: Exception, output: Any = None
+) -> dict:
+    failure: dict[str, Any] = {
+        "stage": stage,
+        "case": case_id,
+        "input": summarize(input),
+        "message": f"{stage} {case_id}: {error}",
+    }
     if component.kind is ComponentKind.EXACT and stage == "cases":
         failure["expected"] = summarize(component.reference(input))
         failure["got"] = summarize(output) if output is not None else None
@@ -64,14 +75,15 @@ def component_ref(component: Component) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
-def _load_component(ref: str) -> Component:
+def load_component(ref: str) -> Component:
+    """The component a `component_ref` names, made afresh in this process (a worker, a Ray task)."""
     module_name, _, class_name = ref.partition(":")
     return getattr(importlib.import_module(module_name), class_name)()
 
 
 def measure_job(job: dict) -> dict:
     """Inside the worker: the correctness cascade, then every workload on candidate and baseline."""
-    component = _load_component(job["component"])
+    component = load_component(job["component"])
     result: dict = {"cases_passed": 0, "cases_total": 0, "first_failure": None, "workloads": []}
     candidate = Sandbox(job["candidate"], component.limits)
     baseline = Sandbox(job["baseline"], component.limits)

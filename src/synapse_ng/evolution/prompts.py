@@ -30,8 +30,9 @@ component and language fits without dropping anything (tests/test_prompts.py).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from ..components.base import (
     EVOLVE_END,
@@ -40,9 +41,10 @@ from ..components.base import (
     ComponentKind,
     split_skeleton,
 )
+from ..languages import as_language, find_functions, top_level_items
 from ..llm.base import Message
 from ..models import CodeLanguage
-from .edits import find_functions, required_functions, top_level_items
+from .extract import required_functions
 
 __all__ = [
     "PROMPT_BUDGET",
@@ -78,25 +80,32 @@ _NAMES = {
     CodeLanguage.WAT: "WebAssembly text (WAT)",
     CodeLanguage.ASSEMBLYSCRIPT: "AssemblyScript",
 }
-_FENCE_TAGS = {CodeLanguage.RUST: "rust", CodeLanguage.C: "c", CodeLanguage.WAT: "wat", CodeLanguage.ASSEMBLYSCRIPT: "ts"}
+_FENCE_TAGS = {
+    CodeLanguage.RUST: "rust",
+    CodeLanguage.C: "c",
+    CodeLanguage.WAT: "wat",
+    CodeLanguage.ASSEMBLYSCRIPT: "ts",
+}
 _CONSTRAINTS = {
     CodeLanguage.RUST: (
-        "Rust 2021 for wasm32-unknown-unknown, std available (Vec, slices, iterators, HashMap, f64 methods such "
-        "as sqrt, exp, ln, powf). No external crates, no extern blocks, no include!/env!/asm!, no #![feature], "
+        "Rust 2021 for wasm32-unknown-unknown, std available (Vec, slices, iterators, HashMap, f64 methods "
+        "such "
+        "as sqrt, exp, ln, powf). No external crates, no extern blocks, no include!/env!/asm!, no "
+        "#![feature], "
         "no std::fs/net/process/thread/env."
     ),
     CodeLanguage.C: (
-        "Freestanding C11 (clang, wasm32), no libc: only <stdint.h> <stddef.h> <stdbool.h> <float.h> <limits.h>. "
+        "Freestanding C11 (clang, wasm32), no libc: only <stdint.h> <stddef.h> <stdbool.h> <float.h> "
+        "<limits.h>. "
         "No malloc (use static arrays), no printf, no <math.h>: use __builtin_sqrt, __builtin_fabs, "
         "__builtin_floor, __builtin_ceil, __builtin_fmin, __builtin_fmax (there is no exp, log or pow)."
     ),
-    CodeLanguage.WAT: "WebAssembly text format: only (func ...) definitions; no imports, no memory, table or export declarations.",
+    CodeLanguage.WAT: (
+        "WebAssembly text format: only (func ...) definitions; no imports, no memory, table or export "
+        "declarations."
+    ),
     CodeLanguage.ASSEMBLYSCRIPT: "AssemblyScript: no imports, no host functions.",
 }
-
-
-def _lang(language: CodeLanguage | str) -> CodeLanguage:
-    return language if isinstance(language, CodeLanguage) else CodeLanguage.from_name(str(language))
 
 
 # ====================================================================================== harness excerpt
@@ -148,7 +157,8 @@ def _window(lines: list[str], needles: tuple[str, ...], radius: int, comment: st
         if any(re.search(rf"\b{re.escape(needle)}\b", line) for needle in needles):
             keep.update(range(max(0, index - radius), min(len(lines), index + radius + 1)))
     out, previous = [], -1
-    indent = re.match(r"\s*", lines[1] if len(lines) > 1 else "").group(0) or "    "
+    first = lines[1] if len(lines) > 1 else ""
+    indent = first[: len(first) - len(first.lstrip())] or "    "  # its leading whitespace
     for index in sorted(keep):
         if index != previous + 1:
             out.append(f"{indent}{comment} ...")
@@ -157,12 +167,18 @@ def _window(lines: list[str], needles: tuple[str, ...], radius: int, comment: st
     return out
 
 
-def skeleton_excerpt(component: Component, language: CodeLanguage | str, budget: int = SKELETON_BUDGET) -> str:
+# One way skeleton_excerpt shortens its excerpt: new notes (lines), or new text after or before the block.
+_Shortening = Callable[[], tuple[Literal["notes"], list[str]] | tuple[Literal["after", "before"], str]]
+
+
+def skeleton_excerpt(
+    component: Component, language: CodeLanguage | str, budget: int = SKELETON_BUDGET
+) -> str:
     """The fixed harness as the model sees it: the header and the declarations before the block
     (buffers left out), the block's signature(s) with their doc comment between the EVOLVE markers, and
     the harness lines that call the block. Within `budget` characters (the header comment shrinks
     first); the signature and its doc comment are always there."""
-    language = _lang(language)
+    language = as_language(language)
     head, _, tail = split_skeleton(component.skeleton(language))
     required = required_functions(component, language)
     start_line, end_line = _marker_line(head, EVOLVE_START), _marker_line(tail, EVOLVE_END)
@@ -198,14 +214,19 @@ def skeleton_excerpt(component: Component, language: CodeLanguage | str, budget:
     interface = f"{start_line}\n{_interface(component, language)}\n{end_line}"
 
     def render(before_text: str, after_text: str, notes: list[str]) -> str:
-        sections = [s for s in (before_text.strip("\n"), interface, after_text.strip("\n"), "\n".join(notes)) if s]
+        sections = [
+            s for s in (before_text.strip("\n"), interface, after_text.strip("\n"), "\n".join(notes)) if s
+        ]
         return "\n\n".join(sections) + "\n"
 
     # Over budget: drop the notes, narrow the call sites, shorten the header comment, drop the comments
     # before the block, and at last the declarations before it; the interface always stays.
-    steps = [
+    steps: list[_Shortening] = [
         lambda: ("notes", []),
-        lambda: ("after", "\n\n".join("\n".join(_window(c.split("\n"), required, 1, comment)) for c in calls)),
+        lambda: (
+            "after",
+            "\n\n".join("\n".join(_window(c.split("\n"), required, 1, comment)) for c in calls),
+        ),
         lambda: ("before", _shrink_comments(before, len(render(before, after, notes)) - budget)),
         lambda: ("before", _strip_comment_lines(before)),
         lambda: ("before", ""),
@@ -214,13 +235,13 @@ def skeleton_excerpt(component: Component, language: CodeLanguage | str, budget:
     for step in steps:
         if len(excerpt) <= budget:
             break
-        name, value = step()
-        if name == "notes":
-            notes = value
-        elif name == "after":
-            after = value
+        part = step()
+        if part[0] == "notes":
+            notes = part[1]
+        elif part[0] == "after":
+            after = part[1]
         else:
-            before = value
+            before = part[1]
         excerpt = render(before, after, notes)
     return excerpt
 
@@ -285,10 +306,15 @@ def _shrink_comments(text: str, excess: int) -> str:
 
 # ============================================================================================ errors
 
-_HEADER = re.compile(r"^(?:\S+:\d+:\d+: |\S+: )?(?:fatal error|error|warning)(?:\[[A-Za-z0-9_-]+\])?:", re.IGNORECASE)
-_ERROR_HEADER = re.compile(r"^(?:\S+:\d+:\d+: |\S+: )?(?:fatal error|error)(?:\[[A-Za-z0-9_-]+\])?:", re.IGNORECASE)
+_HEADER = re.compile(
+    r"^(?:\S+:\d+:\d+: |\S+: )?(?:fatal error|error|warning)(?:\[[A-Za-z0-9_-]+\])?:", re.IGNORECASE
+)
+_ERROR_HEADER = re.compile(
+    r"^(?:\S+:\d+:\d+: |\S+: )?(?:fatal error|error)(?:\[[A-Za-z0-9_-]+\])?:", re.IGNORECASE
+)
 _NOISE = re.compile(
-    r"^(error: aborting due to|Some errors have detailed|For more information about|\d+ warnings? (and \d+ errors? )?generated|"
+    r"^(error: aborting due to|Some errors have detailed|For more information about|\d+ warnings? (and \d+ "
+    r"errors? )?generated|"
     r"\d+ errors? generated|warning: \d+ warnings? emitted|clang: error: linker command failed)"
 )
 
@@ -321,7 +347,9 @@ def trim_error(log: str, max_chars: int = ERROR_CHARS, max_errors: int = 3) -> s
         if distinct:
             shown = distinct[:max_errors]
             more = len(distinct) - len(shown)
-            text = "\n\n".join(shown) + (f"\n\n({more} more error{'s' if more > 1 else ''} not shown)" if more else "")
+            text = "\n\n".join(shown) + (
+                f"\n\n({more} more error{'s' if more > 1 else ''} not shown)" if more else ""
+            )
     return _cut(text, max_chars)
 
 
@@ -363,7 +391,13 @@ def _fmt(value: float) -> str:
     if isinstance(value, bool):
         return str(value)
     if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) < 1e15):
-        return f"{int(value):,}" if abs(value) >= 10_000 else str(int(value)) if isinstance(value, int) else f"{value:g}"
+        return (
+            f"{int(value):,}"
+            if abs(value) >= 10_000
+            else str(int(value))
+            if isinstance(value, int)
+            else f"{value:g}"
+        )
     return f"{value:.6g}"
 
 
@@ -399,11 +433,15 @@ def _goal(component: Component) -> str:
     ]
     if component.kind is ComponentKind.EXACT:
         lines.append(
-            "Kind: exact. The block must return exactly what the current block returns, on every input (edge cases "
+            "Kind: exact. The block must return exactly what the current block returns, on every input "
+            "(edge cases "
             "included); a wrong answer scores nothing. Win by doing less work."
         )
     else:
-        lines.append("Kind: heuristic. Any valid output counts and the objective decides; invalid output scores nothing.")
+        lines.append(
+            "Kind: heuristic. Any valid output counts and the objective decides; invalid output scores "
+            "nothing."
+        )
     if component.hints:
         lines.append("What is known to matter:")
         lines += [f"- {hint}" for hint in component.hints]
@@ -414,7 +452,8 @@ def _rules(component: Component, language: CodeLanguage) -> str:
     return "\n".join(
         [
             (
-                f"- Write only the EVOLVE block. It must define {_required_text(component, language)} with exactly this "
+                f"- Write only the EVOLVE block. It must define {_required_text(component, language)} with "
+                "exactly this "
                 "signature (your own helpers, types and constants are fine)."
             ),
             "- Do not repeat the fixed harness (its types, constants, buffers, exported functions).",
@@ -431,13 +470,17 @@ def _answer(component: Component, language: CodeLanguage, mode: str) -> str:
     tag = _FENCE_TAGS.get(language, "")
     if mode == "edits":
         return (
-            f"Change the current block so that it {verb} `{metric}`. Reply only with SEARCH/REPLACE edits of the "
+            f"Change the current block so that it {verb} `{metric}`. Reply only with SEARCH/REPLACE edits "
+            "of the "
             "current block, each in exactly this form:\n"
-            "<<<<<<< SEARCH\n(lines copied exactly from the current block)\n=======\n(the new lines)\n>>>>>>> REPLACE\n"
-            "Every SEARCH must match lines of the current block exactly. Use several edits for changes in several places."
+            "<<<<<<< SEARCH\n(lines copied exactly from the current block)\n=======\n(the new "
+            "lines)\n>>>>>>> REPLACE\n"
+            "Every SEARCH must match lines of the current block exactly. Use several edits for changes in "
+            "several places."
         )
     return (
-        f"Write an improved block that {verb} `{metric}`. Reply with the complete new block (everything between "
+        f"Write an improved block that {verb} `{metric}`. Reply with the complete new block (everything "
+        "between "
         f"the EVOLVE markers, not the harness) in a single ```{tag} code block, and nothing else."
     )
 
@@ -467,7 +510,7 @@ def build_messages(
     instructions. `budget`: the characters the prompt may take (raise it for models with a large
     context: more harness, and the inspirations, which do not fit 6,000 characters next to a
     1.5k-character parent)."""
-    language = _lang(language)
+    language = as_language(language)
     if mode not in MODES:
         raise ValueError(f"unknown prompt mode {mode!r}; known: {', '.join(MODES)}")
     system = _system(language)
@@ -486,7 +529,10 @@ def build_messages(
         if chosen:
             sections.append(
                 "## Other good blocks, for ideas\n"
-                + "\n\n".join(_program(f"### Version {chr(ord('A') + i)}", info, language) for i, info in enumerate(chosen))
+                + "\n\n".join(
+                    _program(f"### Version {chr(ord('A') + i)}", info, language)
+                    for i, info in enumerate(chosen)
+                )
             )
         if error_text:
             sections.append(f"## Your last attempt failed; avoid this\n```\n{error_text}\n```")
@@ -504,17 +550,26 @@ def build_messages(
         chosen = chosen[:-1]
     if room(problem_text, error_text, chosen) < MIN_EXCERPT:
         problem_text = _cut(problem_text, 300)
-        error_text = trim_error(last_error, max_chars=600, max_errors=1) if error_text else None
-    excerpt = skeleton_excerpt(component, language, budget=min(SKELETON_BUDGET, room(problem_text, error_text, chosen)))
+        error_text = (
+            trim_error(last_error, max_chars=600, max_errors=1) if error_text and last_error else None
+        )
+    excerpt = skeleton_excerpt(
+        component, language, budget=min(SKELETON_BUDGET, room(problem_text, error_text, chosen))
+    )
     return [system, Message("user", render(excerpt, problem_text, error_text, chosen))]
 
 
 def repair_messages(
-    component: Component, language: CodeLanguage | str, block: str, compile_log: str, *, budget: int = PROMPT_BUDGET
+    component: Component,
+    language: CodeLanguage | str,
+    block: str,
+    compile_log: str,
+    *,
+    budget: int = PROMPT_BUDGET,
 ) -> list[Message]:
     """[system, user] sending a block that does not compile back with its first errors (line numbers
     rewritten to the block's own), asking for the corrected block."""
-    language = _lang(language)
+    language = as_language(language)
     errors = trim_error(_map_lines(compile_log or "", component, language, block))
     system = _system(language)
 
@@ -527,11 +582,15 @@ def repair_messages(
                 f"## The block\n{_fenced(block, language)}",
                 f"## Compiler errors\n```\n{errors}\n```",
                 (
-                    "## Answer\nFix these errors and keep the block's idea. Reply with the complete corrected block in a "
+                    "## Answer\nFix these errors and keep the block's idea. Reply with the complete "
+                    "corrected block in a "
                     f"single ```{_FENCE_TAGS.get(language, '')} code block, and nothing else."
                 ),
             ]
         )
 
     room = budget - len(system.content) - len(render(""))
-    return [system, Message("user", render(skeleton_excerpt(component, language, budget=min(SKELETON_BUDGET, room))))]
+    return [
+        system,
+        Message("user", render(skeleton_excerpt(component, language, budget=min(SKELETON_BUDGET, room)))),
+    ]

@@ -1,21 +1,21 @@
-"""The Evolutionary Engine's memory: runs, candidates and results in SQLite, WASM artifacts on disk by SHA-256.
+"""The Evolutionary Engine's memory: runs, attempts and results in SQLite, WASM artifacts on disk by SHA-256.
 
     store = Store(directory)               directory/engine.sqlite3 + directory/artifacts/<sha256>.wasm
     run_id = store.create_run(...)         a run: one search for one component
-    store.add_candidate(run_id, ...)       committed before it returns: a killed run loses only what was in flight
+    attempt.id = store.add(attempt)        committed before it returns: a killed run loses only what was
+                                           in flight
+    store.candidates(run_id)               the run's attempts, read back as `Attempt`s
     store.record_result(...)               a measured held-out improvement, with its evidence
     store.put_artifact(wasm) -> sha256     atomic write (temp file, fsync, rename); verified on every read
-    store.statistics()                     computed from the rows, so it survives restarts
+    store.statistics()                     computed from the stored attempts, so it survives restarts
 
 Concurrency. The database runs in WAL mode with foreign keys on and a busy timeout, so several processes
 may read and write one store at once (writers queue, readers never block). Inside a process a `Store`
 holds ONE connection guarded by a lock: any thread may call any method (the engine's asyncio loop and
 its `to_thread` workers share one store), and calls are serialised, which is cheap next to evaluating a
 candidate. Every write is its own `BEGIN IMMEDIATE` transaction. A process forked from one holding a
-store opens its own connection on first use instead of sharing the parent's.
-
-Schema changes are a plain list of functions, `MIGRATIONS`, applied in order; `PRAGMA user_version`
-records how many have run. A store written by a newer synapse-ng (a higher version) is refused.
+store opens its own connection on first use instead of sharing the parent's. The schema and its
+migrations are in schema.py, what the statistics count in statistics.py.
 
 JSON columns (run config, verification, metrics, evidence) round-trip exactly for JSON values: dicts
 with string keys, lists, strings, ints of any size, bools, None and floats (shortest repr, so bit for
@@ -31,38 +31,34 @@ import os
 import re
 import secrets
 import sqlite3
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from ..fsutil import fsync_directory
+from ..fsutil import atomic_writer
+from .attempt import BASELINE, Attempt
+from .schema import open_database, translate
+from .statistics import Generation, engine_statistics
 
 DATABASE_NAME = "engine.sqlite3"
 ARTIFACTS_DIR = "artifacts"
 ARTIFACT_SUFFIX = ".wasm"
-BASELINE_OPERATOR = "baseline"  # a candidate row recording the shipped block: not a generation
 RUNNING = "running"
 DIRECTIONS = ("min", "max")
 DEFAULT_BUSY_TIMEOUT_S = 30.0
 STALE_TEMP_S = 3600.0  # temp files of a put_artifact killed mid-write are removed by cleanup after this
 
-# Candidate statuses (evaluate.Status plus the engine's "compiled") that prove a compiler produced a module.
-_COMPILED_STATUSES = ("compiled", "correct", "incorrect", "time_limit")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class CorruptArtifact(UsageError):
     """An artifact file whose content no longer hashes to its name."""
-
-
-# --------------------------------------------------------------------------------------------- rows
 
 
 @dataclass(frozen=True)
@@ -87,36 +83,6 @@ class RunRow:
 
 
 @dataclass(frozen=True)
-class CandidateRow:
-    id: int
-    run_id: str
-    island: int
-    generation: int
-    parent_id: int | None
-    operator: str
-    provider: str
-    model: str
-    tokens_in: int
-    tokens_out: int
-    language: str
-    source: str
-    source_hash: str
-    status: str
-    stage: str
-    message: str
-    compile_log: str
-    verification: dict | None
-    metrics: dict | None
-    score: float | None
-    improvement_pct: float | None
-    wasm_sha256: str | None
-    generation_s: float
-    compile_s: float
-    evaluation_s: float
-    created_at: str
-
-
-@dataclass(frozen=True)
 class ResultRow:
     id: int
     run_id: str
@@ -129,84 +95,7 @@ class ResultRow:
 
 
 _JSON_COLUMNS = frozenset({"config", "verification", "metrics", "evidence"})
-
-
-# --------------------------------------------------------------------------------------- migrations
-
-
-def _m1_initial(db: sqlite3.Connection) -> None:
-    db.execute(
-        """CREATE TABLE runs (
-            run_id TEXT PRIMARY KEY,
-            component TEXT NOT NULL,
-            provider TEXT NOT NULL,
-            model TEXT NOT NULL,
-            seed INTEGER,
-            config TEXT NOT NULL,
-            direction TEXT NOT NULL CHECK (direction IN ('min', 'max')),
-            status TEXT NOT NULL,
-            reason TEXT NOT NULL DEFAULT '',
-            best_candidate_id INTEGER REFERENCES candidates(id),
-            samples INTEGER NOT NULL DEFAULT 0,
-            tokens_in INTEGER NOT NULL DEFAULT 0,
-            tokens_out INTEGER NOT NULL DEFAULT 0,
-            elapsed_s REAL NOT NULL DEFAULT 0,
-            created_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL,
-            finished_at TEXT
-        )"""
-    )
-    db.execute(
-        """CREATE TABLE candidates (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            run_id TEXT NOT NULL REFERENCES runs(run_id),
-            island INTEGER NOT NULL,
-            generation INTEGER NOT NULL,
-            parent_id INTEGER REFERENCES candidates(id),
-            operator TEXT NOT NULL,
-            provider TEXT NOT NULL,
-            model TEXT NOT NULL,
-            tokens_in INTEGER NOT NULL,
-            tokens_out INTEGER NOT NULL,
-            language TEXT NOT NULL,
-            source TEXT NOT NULL,
-            source_hash TEXT NOT NULL,
-            status TEXT NOT NULL,
-            stage TEXT NOT NULL,
-            message TEXT NOT NULL,
-            compile_log TEXT NOT NULL,
-            verification TEXT,
-            metrics TEXT,
-            score REAL,
-            improvement_pct REAL,
-            wasm_sha256 TEXT,
-            generation_s REAL NOT NULL,
-            compile_s REAL NOT NULL,
-            evaluation_s REAL NOT NULL,
-            created_at TEXT NOT NULL
-        )"""
-    )
-    db.execute("CREATE INDEX candidates_by_run ON candidates(run_id, id)")
-    db.execute("CREATE INDEX candidates_by_hash ON candidates(run_id, source_hash)")
-    db.execute("CREATE INDEX candidates_by_wasm ON candidates(wasm_sha256) WHERE wasm_sha256 IS NOT NULL")
-    db.execute(
-        """CREATE TABLE results (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            run_id TEXT NOT NULL REFERENCES runs(run_id),
-            candidate_id INTEGER REFERENCES candidates(id),
-            component TEXT NOT NULL,
-            improvement_pct REAL,
-            evidence TEXT NOT NULL,
-            wasm_sha256 TEXT NOT NULL,
-            created_at TEXT NOT NULL
-        )"""
-    )
-    db.execute("CREATE INDEX results_by_component ON results(component)")
-
-
-# Append only: never edit or reorder a migration that has shipped; add a new function instead.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1_initial]
-SCHEMA_VERSION = len(MIGRATIONS)
+_ATTEMPT_COLUMNS = tuple(f.name for f in fields(Attempt) if f.name not in ("id", "created_at"))
 
 
 # -------------------------------------------------------------------------------------------- store
@@ -221,7 +110,9 @@ class Store:
         try:
             self.artifacts_dir.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise UsageError(f"cannot create the engine store in {self.directory}: {error}; choose a writable directory") from None
+            raise UsageError(
+                f"cannot create the engine store in {self.directory}: {error}; choose a writable directory"
+            ) from None
         self._lock = threading.RLock()
         self._db: sqlite3.Connection | None = None
         self._pid = os.getpid()
@@ -230,58 +121,8 @@ class Store:
     # ---------------------------------------------------------------------------- connection
 
     def _open(self) -> sqlite3.Connection:
-        try:
-            db = sqlite3.connect(self.database_path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as error:
-            raise self._translate(error) from None
-        db.row_factory = sqlite3.Row
-        try:
-            db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
-            self.journal_mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            db.execute("PRAGMA foreign_keys = ON")
-            db.execute("PRAGMA synchronous = FULL")  # a committed candidate survives a power cut, not only a kill
-            self._migrate(db)
-        except BaseException as error:
-            db.close()
-            if isinstance(error, sqlite3.Error):
-                raise self._translate(error) from None
-            raise
+        db, self.journal_mode = open_database(self.database_path, self.busy_timeout_s)
         return db
-
-    def _migrate(self, db: sqlite3.Connection) -> None:
-        if self._check_version(db) == SCHEMA_VERSION:
-            return
-        db.execute("BEGIN IMMEDIATE")  # another process may be migrating too: re-read under the write lock
-        try:
-            version = self._check_version(db)
-            for migration in MIGRATIONS[version:]:
-                migration(db)
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-
-    def _check_version(self, db: sqlite3.Connection) -> int:
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise UsageError(
-                f"{self.database_path} has schema version {version}, but this synapse-ng knows only up to {SCHEMA_VERSION}: "
-                "it was written by a newer synapse-ng; upgrade synapse-ng, or use another workspace directory"
-            )
-        return version
-
-    def _translate(self, error: sqlite3.Error) -> Exception:
-        name = getattr(error, "sqlite_errorname", "")
-        if name in ("SQLITE_NOTADB", "SQLITE_CORRUPT") or "not a database" in str(error) or "malformed" in str(error):
-            return UsageError(
-                f"{self.database_path} is not a readable SQLite database ({error}); move it away "
-                f"(e.g. mv {self.database_path} {self.database_path}.broken) and the engine will start a fresh store there"
-            )
-        if name == "SQLITE_CANTOPEN":
-            return UsageError(f"cannot open {self.database_path} ({error}); check that the directory exists and is writable")
-        return error
 
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
@@ -295,10 +136,11 @@ class Store:
             yield self._db
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, begin: str) -> Iterator[sqlite3.Connection]:
+        """One transaction: committed if the block completes, rolled back if it raises."""
         with self._connection() as db:
             try:
-                db.execute("BEGIN IMMEDIATE")
+                db.execute(begin)
                 try:
                     yield db
                     db.execute("COMMIT")
@@ -307,27 +149,18 @@ class Store:
                         db.execute("ROLLBACK")
                     raise
             except sqlite3.DatabaseError as error:
-                translated = self._translate(error)
+                translated = translate(error, self.database_path)
                 if translated is error:
                     raise
                 raise translated from error
 
-    @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
-        """One read transaction: every query inside sees the same snapshot."""
-        with self._connection() as db:
-            try:
-                db.execute("BEGIN")
-                try:
-                    yield db
-                finally:
-                    if db.in_transaction:
-                        db.execute("COMMIT")
-            except sqlite3.DatabaseError as error:
-                translated = self._translate(error)
-                if translated is error:
-                    raise
-                raise translated from error
+    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
+        """A write transaction; BEGIN IMMEDIATE takes the write lock at once, so writers queue."""
+        return self._transaction("BEGIN IMMEDIATE")
+
+    def _read(self) -> AbstractContextManager[sqlite3.Connection]:
+        """A read transaction: every query inside sees the same snapshot."""
+        return self._transaction("BEGIN")
 
     def close(self) -> None:
         if os.getpid() != self._pid:  # a forked copy: the connection belongs to the parent
@@ -352,7 +185,16 @@ class Store:
 
     # ---------------------------------------------------------------------------------- runs
 
-    def create_run(self, component: str, provider: str, model: str, seed: int | None, config: dict, *, direction: str = "min") -> str:
+    def create_run(
+        self,
+        component: str,
+        provider: str,
+        model: str,
+        seed: int | None,
+        config: dict,
+        *,
+        direction: str = "min",
+    ) -> str:
         if direction not in DIRECTIONS:
             raise UsageError(f"unknown objective direction {direction!r}; use 'min' or 'max'")
         config_json = _to_json(config, "run config")
@@ -362,8 +204,8 @@ class Store:
             try:
                 with self._write() as db:
                     db.execute(
-                        "INSERT INTO runs (run_id, component, provider, model, seed, config, direction, status, created_at, updated_at)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "INSERT INTO runs (run_id, component, provider, model, seed, config, direction,"
+                        " status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (run_id, component, provider, model, seed, config_json, direction, RUNNING, now, now),
                     )
                 return run_id
@@ -380,40 +222,53 @@ class Store:
     def list_runs(self, limit: int = 20) -> list[RunRow]:
         """The newest first."""
         with self._read() as db:
-            rows = db.execute("SELECT * FROM runs ORDER BY created_at DESC, rowid DESC LIMIT ?", (limit,)).fetchall()
+            rows = db.execute(
+                "SELECT * FROM runs ORDER BY created_at DESC, rowid DESC LIMIT ?", (limit,)
+            ).fetchall()
         return [_row(RunRow, row) for row in rows]
 
     def resume_run(self, run_id: str) -> RunRow:
         """Marks a run as running again (for `--resume`) and returns it, with what it has spent so far."""
         with self._write() as db:
-            if db.execute("UPDATE runs SET status = ?, reason = '', finished_at = NULL, updated_at = ? WHERE run_id = ?",
-                          (RUNNING, _now(), run_id)).rowcount == 0:  # fmt: skip
+            cursor = db.execute(
+                "UPDATE runs SET status = ?, reason = '', finished_at = NULL, updated_at = ?"
+                " WHERE run_id = ?",
+                (RUNNING, _now(), run_id),
+            )
+            if cursor.rowcount == 0:
                 raise self._unknown_run(db, run_id)
         return self.get_run(run_id)
 
     def finish_run(self, run_id: str, status: str, reason: str, best_candidate_id: int | None) -> None:
         with self._write() as db:
             if best_candidate_id is not None:
-                owner = db.execute("SELECT run_id FROM candidates WHERE id = ?", (best_candidate_id,)).fetchone()
+                owner = db.execute(
+                    "SELECT run_id FROM candidates WHERE id = ?", (best_candidate_id,)
+                ).fetchone()
                 if owner is None or owner[0] != run_id:
                     raise UsageError(
-                        f"candidate {best_candidate_id} does not belong to run {run_id}; pass one of its own candidates or None"
+                        f"candidate {best_candidate_id} does not belong to run {run_id}; "
+                        "pass one of its own candidates or None"
                     )
             now = _now()
             cursor = db.execute(
-                "UPDATE runs SET status = ?, reason = ?, best_candidate_id = ?, finished_at = ?, updated_at = ? WHERE run_id = ?",
+                "UPDATE runs SET status = ?, reason = ?, best_candidate_id = ?, finished_at = ?,"
+                " updated_at = ? WHERE run_id = ?",
                 (status, reason, best_candidate_id, now, now, run_id),
             )
             if cursor.rowcount == 0:
                 raise self._unknown_run(db, run_id)
 
-    def update_run_budget(self, run_id: str, samples: int, tokens_in: int, tokens_out: int, elapsed_s: float) -> None:
+    def update_run_budget(
+        self, run_id: str, samples: int, tokens_in: int, tokens_out: int, elapsed_s: float
+    ) -> None:
         """Records the totals spent so far (not increments), so a resumed run continues its budgets."""
         if min(samples, tokens_in, tokens_out, elapsed_s) < 0:
             raise UsageError("budget totals cannot be negative")
         with self._write() as db:
             cursor = db.execute(
-                "UPDATE runs SET samples = ?, tokens_in = ?, tokens_out = ?, elapsed_s = ?, updated_at = ? WHERE run_id = ?",
+                "UPDATE runs SET samples = ?, tokens_in = ?, tokens_out = ?, elapsed_s = ?, updated_at = ?"
+                " WHERE run_id = ?",
                 (samples, tokens_in, tokens_out, float(elapsed_s), _now(), run_id),
             )
             if cursor.rowcount == 0:
@@ -421,109 +276,86 @@ class Store:
 
     def _unknown_run(self, db: sqlite3.Connection, run_id: str) -> UsageError:
         latest = db.execute(
-            "SELECT run_id, component, status, created_at FROM runs ORDER BY created_at DESC, rowid DESC LIMIT 5"
+            "SELECT run_id, component, status, created_at FROM runs"
+            " ORDER BY created_at DESC, rowid DESC LIMIT 5"
         ).fetchall()
         if not latest:
-            return UsageError(f"no run {run_id!r} in {self.database_path}: the store has no runs yet; start a new run instead of resuming")
-        listing = ", ".join(f"{r['run_id']} ({r['component']}, {r['status']}, {r['created_at'][:19]})" for r in latest)
+            return UsageError(
+                f"no run {run_id!r} in {self.database_path}: the store has no runs yet; "
+                "start a new run instead of resuming"
+            )
+        listing = ", ".join(
+            f"{r['run_id']} ({r['component']}, {r['status']}, {r['created_at'][:19]})" for r in latest
+        )
         return UsageError(
-            f"no run {run_id!r} in {self.database_path}; the latest runs are: {listing}. Resume one of these, or start a new run"
+            f"no run {run_id!r} in {self.database_path}; the latest runs are: {listing}. "
+            "Resume one of these, or start a new run"
         )
 
     # ----------------------------------------------------------------------------- candidates
 
-    def add_candidate(
-        self,
-        run_id: str,
-        *,
-        island: int,
-        generation: int,
-        parent_id: int | None,
-        operator: str,
-        provider: str,
-        model: str,
-        tokens_in: int,
-        tokens_out: int,
-        language: str,
-        source: str,
-        source_hash: str,
-        status: str,
-        stage: str,
-        message: str,
-        compile_log: str,
-        verification: dict | None,
-        metrics: dict | None,
-        score: float | None,
-        improvement_pct: float | None,
-        wasm_sha256: str | None,
-        generation_s: float,
-        compile_s: float,
-        evaluation_s: float,
-    ) -> int:
-        """Stores one finished candidate and commits before returning its id."""
-        values = {
-            "run_id": run_id,
-            "island": island,
-            "generation": generation,
-            "parent_id": parent_id,
-            "operator": operator,
-            "provider": provider,
-            "model": model,
-            "tokens_in": tokens_in,
-            "tokens_out": tokens_out,
-            "language": language,
-            "source": source,
-            "source_hash": source_hash,
-            "status": status,
-            "stage": stage,
-            "message": message,
-            "compile_log": compile_log,
-            "verification": None if verification is None else _to_json(verification, "verification"),
-            "metrics": None if metrics is None else _to_json(metrics, "metrics"),
-            "score": score,
-            "improvement_pct": improvement_pct,
-            "wasm_sha256": _check_sha(wasm_sha256) if wasm_sha256 else None,
-            "generation_s": float(generation_s),
-            "compile_s": float(compile_s),
-            "evaluation_s": float(evaluation_s),
-            "created_at": _now(),
-        }
+    def add(self, attempt: Attempt) -> int:
+        """Stores one attempt that has ended, as it is, and commits before returning its id."""
+        if attempt.status is None or attempt.stage is None:
+            raise UsageError("an attempt is stored once it has ended: give it a status and a stage first")
+        values = {name: getattr(attempt, name) for name in _ATTEMPT_COLUMNS}
+        values.update(
+            language=attempt.language.value,
+            status=attempt.status.value,
+            stage=attempt.stage.value,
+            verification=_to_json_or_none(attempt.verification, "verification"),
+            metrics=_to_json_or_none(attempt.metrics, "metrics"),
+            wasm_sha256=_check_sha(attempt.wasm_sha256) if attempt.wasm_sha256 else None,
+            generation_s=float(attempt.generation_s),
+            compile_s=float(attempt.compile_s),
+            evaluation_s=float(attempt.evaluation_s),
+            created_at=_now(),
+        )
         columns = ", ".join(values)
         marks = ", ".join("?" for _ in values)
         with self._write() as db:
             try:
-                cursor = db.execute(f"INSERT INTO candidates ({columns}) VALUES ({marks})", tuple(values.values()))
+                cursor = db.execute(
+                    f"INSERT INTO candidates ({columns}) VALUES ({marks})", tuple(values.values())
+                )
             except sqlite3.IntegrityError:
-                raise self._bad_reference(db, run_id, parent_id) from None
-            return cursor.lastrowid
+                raise self._bad_reference(db, attempt.run_id, attempt.parent_id) from None
+            return _inserted(cursor)
 
     def _bad_reference(self, db: sqlite3.Connection, run_id: str, parent_id: int | None) -> UsageError:
         if db.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is None:
             return self._unknown_run(db, run_id)
-        return UsageError(f"no candidate {parent_id} to be the parent; pass the id add_candidate returned, or None")
+        return UsageError(
+            f"no candidate {parent_id} to be the parent; pass the id store.add returned, or None"
+        )
 
-    def candidates(self, run_id: str) -> list[CandidateRow]:
-        """Every candidate of a run, in the order they were stored."""
+    def candidates(self, run_id: str) -> list[Attempt]:
+        """Every attempt of a run, in the order they were stored."""
         with self._read() as db:
             rows = db.execute("SELECT * FROM candidates WHERE run_id = ? ORDER BY id", (run_id,)).fetchall()
-        return [_row(CandidateRow, row) for row in rows]
+        return [_row(Attempt, row) for row in rows]
 
-    def candidate(self, candidate_id: int) -> CandidateRow:
+    def candidate(self, candidate_id: int) -> Attempt:
         with self._read() as db:
             row = db.execute("SELECT * FROM candidates WHERE id = ?", (candidate_id,)).fetchone()
         if row is None:
-            raise UsageError(f"no candidate {candidate_id} in {self.database_path}; list a run's candidates to find an id")
-        return _row(CandidateRow, row)
+            raise UsageError(
+                f"no candidate {candidate_id} in {self.database_path}; list a run's candidates to find an id"
+            )
+        return _row(Attempt, row)
 
     def seen_hashes(self, run_id: str) -> set[str]:
         """The source hashes a run has already stored (empty hashes left out): never evaluate those again."""
         with self._read() as db:
-            rows = db.execute("SELECT DISTINCT source_hash FROM candidates WHERE run_id = ? AND source_hash != ''", (run_id,))
+            rows = db.execute(
+                "SELECT DISTINCT source_hash FROM candidates WHERE run_id = ? AND source_hash != ''",
+                (run_id,),
+            )
             return {row[0] for row in rows}
 
     def best_candidates(
         self, run_id: str, limit: int = 10, *, direction: str | None = None, island: int | None = None
-    ) -> list[CandidateRow]:
+    ) -> list[Attempt]:
         """Scored candidates, best first by the run's direction (or `direction`); ties go to the earlier one.
 
         Only candidates with a score take part: give a score only to candidates that passed evaluation."""
@@ -531,32 +363,52 @@ class Store:
         if direction not in DIRECTIONS:
             raise UsageError(f"unknown objective direction {direction!r}; use 'min' or 'max'")
         order = "ASC" if direction == "min" else "DESC"
-        where, params = "run_id = ? AND score IS NOT NULL", [run_id]
+        where = "run_id = ? AND score IS NOT NULL"
+        params: list[object] = [run_id]
         if island is not None:
             where, params = where + " AND island = ?", params + [island]
         with self._read() as db:
-            rows = db.execute(f"SELECT * FROM candidates WHERE {where} ORDER BY score {order}, id ASC LIMIT ?", (*params, limit)).fetchall()
-        return [_row(CandidateRow, row) for row in rows]
+            rows = db.execute(
+                f"SELECT * FROM candidates WHERE {where} ORDER BY score {order}, id ASC LIMIT ?",
+                (*params, limit),
+            ).fetchall()
+        return [_row(Attempt, row) for row in rows]
 
     # -------------------------------------------------------------------------------- results
 
     def record_result(
-        self, run_id: str, candidate_id: int | None, component: str, improvement_pct: float, evidence: dict, wasm_sha256: str
+        self,
+        run_id: str,
+        candidate_id: int | None,
+        component: str,
+        improvement_pct: float,
+        evidence: dict,
+        wasm_sha256: str,
     ) -> int:
         """A measured improvement with its evidence; the artifact it names is never removed by cleanup."""
-        values = (run_id, candidate_id, component, improvement_pct, _to_json(evidence, "evidence"), _check_sha(wasm_sha256), _now())
+        values = (
+            run_id,
+            candidate_id,
+            component,
+            improvement_pct,
+            _to_json(evidence, "evidence"),
+            _check_sha(wasm_sha256),
+            _now(),
+        )
         with self._write() as db:
             try:
                 cursor = db.execute(
-                    "INSERT INTO results (run_id, candidate_id, component, improvement_pct, evidence, wasm_sha256, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO results (run_id, candidate_id, component, improvement_pct, evidence,"
+                    " wasm_sha256, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     values,
                 )
             except sqlite3.IntegrityError:
                 if db.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is None:
                     raise self._unknown_run(db, run_id) from None
-                raise UsageError(f"no candidate {candidate_id} in {self.database_path}; pass a stored candidate id or None") from None
-            return cursor.lastrowid
+                raise UsageError(
+                    f"no candidate {candidate_id} in {self.database_path}; pass a stored candidate id or None"
+                ) from None
+            return _inserted(cursor)
 
     def results(self, component: str | None = None) -> list[ResultRow]:
         """Every recorded result (of one component, if given), oldest first."""
@@ -564,7 +416,9 @@ class Store:
             if component is None:
                 rows = db.execute("SELECT * FROM results ORDER BY id").fetchall()
             else:
-                rows = db.execute("SELECT * FROM results WHERE component = ? ORDER BY id", (component,)).fetchall()
+                rows = db.execute(
+                    "SELECT * FROM results WHERE component = ? ORDER BY id", (component,)
+                ).fetchall()
         return [_row(ResultRow, row) for row in rows]
 
     def best_improvement_per_component(self) -> dict[str, float]:
@@ -594,19 +448,13 @@ class Store:
             if path.is_file() and _file_sha256(path) == sha:
                 os.utime(path)
                 return sha
-            fd, temp = tempfile.mkstemp(prefix=f".{sha[:16]}.", suffix=".tmp", dir=self.artifacts_dir)
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(temp, path)
-            except BaseException:
-                Path(temp).unlink(missing_ok=True)
-                raise
-            fsync_directory(self.artifacts_dir)
+            with atomic_writer(path) as handle:
+                handle.write(data)
         except OSError as error:
-            raise UsageError(f"cannot write artifact {sha} to {self.artifacts_dir}: {error}; check free space and permissions") from None
+            raise UsageError(
+                f"cannot write artifact {sha} to {self.artifacts_dir}: {error}; "
+                "check free space and permissions"
+            ) from None
         return sha
 
     def get_artifact(self, sha256: str) -> bytes:
@@ -615,19 +463,25 @@ class Store:
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            raise UsageError(f"no artifact {sha256} in {self.artifacts_dir}; it was never stored here or was cleaned up") from None
+            raise UsageError(
+                f"no artifact {sha256} in {self.artifacts_dir}; it was never stored here or was cleaned up"
+            ) from None
         actual = hashlib.sha256(data).hexdigest()
         if actual != sha256.lower():
             raise CorruptArtifact(
                 f"artifact {path} is corrupt: its content hashes to {actual}, not {sha256.lower()}; "
-                "delete the file and store the module again (rebuild the candidate, or re-fetch it from its proposal)"
+                "delete the file and store the module again "
+                "(rebuild the candidate, or re-fetch it from its proposal)"
             )
         return data
 
     def referenced_artifacts(self) -> set[str]:
         """Every hash a stored result or candidate names (whether or not the file is here)."""
         with self._read() as db:
-            rows = db.execute("SELECT wasm_sha256 FROM results UNION SELECT wasm_sha256 FROM candidates WHERE wasm_sha256 IS NOT NULL")
+            rows = db.execute(
+                "SELECT wasm_sha256 FROM results"
+                " UNION SELECT wasm_sha256 FROM candidates WHERE wasm_sha256 IS NOT NULL"
+            )
             return {row[0] for row in rows}
 
     def cleanup_artifacts(self, keep_latest: int = 5) -> list[str]:
@@ -660,39 +514,17 @@ class Store:
     # ----------------------------------------------------------------------------- statistics
 
     def statistics(self, run_id: str | None = None) -> dict:
-        """The seed's statistics, computed from the candidate rows (of one run, or of all).
-
-        A generation is any candidate row except the baseline's. A compilation succeeded when the row's
-        status shows a module was built (compiled, correct, incorrect, time_limit, or a module rejected by
-        the static checks at stage "verify"); it failed when the status is compile_failed. Rows that never
-        reached the compiler (no code, duplicates, shape or policy rejections) count as neither."""
-        compiled = f"(status IN ({', '.join('?' for _ in _COMPILED_STATUSES)}) OR (status = 'rejected' AND stage = 'verify'))"
-        where, params = "operator != ?", [BASELINE_OPERATOR]
+        """The seed's statistics (statistics.py), from the stored attempts of one run or of all."""
+        where, params = "operator != ?", [BASELINE]
         if run_id is not None:
             where, params = where + " AND run_id = ?", params + [run_id]
-        query = f"""SELECT
-                COUNT(*),
-                COALESCE(SUM({compiled}), 0),
-                COALESCE(SUM(status = 'compile_failed'), 0),
-                AVG(generation_s),
-                AVG(CASE WHEN {compiled} OR status = 'compile_failed' THEN compile_s END)
-            FROM candidates WHERE {where}"""
+        columns = ", ".join(Generation._fields)
         with self._read() as db:
-            total, ok, failed, generation_s, compile_s = db.execute(query, (*_COMPILED_STATUSES, *_COMPILED_STATUSES, *params)).fetchone()
-            # The best candidate measured so far, on the training workloads only (held-out results are
-            # in best_improvement_per_component): how a running search is doing.
-            training = db.execute(f"SELECT MAX(improvement_pct) FROM candidates WHERE status = 'correct' AND {where}", params).fetchone()[0]
-        best = self.best_improvement_per_component()
-        return {
-            "best_training_improvement_pct": training,
-            "total_generations": total,
-            "successful_compilations": ok,
-            "failed_compilations": failed,
-            "success_rate": ok / (ok + failed) if ok + failed else 0.0,
-            "avg_generation_time_seconds": generation_s or 0.0,
-            "avg_compilation_time_seconds": compile_s or 0.0,
-            "best_improvement_per_component": best,
-        }
+            rows = db.execute(
+                f"SELECT {columns} FROM candidates WHERE {where} ORDER BY id", params
+            ).fetchall()
+        generations = [Generation(*row) for row in rows]
+        return engine_statistics(generations, self.best_improvement_per_component())
 
 
 # ---------------------------------------------------------------------------------------- helpers
@@ -706,7 +538,20 @@ def _to_json(value: Any, what: str) -> str:
     try:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     except (TypeError, ValueError) as error:
-        raise UsageError(f"{what} cannot be stored as JSON: {error}; pass plain dicts, lists, strings, numbers, bools and None") from None
+        raise UsageError(
+            f"{what} cannot be stored as JSON: {error}; "
+            "pass plain dicts, lists, strings, numbers, bools and None"
+        ) from None
+
+
+def _to_json_or_none(value: Any, what: str) -> str | None:
+    return None if value is None else _to_json(value, what)
+
+
+def _inserted(cursor: sqlite3.Cursor) -> int:
+    if cursor.lastrowid is None:  # an INSERT into a rowid table always has one
+        raise RuntimeError("sqlite3 reported no row id for an INSERT")
+    return cursor.lastrowid
 
 
 def _row(kind: type, row: sqlite3.Row):

@@ -4,7 +4,7 @@
     retune(block, language, rng, count=None, scale=2.0) -> str | None
     can_retune(block, language) -> bool
 
-`numeric_literals` finds the number tokens of a block with the language's own lexer (edits.tokenize),
+`numeric_literals` finds the number tokens of a block with the language's own lexer (`languages.tokenize`),
 so a digit inside a comment, a string, a char literal or an identifier (`x1`, `f64`, `u32`) is never a
 literal. Handled forms: Rust `1.0f64`, `3u32`, `0x1F`, `0b101`, `0o17`, `1e-3`, `2.5E+3_f32`, `1_000`
 (a tuple field such as `pair.0` is not a literal, and nothing inside `#[...]` attributes is); C `1.5f`,
@@ -19,8 +19,9 @@ among the *tunable* ones, floats three times as likely as integers:
   `scale` is asked for) and, one time in four, also gets
   a small Gaussian nudge (5 % of its value); it keeps a decimal point (or its exponent form), its
   suffix and its sign, and is written with four significant digits;
-- an integer moves by 1 up to 25 % of its value (times log2(scale); at least 1), up or down, never crossing to 0 or to the
-  other sign; it stays a decimal integer with its suffix and digit grouping (`1_000` -> `1_250`).
+- an integer moves by 1 up to 25 % of its value (times log2(scale); at least 1), up or down, never
+  crossing to 0 or to the other sign; it stays a decimal integer with its suffix and digit grouping
+  (`1_000` -> `1_250`).
 
 Not tunable (left as they are): zeros (0, 0.0: loop starts, initial values, clamps), the integer 1
 (`n - 1`, `i + 1`: structure, not a constant), and non-decimal integers (hex/octal/binary: bit masks and
@@ -35,8 +36,8 @@ import random
 import re
 from dataclasses import dataclass
 
+from ..languages import as_language, tokenize
 from ..models import CodeLanguage
-from .edits import tokenize
 
 __all__ = ["Literal", "can_retune", "numeric_literals", "retune"]
 
@@ -61,7 +62,9 @@ class Literal:
 _RUST_DEC = re.compile(
     r"(?P<body>[0-9][0-9_]*(?:\.[0-9_]*)?(?:[eE][+-]?[0-9_]*[0-9][0-9_]*)?)(?P<suffix>_*(?:[iu](?:8|16|32|64|128|size)|f32|f64))?$"
 )
-_RUST_RADIX = re.compile(r"0(?P<base>[xob])(?P<digits>[0-9a-fA-F_]*?)(?P<suffix>_*[iu](?:8|16|32|64|128|size))?$")
+_RUST_RADIX = re.compile(
+    r"0(?P<base>[xob])(?P<digits>[0-9a-fA-F_]*?)(?P<suffix>_*[iu](?:8|16|32|64|128|size))?$"
+)
 _C_FLOAT = re.compile(r"(?P<body>(?:[0-9]*\.[0-9]*|[0-9]+)(?:[eE][+-]?[0-9]+)?)(?P<suffix>[fFlL]?)$")
 _C_INT = re.compile(r"(?P<body>0[xX][0-9a-fA-F]+|0[bB][01]+|[0-9]+)(?P<suffix>[uU]?[lL]{0,2}|[lL]{1,2}[uU])$")
 _WAT_INT = re.compile(r"(?P<sign>[+-]?)(?P<body>0x[0-9a-fA-F_]+|[0-9][0-9_]*)$")
@@ -105,14 +108,21 @@ def _parse(text: str, language: CodeLanguage) -> _Parsed | None:
         m = _WAT_INT.match(text)
         if m:
             body = m.group("body")
-            value = int(body.replace("_", ""), 16 if body.startswith("0x") else 10)
+            value: int | float = int(body.replace("_", ""), 16 if body.startswith("0x") else 10)
             return _Parsed(
-                -value if m.group("sign") == "-" else value, False, 16 if body.startswith("0x") else 10, m.group("sign"), body, ""
+                -value if m.group("sign") == "-" else value,
+                False,
+                16 if body.startswith("0x") else 10,
+                m.group("sign"),
+                body,
+                "",
             )
         m = _WAT_FLOAT.match(text)
         if m:
             value = float(m.group("body").replace("_", ""))
-            return _Parsed(-value if m.group("sign") == "-" else value, True, 10, m.group("sign"), m.group("body"), "")
+            return _Parsed(
+                -value if m.group("sign") == "-" else value, True, 10, m.group("sign"), m.group("body"), ""
+            )
         return None
     # Rust (and the Rust-like default)
     m = _RUST_RADIX.match(text)
@@ -137,14 +147,10 @@ def _parse(text: str, language: CodeLanguage) -> _Parsed | None:
     is_float = "." in body or "e" in body.lower() or suffix.lstrip("_") in ("f32", "f64")
     clean = body.replace("_", "")
     try:
-        value: int | float = float(clean) if is_float else int(clean)
+        value = float(clean) if is_float else int(clean)
     except ValueError:
         return None
     return _Parsed(value, is_float, 10, "", body, suffix)
-
-
-def _language(language: CodeLanguage | str) -> CodeLanguage:
-    return language if isinstance(language, CodeLanguage) else CodeLanguage.from_name(str(language))
 
 
 def _literals(block: str, language: CodeLanguage) -> list[tuple[Literal, _Parsed]]:
@@ -158,14 +164,22 @@ def _literals(block: str, language: CodeLanguage) -> list[tuple[Literal, _Parsed
             if token.kind == "eol":
                 directive = None
                 continue
-            if token.text == "#" and directive is None and index + 1 < len(tokens) and _starts_line(block, token.start):
+            if (
+                token.text == "#"
+                and directive is None
+                and index + 1 < len(tokens)
+                and _starts_line(block, token.start)
+            ):
                 directive = tokens[index + 1].text
                 continue
         elif language is not CodeLanguage.WAT:
             if (
                 token.text == "["
                 and previous is not None
-                and (previous.text == "#" or (previous.text == "!" and index >= 2 and tokens[index - 2].text == "#"))
+                and (
+                    previous.text == "#"
+                    or (previous.text == "!" and index >= 2 and tokens[index - 2].text == "#")
+                )
             ):
                 attribute_depth = 1
                 continue
@@ -179,7 +193,11 @@ def _literals(block: str, language: CodeLanguage) -> list[tuple[Literal, _Parsed
             continue
         if language is CodeLanguage.WAT and not (previous is not None and previous.text.endswith(".const")):
             continue
-        if language not in (CodeLanguage.C, CodeLanguage.WAT) and previous is not None and previous.text == ".":
+        if (
+            language not in (CodeLanguage.C, CodeLanguage.WAT)
+            and previous is not None
+            and previous.text == "."
+        ):
             continue  # a tuple field (`pair.0`), not a constant
         parsed = _parse(token.text, language)
         if parsed is None:
@@ -195,7 +213,7 @@ def _starts_line(text: str, offset: int) -> bool:
 
 def numeric_literals(block: str, language: CodeLanguage | str) -> list[Literal]:
     """The numeric literals of a block, in order (see the module docstring for what counts)."""
-    return [literal for literal, _ in _literals(block, _language(language))]
+    return [literal for literal, _ in _literals(block, as_language(language))]
 
 
 # ---------------------------------------------------------------------------------------- retuning
@@ -246,18 +264,19 @@ def _perturb(literal: Literal, parsed: _Parsed, rng: random.Random, scale: float
             if text != literal.text and float(f"{new:.{SIGNIFICANT_DIGITS - 1}e}") != magnitude:
                 return text
         return _format_float(magnitude * 1.5, parsed)
+    assert isinstance(magnitude, int)  # not is_float: _parse read an integer
     spread = max(1, round(magnitude * INT_SPREAD * math.log2(scale)))
     delta = rng.randint(1, spread)
     if rng.random() < 0.5 and magnitude - delta >= 1:
-        new = magnitude - delta
+        new_int = magnitude - delta
     else:
-        new = magnitude + delta
-    return _format_int(new, parsed)
+        new_int = magnitude + delta
+    return _format_int(new_int, parsed)
 
 
 def can_retune(block: str, language: CodeLanguage | str) -> bool:
     """Whether `retune` has a constant to change in this block."""
-    language = _language(language)
+    language = as_language(language)
     return any(_tunable(parsed) for _, parsed in _literals(block, language))
 
 
@@ -271,7 +290,7 @@ def retune(
     off by an order of magnitude."""
     if not scale > 1.0:
         raise ValueError(f"scale must be > 1, not {scale!r}")
-    language = _language(language)
+    language = as_language(language)
     candidates = [(literal, parsed) for literal, parsed in _literals(block, language) if _tunable(parsed)]
     if not candidates:
         return None
@@ -285,7 +304,8 @@ def retune(
         pick = rng.choices(range(len(pool)), weights=weights)[0]
         chosen.append(pool.pop(pick))
     replacements = sorted(
-        ((literal, _perturb(literal, parsed, rng, scale)) for literal, parsed in chosen), key=lambda pair: pair[0].start
+        ((literal, _perturb(literal, parsed, rng, scale)) for literal, parsed in chosen),
+        key=lambda pair: pair[0].start,
     )
     out, cursor = [], 0
     for literal, text in replacements:

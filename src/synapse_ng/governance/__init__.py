@@ -1,8 +1,8 @@
 """Governance: proposal and vote bodies, the tally that closes a proposal, and the checks before a vote.
 
-    proposals  build and validate the bodies of signed `proposal` and `vote` messages
-    tally      votes -> a raft_consensus input -> "open" | "approved" | "rejected" | "no quorum"
-    verify     what an honest node re-checks itself before it votes on a code upgrade
+proposals  build and validate the bodies of signed `proposal` and `vote` messages
+tally      votes -> a raft_consensus input -> "open" | "approved" | "rejected" | "no quorum"
+verify     what an honest node re-checks itself before it votes on a code upgrade
 """
 
 from .proposals import (
@@ -28,9 +28,11 @@ __all__ = [
     "Outcome",
     "ProposalError",
     "Verdict",
+    "VerifyLimits",
     "decide",
     "proposal_body",
     "quorum_count",
+    "readable_text",
     "tally_input",
     "validate_code_upgrade_params",
     "validate_config_change_params",

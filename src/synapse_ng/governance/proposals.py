@@ -1,20 +1,37 @@
-"""Proposal and vote bodies: built here, and checked here before a node stores, counts or acts on one.
+"""The message models of governance: one pydantic model per body (a proposal with its config_change,
+code_upgrade or membership_change params, a vote), and the field types they are made of. The node's
+HTTP API builds its request bodies from the same field types, so a title, a description, a reason, a
+member or a set of changes has one set of limits whether it arrives from an operator or through gossip.
+
+    proposal_body(...) / vote_body(...)           a validated body, ready to sign
+    validate_proposal_body(body, now=, rules=)    ProposalError naming the field and what was expected
+    validate_vote_body(body)
 
 A body travels inside a signed envelope, so the signature says who wrote it, never that it makes sense.
 Every node therefore validates every body it receives with the same strict rules: exact keys, exact
 types (a JSON ``true`` is not the integer 1 here), bounded sizes, and the field's name plus what was
-expected in every message, so a refused proposal tells its author what to fix.
+expected in every message, so a refused proposal tells its author what to fix. Each field type is a
+plain validator over the JSON value as sent (no coercion), raising ProposalError with that message.
+
+The limits where the API and gossip once differed: titles 300 characters and descriptions 100,000 (the
+larger: a test pins the 300 in the refusal, and gossip accepts descriptions of 20,000 characters); a
+component name 64 characters and a member's URL scheme://host[:port] only (the stricter, which every real
+member address meets). An operator's code upgrade must carry a source; a gossiped one may be empty (its
+voters then refuse it).
 """
 
 from __future__ import annotations
 
 import math
-import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, ClassVar, Literal
 
-from ..json_bounds import MAX_INT, MIN_INT, find_breach
+from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationError, ValidationInfo, model_validator
+
+from ..errors import InvalidInput
+from ..json_bounds import HEX64, MAX_INT, MAX_REASON_CHARS, MIN_INT, find_breach
+from ..text import show_value
 
 PROPOSAL_TYPES = ("config_change", "code_upgrade", "membership_change")
 CHOICES = {"yes": 0, "no": 1, "abstain": 2}
@@ -26,7 +43,10 @@ MAX_SOURCE_BYTES = 200_000
 MAX_TITLE_CHARS = 300
 MAX_DESCRIPTION_CHARS = 100_000
 MAX_ISSUE_CHARS = 100_000
-MAX_REASON_CHARS = 2000
+MAX_CONFIG_ISSUE_CHARS = 200
+MAX_COMPONENT_CHARS = 64
+MAX_URL_CHARS = 200
+MAX_MEMBERSHIP_CHANGES = 16
 MAX_SEQ = 2**63  # exclusive: seq is the voter's time_ns, which fits an i64
 MAX_BODY_DEPTH = 32  # levels of objects/arrays in a body, the body itself level 1 (the envelope's bound)
 
@@ -37,10 +57,8 @@ CODE_UPGRADE_KEYS = frozenset(
 CONFIG_CHANGE_KEYS = frozenset({"changes"})
 VOTE_KEYS = frozenset({"proposal_id", "choice", "seq", "reason"})
 
-_HEX64 = re.compile(r"[0-9a-f]{64}")
 
-
-class ProposalError(ValueError):
+class ProposalError(InvalidInput):
     """A proposal or vote body (or the rules) that cannot be accepted; the message names the field."""
 
 
@@ -58,16 +76,9 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, float) and math.isfinite(value)
 
 
-def _show(value: Any, limit: int = 80) -> str:
-    if _is_int(value) and value.bit_length() > 100:  # repr() of an int over 4300 digits raises ValueError
-        return f"a {value.bit_length()}-bit integer"
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
-
-
 def _check_threshold(name: str, value: Any) -> tuple[int, int]:
     if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(_is_int(v) for v in value):
-        raise ProposalError(f"{name} must be [num, den], two integers, got {_show(value)}")
+        raise ProposalError(f"{name} must be [num, den], two integers, got {show_value(value)}")
     num, den = value
     if not 0 < num <= den <= MAX_THRESHOLD:
         raise ProposalError(f"{name} must satisfy 0 < num <= den <= {MAX_THRESHOLD}, got {num}/{den}")
@@ -77,7 +88,8 @@ def _check_threshold(name: str, value: Any) -> tuple[int, int]:
 def _check_quorum(name: str, value: Any) -> None:
     if not _is_number(value) or not 0 < value <= 1:
         raise ProposalError(
-            f"{name} must be a number in (0, 1], the fraction of members whose votes are needed, got {_show(value)}"
+            f"{name} must be a number in (0, 1], the fraction of members whose votes are needed, "
+            f"got {show_value(value)}"
         )
 
 
@@ -95,16 +107,25 @@ class GovernanceRules:
     def __post_init__(self) -> None:
         _check_quorum("GovernanceRules.quorum", self.quorum)
         # Thresholds read from a JSON config arrive as lists: keep them as (hashable) tuples.
-        object.__setattr__(self, "config_threshold", _check_threshold("GovernanceRules.config_threshold", self.config_threshold))
-        object.__setattr__(self, "code_threshold", _check_threshold("GovernanceRules.code_threshold", self.code_threshold))
+        object.__setattr__(
+            self,
+            "config_threshold",
+            _check_threshold("GovernanceRules.config_threshold", self.config_threshold),
+        )
+        object.__setattr__(
+            self, "code_threshold", _check_threshold("GovernanceRules.code_threshold", self.code_threshold)
+        )
         for name in ("deadline_s", "grace_s", "max_deadline_s"):
             value = getattr(self, name)
             if not _is_number(value) or value < 0 or (value == 0 and name != "grace_s"):
                 need = "a finite number >= 0" if name == "grace_s" else "a finite number > 0"
-                raise ProposalError(f"GovernanceRules.{name} must be {need} (seconds), got {_show(value)}")
+                raise ProposalError(
+                    f"GovernanceRules.{name} must be {need} (seconds), got {show_value(value)}"
+                )
         if self.deadline_s > self.max_deadline_s:
             raise ProposalError(
-                f"GovernanceRules.deadline_s ({self.deadline_s:g} s) exceeds max_deadline_s ({self.max_deadline_s:g} s): "
+                f"GovernanceRules.deadline_s ({self.deadline_s:g} s) exceeds "
+                f"max_deadline_s ({self.max_deadline_s:g} s): "
                 "raise max_deadline_s or shorten the deadline"
             )
 
@@ -113,7 +134,9 @@ class GovernanceRules:
             return self.config_threshold
         if proposal_type in ("code_upgrade", "membership_change"):  # who may govern weighs like code
             return self.code_threshold
-        raise ProposalError(f"proposal type must be one of {', '.join(PROPOSAL_TYPES)}, got {_show(proposal_type)}")
+        raise ProposalError(
+            f"proposal type must be one of {', '.join(PROPOSAL_TYPES)}, got {show_value(proposal_type)}"
+        )
 
 
 # ------------------------------------------------------------------------------------------ proposals
@@ -202,13 +225,17 @@ def _check_keys(name: str, value: dict, expected: frozenset[str]) -> None:
             parts.append(f"missing {', '.join(missing)}")
         if unknown:
             parts.append(f"unknown {', '.join(unknown)}")
-        raise ProposalError(f"{name}: {'; '.join(parts)}; expected exactly the keys {', '.join(sorted(expected))}")
+        raise ProposalError(
+            f"{name}: {'; '.join(parts)}; expected exactly the keys {', '.join(sorted(expected))}"
+        )
 
 
-def _check_str(name: str, value: Any, max_chars: int, non_empty: bool = False, *, multiline: bool | None = None) -> None:
+def _check_str(
+    name: str, value: Any, max_chars: int, non_empty: bool = False, *, multiline: bool | None = None
+) -> str:
     """With `multiline` (True, or False for one line) the string must also be text: see text_problem."""
     if not isinstance(value, str):
-        raise ProposalError(f"{name} must be a string, got {type(value).__name__} {_show(value)}")
+        raise ProposalError(f"{name} must be a string, got {type(value).__name__} {show_value(value)}")
     if non_empty and not value.strip():
         raise ProposalError(f"{name} must be a non-empty string")
     if len(value) > max_chars:
@@ -216,6 +243,7 @@ def _check_str(name: str, value: Any, max_chars: int, non_empty: bool = False, *
     problem = None if multiline is None else text_problem(value, multiline)
     if problem is not None:
         raise ProposalError(f"{name} {problem}; remove it (readable_text() replaces such characters)")
+    return value
 
 
 def _check_tree(body: dict) -> None:
@@ -224,119 +252,336 @@ def _check_tree(body: dict) -> None:
     breach = find_breach(body, MAX_BODY_DEPTH)
     if breach is None:
         return
-    if breach.kind == "integer":
-        raise ProposalError(f"proposal field '{breach.where}' must fit a signed 64-bit integer (-2^63..2^63-1), got {_show(breach.value)}")
-    if breach.kind == "key":
-        raise ProposalError(f"proposal field '{breach.where}' has a key {_show(breach.value)} that is not a string")
-    raise ProposalError(f"proposal field '{breach.where}' nests deeper than {MAX_BODY_DEPTH} levels; flatten it")
+    what = {
+        "integer": f"must fit a signed 64-bit integer (-2^63..2^63-1), got {show_value(breach.value)}",
+        "key": f"has a key {show_value(breach.value)} that is not a string",
+    }.get(breach.kind, f"nests deeper than {MAX_BODY_DEPTH} levels; flatten it")
+    raise ProposalError(f"proposal field '{breach.where}' {what}")
 
 
-def validate_proposal_body(body: Any, *, now: float | None = None, rules: GovernanceRules | None = None) -> None:
+def _check_hex64(name: str, value: Any, what: str) -> str:
+    if not isinstance(value, str) or not HEX64.fullmatch(value):
+        raise ProposalError(f"{name} must be 64 lowercase hex characters ({what}), got {show_value(value)}")
+    return value
+
+
+def _one_of(name: str, value: Any, allowed) -> Any:
+    if not isinstance(value, str) or value not in allowed:
+        raise ProposalError(f"{name} must be one of {', '.join(allowed)}, got {show_value(value)}")
+    return value
+
+
+def _finite(name: str, value: Any, what: str) -> float:
+    if not _is_number(value):
+        raise ProposalError(f"{name} must be a finite number ({what}), got {show_value(value)}")
+    return value
+
+
+def _json_object(name: str, value: Any, what: str = "") -> dict:
+    if not isinstance(value, dict):
+        raise ProposalError(f"{name} must be a JSON object{what}, got {type(value).__name__}")
+    return value
+
+
+def _field(check) -> PlainValidator:
+    """A field type's check: the JSON value as sent (no coercion), a ProposalError naming the field."""
+    return PlainValidator(check, json_schema_input_type=Any)
+
+
+# ------------------------------------------------------------------------------------------ field types
+# One definition per field: the message models below and the node's API request bodies use these.
+
+
+def _source(value: Any, non_empty: bool = False) -> str:
+    if not isinstance(value, str):
+        raise ProposalError(
+            f"params.source must be a string (the program's source), got {type(value).__name__}"
+        )
+    if non_empty and not value.strip():
+        raise ProposalError(
+            "params.source must be a non-empty string: "
+            "the source every voter rebuilds to the module's SHA-256"
+        )
+    size = len(value.encode("utf-8", "surrogatepass"))
+    if size > MAX_SOURCE_BYTES:
+        raise ProposalError(f"params.source must be at most {MAX_SOURCE_BYTES} bytes of UTF-8, got {size}")
+    return value
+
+
+def _changes(changes: Any) -> dict:
+    if not isinstance(changes, dict) or not changes:
+        raise ProposalError(
+            f"params.changes must be a non-empty JSON object {{key: value}}, got {show_value(changes)}"
+        )
+    for key, value in changes.items():
+        if not isinstance(key, str) or not key:
+            raise ProposalError(
+                f"params.changes keys must be non-empty strings (config keys), got {show_value(key)}"
+            )
+        if not (isinstance(value, (str, bool)) or _is_number(value)):
+            raise ProposalError(
+                f"params.changes[{key!r}] must be a JSON scalar "
+                f"(string, 64-bit integer, finite number or boolean), got {show_value(value)}"
+            )
+    return changes
+
+
+def _member_url(url: Any) -> str:
+    host = url[url.find("://") + 3 :] if isinstance(url, str) else ""
+    if (
+        not isinstance(url, str)
+        or not url.startswith(("http://", "https://"))
+        or len(url) > MAX_URL_CHARS
+        or not host
+        or any(c.isspace() or c == "/" for c in host)
+    ):
+        raise ProposalError(
+            "params.add[].url must be an http(s) base URL, "
+            "scheme://host[:port] with no path or trailing slash, "
+            f"at most {MAX_URL_CHARS} characters, got {show_value(url)}"
+        )
+    return url
+
+
+def _int_in(name: str, low: int, high: int, what: str) -> PlainValidator:
+    def check(value: Any) -> int:
+        if not _is_int(value) or not low <= value <= high:
+            raise ProposalError(f"{name} must be an integer in {what}, got {show_value(value)}")
+        return value
+
+    return _field(check)
+
+
+def _text(name: str, max_chars: int, non_empty: bool = False, multiline: bool = True) -> PlainValidator:
+    return _field(lambda v: _check_str(name, v, max_chars, non_empty, multiline=multiline))
+
+
+def _hex64(name: str, what: str) -> PlainValidator:
+    return _field(lambda v: _check_hex64(name, v, what))
+
+
+def _upgrade_title(value: Any) -> str:
+    return (
+        value
+        if value == ""
+        else _check_str("proposal field 'title'", value, MAX_TITLE_CHARS, True, multiline=False)
+    )
+
+
+ProposalType = Annotated[str, _field(lambda v: _one_of("proposal field 'type'", v, PROPOSAL_TYPES))]
+Title = Annotated[str, _text("proposal field 'title'", MAX_TITLE_CHARS, non_empty=True, multiline=False)]
+# An operator's code upgrade may leave its title empty: the node then names it "upgrade <component>".
+UpgradeTitle = Annotated[str, _field(_upgrade_title)]
+Description = Annotated[str, _text("proposal field 'description'", MAX_DESCRIPTION_CHARS)]
+Deadline = Annotated[float, _field(lambda v: _finite("proposal field 'deadline'", v, "unix seconds"))]
+Quorum = Annotated[float, _field(lambda v: _check_quorum("proposal field 'quorum'", v) or v)]
+Threshold = Annotated[list[int], _field(lambda v: _check_threshold("proposal field 'threshold'", v) and v)]
+Changes = Annotated[dict[str, Any], _field(_changes)]
+# Optional: absent is None, but a JSON null is refused (the check runs on any value sent, None included).
+ConfigIssue = Annotated[str | None, _text("params.issue", MAX_CONFIG_ISSUE_CHARS, multiline=False)]
+Component = Annotated[str, _text("params.component", MAX_COMPONENT_CHARS, non_empty=True, multiline=False)]
+Sha256 = Annotated[str, _hex64("params.wasm_sha256", "the module's SHA-256")]
+WasmSize = Annotated[int, _int_in("params.wasm_size", 1, MAX_WASM_SIZE, f"1..{MAX_WASM_SIZE} (bytes)")]
+Language = Annotated[
+    Literal["rust", "c", "wat"], _field(lambda v: _one_of("params.language", v, CODE_LANGUAGES))
+]
+Source = Annotated[str, _field(_source)]
+RequiredSource = Annotated[str, _field(lambda v: _source(v, non_empty=True))]
+Evidence = Annotated[
+    dict[str, Any], _field(lambda v: _json_object("params.evidence", v, " (an evidence record)"))
+]
+Improvement = Annotated[float, _field(lambda v: _finite("params.improvement_pct", v, "percent"))]
+Issue = Annotated[str, _text("params.issue", MAX_ISSUE_CHARS, multiline=False)]
+NodeId = Annotated[str, _hex64("a member's node_id", "a member's public key")]
+MemberUrl = Annotated[str, _field(_member_url)]
+ProposalId = Annotated[str, _hex64("vote field 'proposal_id'", "a proposal's id")]
+Choice = Annotated[
+    Literal["yes", "no", "abstain"], _field(lambda v: _one_of("vote field 'choice'", v, tuple(CHOICES)))
+]
+Seq = Annotated[int, _int_in("vote field 'seq'", 0, MAX_SEQ - 1, "0..2^63-1 (the voter's time_ns)")]
+Reason = Annotated[str, _text("vote field 'reason'", MAX_REASON_CHARS)]
+
+
+# ------------------------------------------------------------------------------------------ message models
+
+
+class _Body(BaseModel):
+    """A body as signed: exact keys (one message naming the missing and the unknown), values as sent."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: ClassVar[str] = "body"
+    keys: ClassVar[frozenset[str]] = frozenset()
+    optional: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _exact_keys(cls, data: Any) -> Any:
+        _json_object(cls.name, data)
+        _check_keys(cls.name, data, cls.keys | (cls.optional & data.keys()))
+        cls._check_whole(data)
+        return data
+
+    @classmethod
+    def _check_whole(cls, data: dict) -> None:
+        """What a body checks as a whole once its keys are right (nothing, unless a model says)."""
+
+
+class ConfigChangeParams(_Body):
+    """{"changes": {key: JSON scalar}, "issue": the health issue a config remedy answers (optional)}."""
+
+    name = "config_change params"
+    keys = CONFIG_CHANGE_KEYS
+    optional = frozenset({"issue"})
+    changes: Changes
+    issue: ConfigIssue = None  # absent, or a string (a JSON null is refused)
+
+
+class CodeUpgradeParams(_Body):
+    """The params of a code_upgrade: the module's identity, its source and its evidence."""
+
+    name = "code_upgrade params"
+    keys = CODE_UPGRADE_KEYS
+    component: Component
+    wasm_sha256: Sha256
+    wasm_size: WasmSize
+    language: Language
+    source: Source
+    evidence: Evidence
+    improvement_pct: Improvement
+    issue: Issue
+
+
+class NewMember(_Body):
+    """A member to add: its key pinned to its address."""
+
+    name = "each of params.add"
+    keys = frozenset({"node_id", "url"})
+    node_id: NodeId
+    url: MemberUrl
+
+
+class MembershipChangeParams(BaseModel):
+    """{"add": [{"node_id", "url"}...], "remove": [node_id...]}: at least one change,
+    at most MAX_MEMBERSHIP_CHANGES."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    add: list[NewMember] = []
+    remove: list[NodeId] = []
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shape(cls, params: Any) -> Any:
+        if not isinstance(params, dict) or not params or not set(params) <= {"add", "remove"}:
+            raise ProposalError(
+                'membership_change params must be {"add": [{"node_id", "url"}], "remove": [node_id]} '
+                "(either or both)"
+            )
+        add, remove = params.get("add", []), params.get("remove", [])
+        if (
+            not isinstance(add, list)
+            or not isinstance(remove, list)
+            or not 1 <= len(add) + len(remove) <= MAX_MEMBERSHIP_CHANGES
+        ):
+            raise ProposalError(
+                "membership_change params: 'add' and 'remove' are lists "
+                f"with 1..{MAX_MEMBERSHIP_CHANGES} changes in all"
+            )
+        return params
+
+
+PARAMS: dict[str, type[BaseModel]] = {
+    "config_change": ConfigChangeParams,
+    "code_upgrade": CodeUpgradeParams,
+    "membership_change": MembershipChangeParams,
+}
+
+
+class ProposalBody(_Body):
+    """A proposal. With `now` in the validation context, its deadline must also lie at most the rules'
+    max_deadline_s ahead (the default rules' bound when the context has no `rules`)."""
+
+    name = "proposal body"
+    keys = PROPOSAL_KEYS
+    type: ProposalType
+    title: Title
+    description: Description
+    quorum: Quorum
+    threshold: Threshold
+    deadline: Deadline
+    params: Annotated[dict[str, Any], _field(lambda v: _json_object("proposal field 'params'", v))]
+
+    @classmethod
+    def _check_whole(cls, data: dict) -> None:
+        """What the envelope would refuse, refused before any field, with the field's name."""
+        _check_tree(data)
+
+    @model_validator(mode="after")
+    def _horizon_and_params(self, info: ValidationInfo) -> ProposalBody:
+        now = (info.context or {}).get("now")
+        if now is not None:
+            horizon = ((info.context or {}).get("rules") or GovernanceRules()).max_deadline_s
+            if self.deadline > now + horizon:
+                raise ProposalError(
+                    f"proposal field 'deadline' is {self.deadline - now:.0f} s away; "
+                    f"at most {horizon:g} s ahead is accepted"
+                )
+        _validated(PARAMS[self.type], self.params)
+        return self
+
+
+class VoteBody(_Body):
+    """A vote: seq orders one voter's votes, the highest counts."""
+
+    name = "vote body"
+    keys = VOTE_KEYS
+    proposal_id: ProposalId
+    choice: Choice
+    seq: Seq
+    reason: Reason
+
+
+def _validated(model: type[BaseModel], data: Any, context: dict | None = None) -> BaseModel:
+    """`data` as `model`, or the ProposalError of its first problem
+    (fields in the order the model lists them)."""
+    try:
+        return model.model_validate(data, context=context)
+    except ValidationError as error:
+        raise first_problem(error) from None
+
+
+def first_problem(error: ValidationError) -> ProposalError:
+    """The ProposalError a field type raised, or one naming the field pydantic itself refused."""
+    first = error.errors()[0]
+    raised = (first.get("ctx") or {}).get("error")
+    if isinstance(raised, ProposalError):
+        return raised
+    where = ".".join(str(part) for part in first.get("loc", ())) or "body"
+    return ProposalError(f"{where}: {first.get('msg')}")
+
+
+# ------------------------------------------------------------------------------------------ checks
+
+
+def validate_proposal_body(
+    body: Any, *, now: float | None = None, rules: GovernanceRules | None = None
+) -> None:
     """Raise ProposalError unless body is a well-formed proposal. With `now`, the deadline must also lie
     at most rules.max_deadline_s ahead (the default rules' bound when rules is None)."""
     if not isinstance(body, dict):
         raise ProposalError(f"a proposal body must be a JSON object, got {type(body).__name__}")
-    _check_keys("proposal body", body, PROPOSAL_KEYS)
-    _check_tree(body)
-    if body["type"] not in PROPOSAL_TYPES:
-        raise ProposalError(f"proposal field 'type' must be one of {', '.join(PROPOSAL_TYPES)}, got {_show(body['type'])}")
-    _check_str("proposal field 'title'", body["title"], MAX_TITLE_CHARS, non_empty=True, multiline=False)
-    _check_str("proposal field 'description'", body["description"], MAX_DESCRIPTION_CHARS, multiline=True)
-    _check_quorum("proposal field 'quorum'", body["quorum"])
-    _check_threshold("proposal field 'threshold'", body["threshold"])
-    deadline = body["deadline"]
-    if not _is_number(deadline):
-        raise ProposalError(f"proposal field 'deadline' must be a finite number (unix seconds), got {_show(deadline)}")
-    if now is not None:
-        horizon = (rules or GovernanceRules()).max_deadline_s
-        if deadline > now + horizon:
-            raise ProposalError(
-                f"proposal field 'deadline' is {deadline - now:.0f} s away; at most {horizon:g} s ahead is accepted"
-            )
-    if body["type"] == "code_upgrade":
-        validate_code_upgrade_params(body["params"])
-    elif body["type"] == "membership_change":
-        validate_membership_change_params(body["params"])
-    else:
-        validate_config_change_params(body["params"])
-
-
-MAX_MEMBERSHIP_CHANGES = 16
+    _validated(ProposalBody, body, {"now": now, "rules": rules})
 
 
 def validate_membership_change_params(params: Any) -> None:
-    """{"add": [{"node_id", "url"}...], "remove": [node_id...]}: members to add (their key pinned to their
-    address) and to remove; at least one change, at most MAX_MEMBERSHIP_CHANGES."""
-    if not isinstance(params, dict) or not params or not set(params) <= {"add", "remove"}:
-        raise ProposalError('membership_change params must be {"add": [{"node_id", "url"}], "remove": [node_id]} (either or both)')
-    add, remove = params.get("add", []), params.get("remove", [])
-    if not isinstance(add, list) or not isinstance(remove, list) or not 1 <= len(add) + len(remove) <= MAX_MEMBERSHIP_CHANGES:
-        raise ProposalError(f"membership_change params: 'add' and 'remove' are lists with 1..{MAX_MEMBERSHIP_CHANGES} changes in all")
-    for entry in add:
-        if not isinstance(entry, dict) or set(entry) != {"node_id", "url"}:
-            raise ProposalError('each of params.add must be {"node_id": 64 hex chars, "url": "http(s)://host:port"}')
-        _check_node_id("params.add[].node_id", entry["node_id"])
-        url = entry["url"]
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")) or len(url) > 200 or url != url.strip().rstrip("/"):
-            raise ProposalError(f"params.add[].url must be an http(s) base URL without a trailing slash, got {_show(url)}")
-    for node_id in remove:
-        _check_node_id("params.remove[]", node_id)
-
-
-def _check_node_id(name: str, value: Any) -> None:
-    if not isinstance(value, str) or not _HEX64.fullmatch(value):
-        raise ProposalError(f"{name} must be 64 lowercase hex characters (a member's public key), got {_show(value)}")
+    _validated(MembershipChangeParams, params)
 
 
 def validate_code_upgrade_params(params: Any) -> None:
-    """The params of a code_upgrade proposal: the module's identity, its source and its evidence."""
-    if not isinstance(params, dict):
-        raise ProposalError(f"proposal field 'params' must be a JSON object, got {type(params).__name__}")
-    _check_keys("code_upgrade params", params, CODE_UPGRADE_KEYS)
-    _check_str("params.component", params["component"], 200, non_empty=True, multiline=False)
-    sha = params["wasm_sha256"]
-    if not isinstance(sha, str) or not _HEX64.fullmatch(sha):
-        raise ProposalError(f"params.wasm_sha256 must be 64 lowercase hex characters (the module's SHA-256), got {_show(sha)}")
-    size = params["wasm_size"]
-    if not _is_int(size) or not 1 <= size <= MAX_WASM_SIZE:
-        raise ProposalError(f"params.wasm_size must be an integer in 1..{MAX_WASM_SIZE} (bytes), got {_show(size)}")
-    if params["language"] not in CODE_LANGUAGES:
-        raise ProposalError(f"params.language must be one of {', '.join(CODE_LANGUAGES)}, got {_show(params['language'])}")
-    source = params["source"]
-    if not isinstance(source, str):
-        raise ProposalError(f"params.source must be a string (the program's source), got {type(source).__name__}")
-    source_bytes = len(source.encode("utf-8", "surrogatepass"))
-    if source_bytes > MAX_SOURCE_BYTES:
-        raise ProposalError(f"params.source must be at most {MAX_SOURCE_BYTES} bytes of UTF-8, got {source_bytes}")
-    if not isinstance(params["evidence"], dict):
-        raise ProposalError(f"params.evidence must be a JSON object (an evidence record), got {type(params['evidence']).__name__}")
-    if not _is_number(params["improvement_pct"]):
-        raise ProposalError(f"params.improvement_pct must be a finite number (percent), got {_show(params['improvement_pct'])}")
-    _check_str("params.issue", params["issue"], MAX_ISSUE_CHARS, multiline=False)
+    _validated(CodeUpgradeParams, _json_object("proposal field 'params'", params))
 
 
 def validate_config_change_params(params: Any) -> None:
-    """The params of a config_change proposal: {"changes": {key: JSON scalar, ...}, "issue": str (optional)}."""
-    if not isinstance(params, dict):
-        raise ProposalError(f"proposal field 'params' must be a JSON object, got {type(params).__name__}")
-    # "issue" (optional) names the health issue a config remedy answers, so no second one is opened for it.
-    _check_keys("config_change params", params, CONFIG_CHANGE_KEYS | ({"issue"} & params.keys()))
-    if "issue" in params:
-        _check_str("params.issue", params["issue"], 200, multiline=False)
-    changes = params["changes"]
-    if not isinstance(changes, dict) or not changes:
-        raise ProposalError(f"params.changes must be a non-empty JSON object {{key: value}}, got {_show(changes)}")
-    for key, value in changes.items():
-        if not isinstance(key, str) or not key:
-            raise ProposalError(f"params.changes keys must be non-empty strings (config keys), got {_show(key)}")
-        if not (isinstance(value, (str, bool)) or _is_number(value)):
-            raise ProposalError(
-                f"params.changes[{key!r}] must be a JSON scalar (string, 64-bit integer, finite number or boolean), "
-                f"got {_show(value)}"
-            )
-
-
-# ------------------------------------------------------------------------------------------ votes
+    _validated(ConfigChangeParams, _json_object("proposal field 'params'", params))
 
 
 def vote_body(proposal_id: str, choice: str, seq: int, reason: str = "") -> dict:
@@ -349,13 +594,4 @@ def vote_body(proposal_id: str, choice: str, seq: int, reason: str = "") -> dict
 def validate_vote_body(body: Any) -> None:
     if not isinstance(body, dict):
         raise ProposalError(f"a vote body must be a JSON object, got {type(body).__name__}")
-    _check_keys("vote body", body, VOTE_KEYS)
-    proposal_id = body["proposal_id"]
-    if not isinstance(proposal_id, str) or not _HEX64.fullmatch(proposal_id):
-        raise ProposalError(f"vote field 'proposal_id' must be 64 lowercase hex characters (a proposal's id), got {_show(proposal_id)}")
-    if not isinstance(body["choice"], str) or body["choice"] not in CHOICES:
-        raise ProposalError(f"vote field 'choice' must be one of {', '.join(CHOICES)}, got {_show(body['choice'])}")
-    seq = body["seq"]
-    if not _is_int(seq) or not 0 <= seq < MAX_SEQ:
-        raise ProposalError(f"vote field 'seq' must be an integer in 0..2^63-1 (the voter's time_ns), got {_show(seq)}")
-    _check_str("vote field 'reason'", body["reason"], MAX_REASON_CHARS, multiline=True)
+    _validated(VoteBody, body)

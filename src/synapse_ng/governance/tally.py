@@ -20,9 +20,10 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Protocol
+from typing import Any
 
-from ..components.raft_consensus import OUTCOMES, Tally, TallyInput, Vote, reference_tally
+from ..components.raft_consensus.tally import OUTCOMES, Tally, TallyInput, Vote, reference_tally
+from ..models import SignedMessage
 from .proposals import CHOICES, ProposalError, validate_proposal_body, validate_vote_body
 
 logger = logging.getLogger(__name__)
@@ -31,13 +32,8 @@ STATUS_OPEN = "open"
 CHOICE_NAMES = {code: name for name, code in CHOICES.items()}
 
 
-class VoteMessage(Protocol):
-    """What a tally needs of a vote: a signed envelope has all of it."""
-
-    author: str
-    created_at: float
-    body: dict
-    id: str
+# What a tally needs of a vote: a signed envelope has all of it.
+VoteMessage = SignedMessage
 
 
 @dataclass(frozen=True)
@@ -74,8 +70,11 @@ def quorum_count(fraction: float, members: int) -> int:
     return math.ceil(Fraction(repr(float(fraction))) * members)
 
 
-def _eligible(proposal_body: dict, votes: Iterable[VoteMessage], members: Iterable[str]) -> tuple[list[str], list[VoteMessage]]:
-    """Sorted members, and the votes that count: by a member, in time, well-formed; in (created_at, id) order."""
+def _eligible(
+    proposal_body: dict, votes: Iterable[VoteMessage], members: Iterable[str]
+) -> tuple[list[str], list[VoteMessage]]:
+    """Sorted members, and the votes that count: by a member, in time, well-formed;
+    in (created_at, id) order."""
     validate_proposal_body(proposal_body)
     roster = sorted(set(members))
     allowed = set(roster)
@@ -99,7 +98,9 @@ def _records(roster: list[str], votes: list[VoteMessage]) -> tuple[Vote, ...]:
     seqs: dict[str, set[int]] = {}
     for vote in votes:
         seqs.setdefault(vote.author, set()).add(vote.body["seq"])
-    ranks = {author: {seq: rank for rank, seq in enumerate(sorted(values))} for author, values in seqs.items()}
+    ranks = {
+        author: {seq: rank for rank, seq in enumerate(sorted(values))} for author, values in seqs.items()
+    }
     return tuple(
         Vote(index[v.author], ranks[v.author][v.body["seq"]], CHOICES[v.body["choice"]], 1) for v in votes
     )

@@ -42,6 +42,8 @@ from ..evolution.build import BuildFailure, build_candidate
 from ..evolution.evidence import case_demands, reproduce, too_many_random_cases
 from ..evolution.measure import component_ref
 from ..models import CodeLanguage
+from ..outcome import Stage
+from ..text import last_lines
 from ..toolchain import CompileOptions, CompileStatus, compile_source
 from ..wasm.inspect import inspect_wasm
 from .proposals import ProposalError, validate_code_upgrade_params
@@ -69,8 +71,10 @@ class VerifyLimits:
             return isinstance(value, int) and not isinstance(value, bool)
 
         problems = []
-        if not isinstance(self.time_limit_s, (int, float)) or isinstance(self.time_limit_s, bool) or not (
-            math.isfinite(self.time_limit_s) and self.time_limit_s > 0
+        if (
+            not isinstance(self.time_limit_s, (int, float))
+            or isinstance(self.time_limit_s, bool)
+            or not (math.isfinite(self.time_limit_s) and self.time_limit_s > 0)
         ):
             problems.append(f"time_limit_s must be a finite number > 0, got {self.time_limit_s!r}")
         if not integer(self.memory_bytes) or self.memory_bytes <= 0:
@@ -98,7 +102,9 @@ class Verdict:
     # correctness stage was reached; VerifyLimits(own_seed=..., own_random_cases=...) runs them again.
     own_seed: int | None = None
     own_cases: int = 0
-    own_cases_passed: int | None = None  # None: not run (an earlier stage failed, or the worker gave no answer)
+    own_cases_passed: int | None = (
+        None  # None: not run (an earlier stage failed, or the worker gave no answer)
+    )
     limit: str | None = None  # "time" or "memory" when a limit of this node ended the verification
     worker_peak_rss_bytes: int | None = None  # the re-run worker's peak resident memory, when it answered
     limits: dict | None = None  # the VerifyLimits in force
@@ -145,7 +151,13 @@ def verify_code_upgrade(
         limits = replace(limits, time_limit_s=time_limit_s)
     started = time.monotonic()
     own_seed = limits.own_seed if limits.own_seed is not None else secrets.randbits(OWN_SEED_BITS)
-    verdict = Verdict(False, {name: None for name in CHECKS}, own_seed=own_seed, own_cases=limits.own_random_cases, limits=limits.to_dict())
+    verdict = Verdict(
+        False,
+        {name: None for name in CHECKS},
+        own_seed=own_seed,
+        own_cases=limits.own_random_cases,
+        limits=limits.to_dict(),
+    )
     try:
         _run_checks(params, wasm, limits, own_seed, started + limits.time_limit_s, component, verdict)
     except _Stop as stop:
@@ -186,7 +198,10 @@ def _run_checks(
         if requested > limits.max_random_cases:
             raise _Stop(
                 "evidence",
-                [too_many_random_cases(requested, limits.max_random_cases) + " (VerifyLimits.max_random_cases): refused without running anything"],
+                [
+                    too_many_random_cases(requested, limits.max_random_cases)
+                    + " (VerifyLimits.max_random_cases): refused without running anything"
+                ],
             )
 
     # 1. hash
@@ -202,9 +217,15 @@ def _run_checks(
     if len(wasm) != params["wasm_size"]:
         reasons.append(f"the module has {len(wasm)} bytes, the proposal says {params['wasm_size']}")
     if claimed.get("sha256") != params["wasm_sha256"]:
-        reasons.append(f"the evidence measured the module {claimed.get('sha256')!r}, not the proposed {params['wasm_sha256']}")
+        reasons.append(
+            f"the evidence measured the module {claimed.get('sha256')!r}, "
+            f"not the proposed {params['wasm_sha256']}"
+        )
     if "size" in claimed and claimed["size"] != params["wasm_size"]:
-        reasons.append(f"the evidence measured a module of {claimed['size']!r} bytes, the proposal says {params['wasm_size']}")
+        reasons.append(
+            f"the evidence measured a module of {claimed['size']!r} bytes, "
+            f"the proposal says {params['wasm_size']}"
+        )
     if reasons:
         raise _Stop("hash", reasons)
     checks["hash"] = True
@@ -215,10 +236,21 @@ def _run_checks(
             component = get_component(params["component"])
         except UsageError as error:  # an unknown component
             raise _Stop("static", [f"this node does not run the component: {error}"]) from None
-    elif params["component"] != component.name and params["component"].strip().lower() not in component.aliases:
-        raise _Stop("static", [f"the proposal is for component {params['component']!r}, this node checks {component.name!r}"])
+    elif (
+        params["component"] != component.name and params["component"].strip().lower() not in component.aliases
+    ):
+        raise _Stop(
+            "static",
+            [f"the proposal is for component {params['component']!r}, this node checks {component.name!r}"],
+        )
     if evidence.get("component") != component.name:
-        raise _Stop("static", [f"the evidence is for component {evidence.get('component')!r}, the proposal for {component.name!r}"])
+        raise _Stop(
+            "static",
+            [
+                f"the evidence is for component {evidence.get('component')!r}, "
+                f"the proposal for {component.name!r}"
+            ],
+        )
     report = inspect_wasm(wasm, component.wasm_policy())
     if not report.ok:
         raise _Stop("static", ["the module fails the static checks: " + "; ".join(report.reasons)])
@@ -227,11 +259,11 @@ def _run_checks(
     # 3. rebuild: the source is what runs
     if not params["source"].strip():
         raise _Stop("rebuild", ["no source: a voter cannot rebuild it"])
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise _Stop("rebuild", [f"the verification exceeded the time limit of {limits.time_limit_s:g} s before the rebuild"])
+    remaining = _time_left(deadline, limits, "rebuild", "the rebuild")
     try:
-        rebuilt = rebuild(component, params["source"], CodeLanguage(params["language"]), min(MAX_COMPILE_S, remaining))
+        rebuilt = rebuild(
+            component, params["source"], CodeLanguage(params["language"]), min(MAX_COMPILE_S, remaining)
+        )
     except Exception as error:  # noqa: BLE001 - no compiler here, say: no "yes" either, and no crash
         raise _Stop("rebuild", [f"the source cannot be rebuilt on this node: {error}"]) from None
     if rebuilt.timed_out:
@@ -239,13 +271,17 @@ def _run_checks(
     if rebuilt.failure is not None:
         raise _Stop("rebuild", [rebuilt.failure])
     if rebuilt.sha256 != params["wasm_sha256"]:
-        raise _Stop("rebuild", [f"the source does not rebuild to the proposed WASM (got sha {rebuilt.sha256}, the proposal says {params['wasm_sha256']})"])
+        raise _Stop(
+            "rebuild",
+            [
+                f"the source does not rebuild to the proposed WASM (got sha {rebuilt.sha256}, "
+                f"the proposal says {params['wasm_sha256']})"
+            ],
+        )
     checks["rebuild"] = True
 
     # 4 and 5: one re-run gives correctness (own cases and the evidence's) and every figure
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise _Stop("correctness", [f"the verification exceeded the time limit of {limits.time_limit_s:g} s before the re-run"])
+    remaining = _time_left(deadline, limits, "correctness", "the re-run")
     try:
         reproduction = reproduce(
             evidence,
@@ -263,7 +299,10 @@ def _run_checks(
         verdict.own_cases_passed = reproduction.own_cases["passed"]
     if reproduction.limit is not None:
         verdict.limit = reproduction.limit
-        raise _Stop("correctness", [f"stopped by this node's {reproduction.limit} limit: " + "; ".join(reproduction.mismatches)])
+        raise _Stop(
+            "correctness",
+            [f"stopped by this node's {reproduction.limit} limit: " + "; ".join(reproduction.mismatches)],
+        )
     wrong = [m for m in reproduction.mismatches if "not correct" in m]
     if wrong:
         raise _Stop("correctness", wrong)
@@ -274,7 +313,9 @@ def _run_checks(
         raise _Stop("evidence", reproduction.mismatches)
     aggregate = reproduction.rerun.get("aggregate")
     if not reproduction.confirmed or not aggregate:
-        raise _Stop("evidence", ["the re-run measured no workloads: there is nothing the improvement rests on"])
+        raise _Stop(
+            "evidence", ["the re-run measured no workloads: there is nothing the improvement rests on"]
+        )
     checks["evidence"] = True
 
     # 6. improvement
@@ -285,7 +326,10 @@ def _run_checks(
     if abs(pct - params["improvement_pct"]) > IMPROVEMENT_TOLERANCE:
         raise _Stop(
             "improvement",
-            [f"the proposal claims {params['improvement_pct']}% improvement, the evidence (re-measured here) shows {pct}%"],
+            [
+                f"the proposal claims {params['improvement_pct']}% improvement, "
+                f"the evidence (re-measured here) shows {pct}%"
+            ],
         )
     checks["improvement"] = True
 
@@ -305,19 +349,27 @@ class Rebuilt(NamedTuple):
     timed_out: bool = False  # the compiler was stopped at its time limit
 
 
-def rebuild(component: Component, source: str, language: CodeLanguage, timeout_s: float = MAX_COMPILE_S) -> Rebuilt:
+def rebuild(
+    component: Component, source: str, language: CodeLanguage, timeout_s: float = MAX_COMPILE_S
+) -> Rebuilt:
     """The SHA-256 of the module this node builds from `source`, or why it does not build.
 
     The way the engine builds a candidate: the component's skeleton around the block (a whole program
     must keep the skeleton's harness), the source policy, the compiler, the static checks. A WAT module
     has no skeleton: when the component has none for WAT, the text is the whole module."""
     program = source
-    if language in component.languages:  # the program the compiler will see: a block and its whole program are one
+    if (
+        language in component.languages
+    ):  # the program the compiler will see: a block and its whole program are one
         try:
             program = assemble(component.skeleton(language), source)
         except CandidateShapeError as error:
             return Rebuilt(None, f"the source does not rebuild here (shape): {error}")
-    key = (component_ref(component), language.value, hashlib.sha256(program.encode("utf-8", "surrogatepass")).hexdigest())
+    key = (
+        component_ref(component),
+        language.value,
+        hashlib.sha256(program.encode("utf-8", "surrogatepass")).hexdigest(),
+    )
     with _rebuilt_lock:
         if key in _REBUILT:
             _REBUILT.move_to_end(key)
@@ -326,18 +378,29 @@ def rebuild(component: Component, source: str, language: CodeLanguage, timeout_s
     if language is CodeLanguage.WAT and language not in component.languages:
         compiled = compile_source(source, language, options)
         if not compiled.ok:
-            failure = f"the source does not rebuild here (compile {compiled.status.value}): {_tail(compiled.log)}"
+            failure = (
+                f"the source does not rebuild here (compile {compiled.status.value}): {_tail(compiled.log)}"
+            )
             return Rebuilt(None, failure, compiled.status is CompileStatus.TIMEOUT)
+        assert compiled.wasm is not None  # a successful compile always carries its module
         report = inspect_wasm(compiled.wasm, component.wasm_policy())
         if not report.ok:
-            return Rebuilt(None, "the source does not rebuild here: the module it gives fails the static checks: " + "; ".join(report.reasons))
-        sha = compiled.sha256
+            return Rebuilt(
+                None,
+                "the source does not rebuild here: the module it gives fails the static checks: "
+                + "; ".join(report.reasons),
+            )
+        sha = hashlib.sha256(compiled.wasm).hexdigest()  # compiled.sha256, known here not to be None
     else:
         built = build_candidate(component, source, language, options)
         if isinstance(built, BuildFailure):
             detail = f": {_tail(built.log)}" if built.log else ""
-            timed_out = built.stage == "compile" and built.message == f"compilation {CompileStatus.TIMEOUT.value}"
-            return Rebuilt(None, f"the source does not rebuild here ({built.stage}): {built.message}{detail}", timed_out)
+            timed_out = (
+                built.stage is Stage.COMPILE and built.message == f"compilation {CompileStatus.TIMEOUT.value}"
+            )
+            return Rebuilt(
+                None, f"the source does not rebuild here ({built.stage}): {built.message}{detail}", timed_out
+            )
         sha = built.sha256
     with _rebuilt_lock:
         _REBUILT[key] = sha
@@ -346,5 +409,14 @@ def rebuild(component: Component, source: str, language: CodeLanguage, timeout_s
     return Rebuilt(sha)
 
 
+def _time_left(deadline: float, limits: VerifyLimits, check: str, step: str) -> float:
+    """Seconds left before `deadline`; a _Stop at `check` when none are, before `step` starts."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        limit = f"{limits.time_limit_s:g} s"
+        raise _Stop(check, [f"the verification exceeded the time limit of {limit} before {step}"])
+    return remaining
+
+
 def _tail(log: str, lines: int = 6) -> str:
-    return " | ".join(log.strip().splitlines()[-lines:])[:1000]
+    return last_lines(log, lines).replace("\n", " | ")[:1000]

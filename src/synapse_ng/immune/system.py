@@ -126,7 +126,9 @@ class ImmuneSystem:
         if duplicates:
             raise TargetError(f"one target per metric, but {', '.join(duplicates)} appear(s) more than once")
         if isinstance(chronic_after, bool) or not isinstance(chronic_after, int) or chronic_after < 1:
-            raise ValueError(f"chronic_after must be a positive integer (checks in a row), got {chronic_after!r}")
+            raise ValueError(
+                f"chronic_after must be a positive integer (checks in a row), got {chronic_after!r}"
+            )
         self.targets = targets
         self.chronic_after = chronic_after
         self._by_metric = {target.metric: target for target in targets}
@@ -157,7 +159,12 @@ class ImmuneSystem:
                 continue
             if not target.violated(value):
                 if self.consecutive[target.metric]:
-                    logger.info("%s healthy again (%g) after %d violating check(s)", target.metric, value, self.consecutive[target.metric])
+                    logger.info(
+                        "%s healthy again (%g) after %d violating check(s)",
+                        target.metric,
+                        value,
+                        self.consecutive[target.metric],
+                    )
                 self.consecutive[target.metric] = 0
                 continue
             self.consecutive[target.metric] += 1
@@ -257,13 +264,19 @@ class ImmuneSystem:
         key = self._key(target)
         open_id = remedies.open_proposal_for(key)
         if open_id:
-            return [Action(key, "skipped_open_proposal", open_id, f"proposal {open_id} for {key} is still open")]
+            return [
+                Action(key, "skipped_open_proposal", open_id, f"proposal {open_id} for {key} is still open")
+            ]
         if key in self._in_progress:
             return [Action(key, "skipped_in_progress", None, f"an evolve for {key} is still running")]
         if issue.issue_source == "config" and target.config_remedy:
             return [self._propose_config(issue, target, key, remedies, "")]
         if issue.issue_source != "algorithm":
-            why = "no automatic remedy for this metric" if not target.component else "no config remedy; waiting until chronic"
+            why = (
+                "no automatic remedy for this metric"
+                if not target.component
+                else "no config remedy; waiting until chronic"
+            )
             return [Action(key, "reported", None, f"{issue.issue_source} issue reported: {why}")]
 
         self._in_progress.add(key)
@@ -277,25 +290,39 @@ class ImmuneSystem:
                 failure, kind = (_why_not(code) if not _deployable(code) else ""), "evolve_failed"
             open_id = remedies.open_proposal_for(key)  # the evolve took a while: look again
             if open_id:
-                return [Action(key, "skipped_open_proposal", open_id, f"proposal {open_id} for {key} opened while evolving")]
+                return [
+                    Action(
+                        key,
+                        "skipped_open_proposal",
+                        open_id,
+                        f"proposal {open_id} for {key} opened while evolving",
+                    )
+                ]
             if not failure:
+                assert code is not None  # no failure: _deployable(code) held
                 proposal_id = remedies.propose_code(issue, code, key)
-                return [Action(
-                    key,
-                    "code_upgrade",
-                    proposal_id,
-                    f"measured improvement {code.estimated_improvement:g}% for {target.component}"
-                    + ("" if proposal_id else "; the node opened no proposal"),
-                )]
+                return [
+                    Action(
+                        key,
+                        "code_upgrade",
+                        proposal_id,
+                        f"measured improvement {code.estimated_improvement:g}% for {target.component}"
+                        + ("" if proposal_id else "; the node opened no proposal"),
+                    )
+                ]
             actions = [Action(key, kind, None, failure)]
             if target.config_remedy:
-                actions.append(self._propose_config(issue, target, key, remedies, "fallback after a failed evolve; "))
+                actions.append(
+                    self._propose_config(issue, target, key, remedies, "fallback after a failed evolve; ")
+                )
             return actions
         finally:
             self._in_progress.discard(key)
 
     @staticmethod
-    def _propose_config(issue: HealthIssue, target: Target, key: str, remedies: Remedies, prefix: str) -> Action:
+    def _propose_config(
+        issue: HealthIssue, target: Target, key: str, remedies: Remedies, prefix: str
+    ) -> Action:
         changes = dict(target.config_remedy or {})
         proposal_id = remedies.propose_config(issue, changes, key)
         detail = prefix + "proposed " + ", ".join(f"{name}={value!r}" for name, value in changes.items())

@@ -16,9 +16,12 @@ Severity is the relative size of the miss, |value - limit| / |limit|: under 10 %
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
+from importlib import resources
 
+from ..errors import InvalidInput
 from ..models import InefficiencyType
 
 __all__ = ["BOUNDS", "DEFAULT_TARGETS", "Target", "TargetError", "severity", "targets_from_config"]
@@ -30,7 +33,7 @@ ISSUE_TYPES = tuple(member.value for member in InefficiencyType)
 _SEVERITY_EDGES = ((0.10, "low"), (0.25, "medium"), (0.50, "high"))
 
 
-class TargetError(ValueError):
+class TargetError(InvalidInput):
     """A target, or an override of one, is malformed."""
 
 
@@ -58,25 +61,46 @@ class Target:
     config_remedy: dict | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.metric, str) or not self.metric.strip() or self.metric != self.metric.strip() or " " in self.metric:
+        if (
+            not isinstance(self.metric, str)
+            or not self.metric.strip()
+            or self.metric != self.metric.strip()
+            or " " in self.metric
+        ):
             raise TargetError(f"metric must be a non-empty name without spaces, got {self.metric!r}")
         object.__setattr__(self, "limit", _real(self.limit, f"limit of {self.metric}"))
         if self.bound not in BOUNDS:
-            raise TargetError(f"bound of {self.metric} must be one of {', '.join(BOUNDS)}, got {self.bound!r}")
+            raise TargetError(
+                f"bound of {self.metric} must be one of {', '.join(BOUNDS)}, got {self.bound!r}"
+            )
         if not isinstance(self.component, str):
-            raise TargetError(f"component of {self.metric} must be a string ('' for any), got {self.component!r}")
+            raise TargetError(
+                f"component of {self.metric} must be a string ('' for any), got {self.component!r}"
+            )
         if self.issue_type not in ISSUE_TYPES:
-            raise TargetError(f"issue_type of {self.metric} must be one of {', '.join(ISSUE_TYPES)}, got {self.issue_type!r}")
+            raise TargetError(
+                f"issue_type of {self.metric} must be one of {', '.join(ISSUE_TYPES)}, "
+                f"got {self.issue_type!r}"
+            )
         for name in ("recommended_action", "description"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name).strip():
                 raise TargetError(f"{name} of {self.metric} must be a non-empty string")
         if self.config_remedy is not None:
             if not isinstance(self.config_remedy, dict) or not self.config_remedy:
-                raise TargetError(f"config_remedy of {self.metric} must be a non-empty dict of config changes or None, got {self.config_remedy!r}")
+                raise TargetError(
+                    f"config_remedy of {self.metric} must be a non-empty dict of config changes or None, "
+                    f"got {self.config_remedy!r}"
+                )
             if not all(isinstance(key, str) and key for key in self.config_remedy):
-                raise TargetError(f"config_remedy of {self.metric} must have config key names as keys, got {list(self.config_remedy)!r}")
+                raise TargetError(
+                    f"config_remedy of {self.metric} must have config key names as keys, "
+                    f"got {list(self.config_remedy)!r}"
+                )
             if not self.component:
-                raise TargetError(f"{self.metric} has no component (''): it is reported only, so it cannot carry a config_remedy")
+                raise TargetError(
+                    f"{self.metric} has no component (''): it is reported only, "
+                    "so it cannot carry a config_remedy"
+                )
             # a private copy: a caller mutating its dict later must not change the target
             object.__setattr__(self, "config_remedy", dict(self.config_remedy))
 
@@ -85,65 +109,28 @@ class Target:
         return value > self.limit if self.bound == "max" else value < self.limit
 
 
-DEFAULT_TARGETS: tuple[Target, ...] = (
-    Target(
-        metric="allocation_excess_pct",
-        limit=3.0,
-        bound="max",
-        component="task_allocation",
-        issue_type="task_allocation",
-        recommended_action="evolve a better bin-packing priority for task_allocation",
-        description="bins used over the L2 lower bound (Martello and Toth), in percent, over recent task batches",
-    ),
-    Target(
-        metric="tally_fuel_per_vote",
-        limit=400.0,
-        bound="max",
-        component="raft_consensus",
-        issue_type="consensus",
-        recommended_action="evolve a cheaper vote tally for raft_consensus",
-        description="WASM fuel spent per vote counted by the governance tally",
-    ),
-    Target(
-        metric="dissemination_ms",
-        limit=2000.0,
-        bound="max",
-        component="gossip_protocol",
-        issue_type="network_topology",
-        recommended_action="raise the gossip fan-out; if that does not help, evolve gossip peer selection",
-        description="milliseconds for a message to reach every reachable peer",
-        config_remedy={"gossip_fanout": 4},
-    ),
-    Target(
-        metric="peers_reachable",
-        limit=0.5,
-        bound="min",
-        component="gossip_protocol",
-        issue_type="network_topology",
-        recommended_action="run anti-entropy more often; if that does not help, evolve gossip peer selection",
-        description="fraction of configured peers that answered recently",
-        config_remedy={"anti_entropy_interval_s": 1.0},
-    ),
-    Target(
-        metric="component_faults",
-        limit=0.0,
-        bound="max",
-        component="",
-        issue_type="resource_usage",
-        recommended_action="inspect the node log: a component trapped or fell back to its baseline",
-        description="WASM traps plus fallbacks to the baseline since the last check",
-    ),
-)
+def _default_targets() -> tuple[Target, ...]:
+    """The shipped targets: data, kept in targets.json beside this module (a node's config may override
+    their limits, see targets_from_config)."""
+    rows = json.loads(resources.files(__package__).joinpath("targets.json").read_text(encoding="utf-8"))
+    return tuple(Target(**row) for row in rows)
+
+
+DEFAULT_TARGETS: tuple[Target, ...] = _default_targets()
 
 
 def targets_from_config(overrides: dict[str, float]) -> tuple[Target, ...]:
     """DEFAULT_TARGETS with the limits named in overrides ({metric: limit}) replaced."""
     if not isinstance(overrides, dict):
-        raise TargetError(f"target overrides must be a dict of metric -> limit, got {type(overrides).__name__}")
+        raise TargetError(
+            f"target overrides must be a dict of metric -> limit, got {type(overrides).__name__}"
+        )
     known = {target.metric: target for target in DEFAULT_TARGETS}
     unknown = sorted(str(name) for name in overrides if name not in known)
     if unknown:
-        raise TargetError(f"unknown metric(s) {', '.join(unknown)} in target overrides; known: {', '.join(known)}")
+        raise TargetError(
+            f"unknown metric(s) {', '.join(unknown)} in target overrides; known: {', '.join(known)}"
+        )
     result = []
     for target in DEFAULT_TARGETS:
         if target.metric in overrides:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..models import LLMProviderConfig
 from .base import Completion, Message
-from .http import HTTPProvider, as_int
+from .http import HTTPProvider
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 API_VERSION = "2023-06-01"
@@ -22,6 +22,7 @@ class AnthropicProvider(HTTPProvider):
     key_env = "ANTHROPIC_API_KEY"
     require_key = True
     model_hint = "set model_name to an Anthropic model id (for example claude-sonnet-4-5)"
+    endpoint: str  # set in __init__
 
     @classmethod
     def resolve_base_url(cls, config: LLMProviderConfig) -> str:
@@ -33,9 +34,16 @@ class AnthropicProvider(HTTPProvider):
         self.endpoint = f"{self.base_url}/v1/messages"
 
     def _headers(self) -> dict[str, str]:
-        return {"x-api-key": self._key.reveal(), "anthropic-version": API_VERSION, "content-type": "application/json"}
+        assert self._key is not None  # require_key: __init__ refuses to start without one
+        return {
+            "x-api-key": self._key.reveal(),
+            "anthropic-version": API_VERSION,
+            "content-type": "application/json",
+        }
 
-    async def _complete(self, messages: list[Message], *, max_tokens: int, temperature: float, seed: int | None) -> Completion:
+    async def _complete(
+        self, messages: list[Message], *, max_tokens: int, temperature: float, seed: int | None
+    ) -> Completion:
         system = "\n\n".join(m.content for m in messages if m.role == "system")
         turns = [{"role": m.role, "content": m.content} for m in messages if m.role != "system"]
         if not turns:
@@ -48,18 +56,17 @@ class AnthropicProvider(HTTPProvider):
         content = data.get("content")
         if not isinstance(content, list):
             raise self._shape_error(self.endpoint, data, "a content list")
-        text = "".join(block.get("text", "") for block in content if isinstance(block, dict) and block.get("type") == "text")
-        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
-        return Completion(
-            text=text,
-            provider=self.name,
-            model=str(data.get("model") or self.model),
-            tokens_in=as_int(usage.get("input_tokens")),
-            tokens_out=as_int(usage.get("output_tokens")),
-            latency_s=0.0,
-            finish_reason=data.get("stop_reason"),
-            raw_usage=dict(usage),
+        text = "".join(
+            block.get("text", "")
+            for block in content
+            if isinstance(block, dict) and block.get("type") == "text"
+        )
+        return self._completion(
+            text, data, data.get("usage"), "input_tokens", "output_tokens", data.get("stop_reason")
         )
 
     def _hint_not_found(self, detail: str) -> str:
-        return f"check model_name ({self.model!r}) against the models your key may use; and api_endpoint ({self.base_url})"
+        return (
+            f"check model_name ({self.model!r}) against the models your key may use; "
+            f"and api_endpoint ({self.base_url})"
+        )

@@ -3,8 +3,7 @@
     Message(role, content)           role is "system", "user" or "assistant"
     Completion(text, provider, model, tokens_in, tokens_out, latency_s, finish_reason, raw_usage)
     Usage(calls, tokens_in, tokens_out, latency_s)      running totals, read as provider.usage
-    Provider                         the protocol the engine programs against
-    BaseProvider                     bookkeeping every provider inherits (HTTP or embedded)
+    BaseProvider (alias Provider)    what the engine programs against; every provider inherits its bookkeeping
     LLMError(SynapseError)           .provider, .url, .status (int | None), .retryable (bool)
 
 A provider implements `_complete()`; `BaseProvider.complete()` resolves the temperature, times the
@@ -18,7 +17,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import ClassVar
 
 from ..errors import SynapseError
 from ..models import LLMProviderConfig
@@ -34,7 +33,15 @@ class LLMError(SynapseError):
     The message says which provider, which URL and what to do; it never contains an API key.
     """
 
-    def __init__(self, message: str, *, provider: str, url: str | None = None, status: int | None = None, retryable: bool = False):
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        url: str | None = None,
+        status: int | None = None,
+        retryable: bool = False,
+    ):
         super().__init__(message)
         self.provider = provider
         self.url = url
@@ -42,7 +49,10 @@ class LLMError(SynapseError):
         self.retryable = retryable
 
     def __repr__(self) -> str:
-        return f"LLMError({str(self)!r}, provider={self.provider!r}, url={self.url!r}, status={self.status!r}, retryable={self.retryable!r})"
+        return (
+            f"LLMError({str(self)!r}, provider={self.provider!r}, url={self.url!r}, "
+            f"status={self.status!r}, retryable={self.retryable!r})"
+        )
 
 
 @dataclass(frozen=True)
@@ -89,21 +99,6 @@ class Usage:
         self.latency_s += completion.latency_s
 
 
-@runtime_checkable
-class Provider(Protocol):
-    """A language model behind one call. Create one with `create_provider(config)`."""
-
-    name: str
-    model: str
-    usage: Usage
-
-    async def complete(
-        self, messages: list[Message], *, max_tokens: int = 1024, temperature: float | None = None, seed: int | None = None
-    ) -> Completion: ...
-
-    async def aclose(self) -> None: ...
-
-
 # Called after every successful call with (provider, prompt characters, completion).
 CallHook = Callable[["BaseProvider", int, Completion], None]
 
@@ -125,16 +120,25 @@ class BaseProvider:
         self._on_call = on_call
 
     async def complete(
-        self, messages: list[Message], *, max_tokens: int = 1024, temperature: float | None = None, seed: int | None = None
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int = 1024,
+        temperature: float | None = None,
+        seed: int | None = None,
     ) -> Completion:
         messages = check_messages(messages)
         if max_tokens < 1:
             raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
         started = time.monotonic()
-        completion = await self._complete(messages, max_tokens=max_tokens, temperature=self._temperature(temperature), seed=seed)
+        completion = await self._complete(
+            messages, max_tokens=max_tokens, temperature=self._temperature(temperature), seed=seed
+        )
         return self._finish(completion, sum(len(m.content) for m in messages), started)
 
-    async def _complete(self, messages: list[Message], *, max_tokens: int, temperature: float, seed: int | None) -> Completion:
+    async def _complete(
+        self, messages: list[Message], *, max_tokens: int, temperature: float, seed: int | None
+    ) -> Completion:
         raise NotImplementedError
 
     async def aclose(self) -> None:
@@ -149,7 +153,9 @@ class BaseProvider:
     def _temperature(self, temperature: float | None) -> float:
         return self.config.temperature if temperature is None else temperature
 
-    def _finish(self, completion: Completion, prompt_chars: int, started: float, url: str | None = None) -> Completion:
+    def _finish(
+        self, completion: Completion, prompt_chars: int, started: float, url: str | None = None
+    ) -> Completion:
         """Stamp the latency, refuse an empty answer, count usage and report the call."""
         completion = dataclasses.replace(completion, latency_s=time.monotonic() - started)
         url = url or self.endpoint
@@ -162,7 +168,8 @@ class BaseProvider:
             raise LLMError(
                 f"{self.name}: empty completion from model {self.model!r}"
                 + (f" at {url}" if url else "")
-                + f" (finish_reason={completion.finish_reason!r}, {completion.tokens_out} tokens out); {hint}",
+                + f" (finish_reason={completion.finish_reason!r}, {completion.tokens_out} tokens out); "
+                f"{hint}",
                 provider=self.name,
                 url=url,
                 status=None,
@@ -175,6 +182,10 @@ class BaseProvider:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} model={self.model!r}>"
+
+
+# The type the engine programs against: every provider (HTTP or embedded) is a BaseProvider.
+Provider = BaseProvider
 
 
 def check_messages(messages: list[Message]) -> list[Message]:

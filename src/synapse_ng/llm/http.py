@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from ..models import LLMProviderConfig
-from .base import BaseProvider, CallHook, LLMError
+from .base import BaseProvider, CallHook, Completion, LLMError, Message
 
 logger = logging.getLogger(__name__)
 
@@ -186,14 +186,19 @@ class HTTPProvider(BaseProvider):
     # -- hints: what to do next -------------------------------------------------------------------
 
     def _hint_auth(self) -> str:
-        where = f"set {self.key_env} (or api_key in the config)" if self.key_env else "set api_key in the config"
+        where = (
+            f"set {self.key_env} (or api_key in the config)" if self.key_env else "set api_key in the config"
+        )
         return f"check the API key: {where}"
 
     def _hint_connect(self) -> str:
         return f"is the server at {self.base_url} running and reachable? check api_endpoint in the config"
 
     def _hint_timeout(self) -> str:
-        return "the server may be overloaded or the model slow: raise timeout_seconds in the config, or lower max_tokens"
+        return (
+            "the server may be overloaded or the model slow: "
+            "raise timeout_seconds in the config, or lower max_tokens"
+        )
 
     def _hint_not_found(self, detail: str) -> str:
         return f"check model_name ({self.model!r}) and api_endpoint ({self.base_url})"
@@ -214,23 +219,63 @@ class HTTPProvider(BaseProvider):
         if 500 <= status < 600:
             return "the server failed: try again later; if it persists, check the server's logs"
         if 300 <= status < 400:
-            return f"the server redirects: check api_endpoint ({self.base_url}), its scheme (http/https) and path"
+            return (
+                f"the server redirects: check api_endpoint ({self.base_url}), "
+                "its scheme (http/https) and path"
+            )
         return "the server rejected the request: see its message"
 
     # -- the request loop -------------------------------------------------------------------------
 
     def _headers(self) -> dict[str, str]:
-        return {}
+        """A bearer key when there is one (OpenAI-compatible servers, an Ollama behind a proxy)."""
+        return {"authorization": f"Bearer {self._key.reveal()}"} if self._key else {}
+
+    def _completion(
+        self, text: str, data: dict, usage: Any, tokens_in: str, tokens_out: str, finish_reason: Any
+    ) -> Completion:
+        """The answer as a Completion: `usage` is the API's usage object, `tokens_in`/`tokens_out` name
+        its fields (0 when a server reports no usage). complete() fills in the latency."""
+        if not isinstance(usage, dict):
+            usage = {}
+        return Completion(
+            text=text,
+            provider=self.name,
+            model=str(data.get("model") or self.model),
+            tokens_in=as_int(usage.get(tokens_in)),
+            tokens_out=as_int(usage.get(tokens_out)),
+            latency_s=0.0,
+            finish_reason=finish_reason,
+            raw_usage=dict(usage),
+        )
+
+    def _chat_body(self, messages: list[Message], **fields: Any) -> dict:
+        """What every chat API here takes: the model and the messages, then the API's own fields."""
+        return {
+            "model": self.model,
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            **fields,
+        }
 
     def _redact(self, text: str) -> str:
         if self._key is not None:
             text = text.replace(self._key.reveal(), "***")
         return text
 
-    def _error(self, what: str, url: str | None, *, status: int | None = None, retryable: bool = False, todo: str = "") -> LLMError:
+    def _error(
+        self,
+        what: str,
+        url: str | None,
+        *,
+        status: int | None = None,
+        retryable: bool = False,
+        todo: str = "",
+    ) -> LLMError:
         where = f" (POST {url})" if url and url not in what else ""
         message = f"{self.name}: {what}{where}" + (f"; {todo}" if todo else "")
-        return LLMError(self._redact(message), provider=self.name, url=url, status=status, retryable=retryable)
+        return LLMError(
+            self._redact(message), provider=self.name, url=url, status=status, retryable=retryable
+        )
 
     async def _post_json(self, url: str, body: dict, headers: dict[str, str] | None = None) -> dict:
         """POST `body` as JSON, retrying what is worth retrying, and return the JSON object answered."""
@@ -243,7 +288,9 @@ class HTTPProvider(BaseProvider):
         except TimeoutError:
             raise self._timeout_error(url, state) from None
 
-    async def _attempt_until_done(self, url: str, body: dict, headers: dict[str, str], deadline: float, state: _Attempts) -> dict:
+    async def _attempt_until_done(
+        self, url: str, body: dict, headers: dict[str, str], deadline: float, state: _Attempts
+    ) -> dict:
         loop = asyncio.get_running_loop()
         policy = self.retry
         while True:
@@ -254,13 +301,24 @@ class HTTPProvider(BaseProvider):
             per_attempt = left if policy.attempt_timeout is None else min(policy.attempt_timeout, left)
             response: httpx.Response | None = None
             try:
-                response = await self._client.post(url, json=body, headers=headers, timeout=httpx.Timeout(per_attempt))
-            except (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.InvalidURL) as exc:  # asking again cannot help
+                response = await self._client.post(
+                    url, json=body, headers=headers, timeout=httpx.Timeout(per_attempt)
+                )
+            except (
+                httpx.UnsupportedProtocol,
+                httpx.LocalProtocolError,
+                httpx.InvalidURL,
+            ) as exc:  # asking again cannot help
                 raise self._error(
-                    f"cannot send the request: {exc}", url, todo=f"check api_endpoint ({self.base_url}): a URL such as http://host:port"
+                    f"cannot send the request: {exc}",
+                    url,
+                    todo=f"check api_endpoint ({self.base_url}): a URL such as http://host:port",
                 ) from None
             except httpx.TimeoutException as exc:
-                state.last, state.kind = f"no answer within {per_attempt:.3g} s ({type(exc).__name__})", "timeout"
+                state.last, state.kind = (
+                    f"no answer within {per_attempt:.3g} s ({type(exc).__name__})",
+                    "timeout",
+                )
             except httpx.TransportError as exc:
                 state.last = _describe(exc)
                 state.kind = "connect" if isinstance(exc, httpx.ConnectError) else "transport"
@@ -270,7 +328,11 @@ class HTTPProvider(BaseProvider):
                 detail = self._error_detail(response)
                 if response.status_code not in RETRY_STATUSES or "insufficient_quota" in detail:
                     raise self._status_error(response, url, detail, attempts=state.count)
-                state.last, state.kind, state.status = _status_text(response, detail), "status", response.status_code
+                state.last, state.kind, state.status = (
+                    _status_text(response, detail),
+                    "status",
+                    response.status_code,
+                )
                 state.detail = detail
 
             if state.count > policy.max_retries:
@@ -280,7 +342,11 @@ class HTTPProvider(BaseProvider):
             if loop.time() + delay >= deadline:
                 if state.kind == "timeout":
                     raise TimeoutError
-                raise self._gave_up(url, state, why=f"the next try (in {delay:.3g} s) would pass timeout_seconds ({self.timeout:g} s)")
+                raise self._gave_up(
+                    url,
+                    state,
+                    why=f"the next try (in {delay:.3g} s) would pass timeout_seconds ({self.timeout:g} s)",
+                )
             logger.info(
                 "%s: %s from POST %s; retry %d of %d in %.2f s",
                 self.name,
@@ -305,7 +371,9 @@ class HTTPProvider(BaseProvider):
         if not isinstance(data, dict):
             raise self._shape_error(url, data, "a JSON object")
         if "error" in data and set(data) <= {"error", "type"}:  # an error with a 2xx status
-            raise self._error(f"the server answered an error: {self._detail_from(data)}", url, status=response.status_code)
+            raise self._error(
+                f"the server answered an error: {self._detail_from(data)}", url, status=response.status_code
+            )
         return data
 
     def _shape_error(self, url: str, data: Any, expected: str) -> LLMError:
@@ -342,7 +410,9 @@ class HTTPProvider(BaseProvider):
             text = repr(response.content)
         return self._redact(text)[:limit]
 
-    def _status_error(self, response: httpx.Response, url: str, detail: str, *, attempts: int = 1) -> LLMError:
+    def _status_error(
+        self, response: httpx.Response, url: str, detail: str, *, attempts: int = 1
+    ) -> LLMError:
         status = response.status_code
         after = f" (after {attempts} attempts)" if attempts > 1 else ""
         return self._error(
@@ -360,7 +430,13 @@ class HTTPProvider(BaseProvider):
             todo = self._hint_status(state.status or 0, state.detail)
         else:
             todo = self._hint_connect()
-        return self._error(f"{state.last}; {why}", url, status=state.status if state.kind == "status" else None, retryable=True, todo=todo)
+        return self._error(
+            f"{state.last}; {why}",
+            url,
+            status=state.status if state.kind == "status" else None,
+            retryable=True,
+            todo=todo,
+        )
 
     def _timeout_error(self, url: str, state: _Attempts) -> LLMError:
         tries = f" ({state.count} attempts; last: {state.last})" if state.count > 1 and state.last else ""

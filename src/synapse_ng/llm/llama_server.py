@@ -1,6 +1,7 @@
 """An OpenAI-compatible server for a GGUF model: llama-cpp-python's own, with this build's CPU backends.
 
-    python -m synapse_ng.llm.llama_server --model MODEL.gguf --host 127.0.0.1 --port 8000 [llama_cpp.server options]
+    python -m synapse_ng.llm.llama_server --model MODEL.gguf --host 127.0.0.1 --port 8000 \\
+        [llama_cpp.server options]
 
 Set-up installs llama.cpp with runtime CPU dispatch: its CPU backends are separate libraries that ggml
 only looks for beside the Python executable and in the working directory, so a bare

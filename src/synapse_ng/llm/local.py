@@ -43,6 +43,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from ..models import LLMProviderConfig
+from ..settings import settings
 from ..workers import describe_exit, package_env
 from .base import BaseProvider, CallHook, Completion, LLMError, Message
 from .embedded_model import EMBEDDED, default_model_path, installed_model, model_dir, resolve_model_path
@@ -54,12 +55,15 @@ LOAD_TIMEOUT_S = 300.0  # a worker that has not loaded its model by then is kill
 KILL_GRACE_S = 5.0  # past its deadline, a worker that has not stopped is killed
 STDERR_LINES = 200  # the worker's last stderr lines kept; the last few are quoted when it dies
 POLL_S = 0.05
+
+
 # Whether llama.cpp may put weights in its "extra" CPU buffer types (repacked layouts for its AVX2/AVX-512
 # kernels, and AMX on CPUs that have it). Off by default: the AMX one segfaulted on a Xeon with AMX, and
 # with one generation thread the repacked layouts evaluate prompts 1.5x slower for at most 6 % faster
 # generation (BENCHMARKS.md). SYNAPSE_LLAMA_EXTRA_BUFTS=1 turns them on (set-up leaves the AMX variant out
 # of llama.cpp regardless).
-EXTRA_BUFFER_TYPES = os.environ.get("SYNAPSE_LLAMA_EXTRA_BUFTS", "0").strip().lower() in ("1", "true", "yes", "on")
+def extra_buffer_types_wanted() -> bool:
+    return settings().llama_extra_bufts
 
 
 def available_cpus() -> int:
@@ -107,8 +111,9 @@ def _exit_hint(returncode: int | None) -> str:
         )
     if returncode is not None and returncode < 0:
         return (
-            "this is a crash in llama.cpp's native code, contained in the worker; run `synapse-ng doctor` to check "
-            "the llama.cpp build against this CPU, and rebuild it with `bash scripts/setup.sh` if it is not the portable one"
+            "this is a crash in llama.cpp's native code, contained in the worker; "
+            "run `synapse-ng doctor` to check the llama.cpp build against this CPU, "
+            "and rebuild it with `bash scripts/setup.sh` if it is not the portable one"
         )
     return "run `synapse-ng doctor` to check the model and the llama.cpp build"
 
@@ -118,11 +123,20 @@ class ModelWorker:
 
     _ids = itertools.count(1)
 
-    def __init__(self, path: Path, *, n_ctx: int = DEFAULT_N_CTX, n_threads: int | None = None, extra_buffer_types: bool | None = None):
+    def __init__(
+        self,
+        path: Path,
+        *,
+        n_ctx: int = DEFAULT_N_CTX,
+        n_threads: int | None = None,
+        extra_buffer_types: bool | None = None,
+    ):
         self.path = Path(path)
         self.n_ctx = n_ctx
         self.n_threads = n_threads or default_threads()
-        self.extra_buffer_types = EXTRA_BUFFER_TYPES if extra_buffer_types is None else extra_buffer_types
+        self.extra_buffer_types = (
+            extra_buffer_types_wanted() if extra_buffer_types is None else extra_buffer_types
+        )
         self.lock = threading.Lock()  # held for a generation (or a start)
         self.process: subprocess.Popen | None = None
         self.info: dict = {}  # what the worker reported when ready
@@ -180,39 +194,64 @@ class ModelWorker:
         self._stderr.clear()
         self._stderr_thread = threading.Thread(target=self._drain_stderr, args=(self.process,), daemon=True)
         self._stderr_thread.start()
-        options = {"path": str(self.path), "n_ctx": self.n_ctx, "n_threads": self.n_threads, "n_threads_batch": available_cpus(),
-                   "extra_buffer_types": self.extra_buffer_types}  # fmt: skip
+        options = {
+            "path": str(self.path),
+            "n_ctx": self.n_ctx,
+            "n_threads": self.n_threads,
+            "n_threads_batch": available_cpus(),
+            "extra_buffer_types": self.extra_buffer_types,
+        }
         self._requests.send(options)
         reply = self._receive(time.monotonic() + LOAD_TIMEOUT_S, during="loading the model")
         if reply is None:
             self._kill()
-            raise self._died(f"did not load {self.path} within {LOAD_TIMEOUT_S:g} s and was killed", retryable=True)
+            raise self._died(
+                f"did not load {self.path} within {LOAD_TIMEOUT_S:g} s and was killed", retryable=True
+            )
         if "load_error" in reply:
             self._discard()
             raise LLMError(
-                f"local: llama.cpp cannot load {self.path} ({reply['load_error']}{self._last_words()}); is it a complete GGUF "
+                f"local: llama.cpp cannot load {self.path} ({reply['load_error']}{self._last_words()}); "
+                "is it a complete GGUF "
                 "model? For the embedded model run `synapse-ng model install --reverify`",
                 provider=LocalProvider.name,
                 url=str(self.path),
             )
         self.info = reply["ready"]
-        logger.info("model worker pid %d loaded %s in %.2f s (%d threads)", self.process.pid, self.path.name, self.info["load_s"], self.n_threads)
+        logger.info(
+            "model worker pid %d loaded %s in %.2f s (%d threads)",
+            self.process.pid,
+            self.path.name,
+            self.info["load_s"],
+            self.n_threads,
+        )
         return self.info
 
     def _drain_stderr(self, process: subprocess.Popen) -> None:
+        assert process.stdout is not None  # started with stdout=PIPE
         for raw in iter(process.stdout.readline, b""):
             line = raw.decode("utf-8", "replace").rstrip()
             if line:
                 self._stderr.append(line)
                 logger.debug("model worker %d: %s", process.pid, line)
 
-    def _receive(self, until: float, *, during: str, cancel: threading.Event | None = None, request_id: int | None = None):
+    def _receive(
+        self,
+        until: float,
+        *,
+        during: str,
+        cancel: threading.Event | None = None,
+        request_id: int | None = None,
+    ):
         """The worker's next reply; None if `until` passed first. Raises LLMError if the worker died."""
         cancel_sent = False
         while True:
+            replies = self._replies
             try:
-                if self._replies.poll(POLL_S):
-                    return self._replies.recv()
+                if replies is None:  # discarded meanwhile (close()): as gone as a closed pipe
+                    raise EOFError
+                if replies.poll(POLL_S):
+                    return replies.recv()
             except (EOFError, OSError):
                 raise self._died(f"died while {during}", retryable=True) from None
             if cancel is not None and cancel.is_set() and not cancel_sent and request_id is not None:
@@ -223,12 +262,24 @@ class ModelWorker:
                 return None
 
     def _send(self, message: dict) -> None:
+        requests = self._requests
         try:
-            self._requests.send(message)
+            if requests is None:  # discarded meanwhile (close()): as gone as a closed pipe
+                raise BrokenPipeError
+            requests.send(message)
         except (BrokenPipeError, OSError):
             raise self._died("was gone when asked", retryable=True) from None
 
-    def chat(self, messages: list[dict], *, max_tokens: int, temperature: float, seed: int | None, timeout_s: float, cancel: threading.Event) -> dict:
+    def chat(
+        self,
+        messages: list[dict],
+        *,
+        max_tokens: int,
+        temperature: float,
+        seed: int | None,
+        timeout_s: float,
+        cancel: threading.Event,
+    ) -> dict:
         """One chat completion in the worker: {"response", "timings"}. Raises _Stopped at the deadline."""
         deadline = time.monotonic() + timeout_s
         with self._state_lock:
@@ -244,17 +295,35 @@ class ModelWorker:
                 raise _Stopped(0, "waiting")
             self._ensure_started()
             request_id = next(self._ids)
-            self._send({"op": "chat", "id": request_id, "messages": messages, "max_tokens": max_tokens,
-                        "temperature": temperature, "seed": seed, "timeout_s": max(0.0, deadline - time.monotonic())})  # fmt: skip
-            reply = self._receive(deadline + KILL_GRACE_S, during="generating", cancel=cancel, request_id=request_id)
+            self._send(
+                {
+                    "op": "chat",
+                    "id": request_id,
+                    "messages": messages,
+                    "max_tokens": max_tokens,
+                    "temperature": temperature,
+                    "seed": seed,
+                    "timeout_s": max(0.0, deadline - time.monotonic()),
+                }
+            )
+            reply = self._receive(
+                deadline + KILL_GRACE_S, during="generating", cancel=cancel, request_id=request_id
+            )
             if reply is None:
                 self._kill()
-                raise self._died(f"did not stop within {KILL_GRACE_S:g} s of its deadline and was killed", retryable=True)
+                raise self._died(
+                    f"did not stop within {KILL_GRACE_S:g} s of its deadline and was killed", retryable=True
+                )
             if "stopped" in reply:
                 raise _Stopped(reply["stopped"]["tokens_out"], reply["stopped"]["where"])
             if "error" in reply:
                 raise LLMError(
-                    f"local: {reply['error']}" + ("; shorten the prompt, or use a larger n_ctx (now %d)" % self.n_ctx if reply["kind"] == "value" else ""),
+                    f"local: {reply['error']}"
+                    + (
+                        f"; shorten the prompt, or use a larger n_ctx (now {self.n_ctx:d})"
+                        if reply["kind"] == "value"
+                        else ""
+                    ),
                     provider=LocalProvider.name,
                     url=str(self.path),
                 )
@@ -286,7 +355,10 @@ class ModelWorker:
         pid = process.pid if process is not None else "?"
         summary = f"model worker (pid {pid}) for {self.path} {what}; it {exit_text}"
         self.crashes.append(summary)
-        message = f"local: the {summary}{self._last_words()}. {_exit_hint(returncode)}; the next call starts a fresh worker"
+        message = (
+            f"local: the {summary}{self._last_words()}. {_exit_hint(returncode)}; "
+            "the next call starts a fresh worker"
+        )
         logger.warning("%s", message)
         self._discard()
         return LLMError(message, provider=LocalProvider.name, url=str(self.path), retryable=retryable)
@@ -337,16 +409,24 @@ _WORKERS: dict[tuple[str, int, int, bool], ModelWorker] = {}
 _WORKERS_LOCK = threading.Lock()
 
 
-def model_worker(path: str | os.PathLike, *, n_ctx: int = DEFAULT_N_CTX, n_threads: int | None = None, extra_buffer_types: bool | None = None) -> ModelWorker:
+def model_worker(
+    path: str | os.PathLike,
+    *,
+    n_ctx: int = DEFAULT_N_CTX,
+    n_threads: int | None = None,
+    extra_buffer_types: bool | None = None,
+) -> ModelWorker:
     """The worker for this model, shared by the whole process (not started until first used)."""
     resolved = Path(path).resolve()
     threads = n_threads or default_threads()
-    extra = EXTRA_BUFFER_TYPES if extra_buffer_types is None else extra_buffer_types
+    extra = extra_buffer_types_wanted() if extra_buffer_types is None else extra_buffer_types
     key = (str(resolved), n_ctx, threads, extra)
     with _WORKERS_LOCK:
         worker = _WORKERS.get(key)
         if worker is None:
-            worker = _WORKERS[key] = ModelWorker(resolved, n_ctx=n_ctx, n_threads=threads, extra_buffer_types=extra)
+            worker = _WORKERS[key] = ModelWorker(
+                resolved, n_ctx=n_ctx, n_threads=threads, extra_buffer_types=extra
+            )
         return worker
 
 
@@ -383,7 +463,11 @@ class Timings:
     @property
     def generation_tokens_per_s(self) -> float:
         # The first token comes with the prompt's evaluation; the rate is over the ones after it.
-        return (self.completion_tokens - 1) / self.generation_s if self.generation_s > 0 and self.completion_tokens > 1 else 0.0
+        return (
+            (self.completion_tokens - 1) / self.generation_s
+            if self.generation_s > 0 and self.completion_tokens > 1
+            else 0.0
+        )
 
 
 class LocalProvider(BaseProvider):
@@ -412,7 +496,7 @@ class LocalProvider(BaseProvider):
         if config.model_name and config.model_name.strip():
             self._path = resolve_model_path(config.model_name)  # refuses a missing file now
             self.model = config.model_name.strip()
-        elif os.environ.get("SYNAPSE_MODEL_PATH", "").strip():
+        elif settings().model_path:
             self._path = default_model_path(assemble=False)  # checked now, like a configured path
             self.model = str(self._path)
         else:
@@ -436,30 +520,46 @@ class LocalProvider(BaseProvider):
             if self._path is None:
                 self._path = default_model_path(assemble=True)
                 self.endpoint = str(self._path)
-            self._worker = model_worker(self._path, n_ctx=self.n_ctx, n_threads=self.n_threads, extra_buffer_types=self.extra_buffer_types)
+            self._worker = model_worker(
+                self._path,
+                n_ctx=self.n_ctx,
+                n_threads=self.n_threads,
+                extra_buffer_types=self.extra_buffer_types,
+            )
         return self._worker
 
     async def load(self) -> ModelWorker:
-        """Start the model worker now (assembling the embedded model if needed) instead of on the first call."""
+        """Start the model worker now (assembling the embedded model if needed)
+        instead of on the first call."""
         worker = await asyncio.to_thread(self._worker_sync)
         await asyncio.to_thread(worker.start)
         return worker
 
-    async def _complete(self, messages: list[Message], *, max_tokens: int, temperature: float, seed: int | None) -> Completion:
+    async def _complete(
+        self, messages: list[Message], *, max_tokens: int, temperature: float, seed: int | None
+    ) -> Completion:
         worker = await asyncio.to_thread(self._worker_sync)
         timeout = self.config.timeout_seconds
         cancel = threading.Event()
         chat = [{"role": m.role, "content": m.content} for m in messages]
         try:
             reply = await asyncio.to_thread(
-                worker.chat, chat, max_tokens=max_tokens, temperature=temperature, seed=seed, timeout_s=timeout, cancel=cancel
+                worker.chat,
+                chat,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                seed=seed,
+                timeout_s=timeout,
+                cancel=cancel,
             )
         except _Stopped as stopped:
-            where = {"waiting": "waiting for the model (another generation held it)", "prompt": "while evaluating the prompt"}.get(
-                stopped.where, f"after {stopped.tokens_out} tokens"
-            )
+            where = {
+                "waiting": "waiting for the model (another generation held it)",
+                "prompt": "while evaluating the prompt",
+            }.get(stopped.where, f"after {stopped.tokens_out} tokens")
             raise LLMError(
-                f"local: model {self.model!r} gave no complete answer within {timeout:g} s (stopped {where}); "
+                f"local: model {self.model!r} gave no complete answer within {timeout:g} s "
+                f"(stopped {where}); "
                 "raise timeout_seconds in the config, or lower max_tokens",
                 provider=self.name,
                 url=self.endpoint,
@@ -470,7 +570,10 @@ class LocalProvider(BaseProvider):
         response = reply["response"]
         timings = reply.get("timings") or {}
         self.last_timings = Timings(
-            timings.get("prompt_tokens", 0), timings.get("prompt_s", 0.0), timings.get("completion_tokens", 0), timings.get("generation_s", 0.0)
+            timings.get("prompt_tokens", 0),
+            timings.get("prompt_s", 0.0),
+            timings.get("completion_tokens", 0),
+            timings.get("generation_s", 0.0),
         )
         choice = response["choices"][0]
         usage = dict(response.get("usage") or {})

@@ -28,8 +28,9 @@ import sys
 import threading
 import time
 from dataclasses import replace
-from pathlib import Path
 from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
 
 # ggml_log_level: 1 debug, 2 info, 3 warn, 4 error, 5 continuation of the previous line
 _LOG_WARN = 3
@@ -52,7 +53,7 @@ class _Generation:
     """Deadline checks for one model: a stopping criterion after every token and, while the prompt is
     evaluated (no token yet), llama.cpp's abort callback, which it calls between nodes of the graph."""
 
-    def __init__(self, llama_cpp, llama):
+    def __init__(self, llama_cpp: Any, llama: Any) -> None:
         self._llama_cpp = llama_cpp
         self.llama = llama
         self.deadline: _Deadline | None = None
@@ -112,7 +113,9 @@ def load_cpu_variants(llama_cpp) -> str | None:
     this CPU and keeps the best. Returns which one it chose, or None for a build with the CPU backend
     linked in."""
     package = Path(llama_cpp.__file__).resolve().parent
-    variants = next((d for d in (package / "lib", package.parent / "bin") if any(d.glob("libggml-cpu-*.so"))), None)
+    variants = next(
+        (d for d in (package / "lib", package.parent / "bin") if any(d.glob("libggml-cpu-*.so"))), None
+    )
     if variants is None:
         return None
     # The copy of libggml that libllama loaded: a wheel cannot hold symlinks, so libggml.so, .so.0 and
@@ -123,7 +126,9 @@ def load_cpu_variants(llama_cpp) -> str | None:
     ggml.ggml_backend_load_all_from_path(str(variants).encode())
     chosen = _mapped(variants, lambda name: name.startswith("libggml-cpu-"))
     count = len(list(variants.glob("libggml-cpu-*.so")))
-    return f"{Path(chosen).name if chosen else 'none'} (chosen at run time among {count} variants in {variants})"
+    return (
+        f"{Path(chosen).name if chosen else 'none'} (chosen at run time among {count} variants in {variants})"
+    )
 
 
 def _mapped(directory: Path, wanted) -> str | None:
@@ -228,10 +233,16 @@ class Worker:
     # ------------------------------------------------------------------------------- generation
 
     def chat(self, request: dict) -> dict:
-        llama_cpp, generation = self._llama_cpp, self.generation
+        generation = self.generation
         request_id = request["id"]
+        assert self._current is not None  # the loop sets it before it starts the chat thread
         deadline = self._current[1]
-        generation.deadline, generation.tokens, generation.stopped, generation.first_token_at = deadline, 0, False, None
+        generation.deadline, generation.tokens, generation.stopped, generation.first_token_at = (
+            deadline,
+            0,
+            False,
+            None,
+        )
         generation.set_abort(True)
         started = time.monotonic()
         try:
@@ -285,7 +296,13 @@ class Worker:
             op = request.get("op")
             if op == "chat":
                 if not self._busy.acquire(blocking=False):
-                    self.send({"id": request["id"], "error": "the worker is busy with another generation", "kind": "busy"})
+                    self.send(
+                        {
+                            "id": request["id"],
+                            "error": "the worker is busy with another generation",
+                            "kind": "busy",
+                        }
+                    )
                     continue
                 self._current = (request["id"], _Deadline(time.monotonic() + float(request["timeout_s"])))
                 threading.Thread(target=self._run_chat, args=(request,), daemon=True).start()

@@ -9,17 +9,24 @@ Ollama needs no key; if api_key is set in the config it is sent as a Bearer toke
 
 from __future__ import annotations
 
-import os
 import time
 
 from ..models import LLMProviderConfig
+from ..settings import settings
 from .base import Completion, Message
-from .http import HTTPProvider, as_int
+from .http import HTTPProvider
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
 DEFAULT_PORT = "11434"
 _BIND_ALL = {"", "0.0.0.0", "::", "0:0:0:0:0:0:0:0"}
-_USAGE_FIELDS = ("prompt_eval_count", "eval_count", "total_duration", "load_duration", "prompt_eval_duration", "eval_duration")
+_USAGE_FIELDS = (
+    "prompt_eval_count",
+    "eval_count",
+    "total_duration",
+    "load_duration",
+    "prompt_eval_duration",
+    "eval_duration",
+)
 
 
 def ollama_host(value: str | None) -> str:
@@ -70,21 +77,21 @@ def _split_host_port(hostport: str) -> tuple[str, str]:
 
 class OllamaProvider(HTTPProvider):
     name = "ollama_local"
-    model_hint = "set model_name to a pulled model (`ollama list` shows them; `ollama pull <model>` fetches one)"
+    model_hint = (
+        "set model_name to a pulled model (`ollama list` shows them; `ollama pull <model>` fetches one)"
+    )
+    endpoint: str  # set in __init__
 
     @classmethod
     def resolve_base_url(cls, config: LLMProviderConfig) -> str:
         endpoint = (config.api_endpoint or "").strip()
         if endpoint:
             return _api_base(endpoint.rstrip("/")) if "://" in endpoint else ollama_host(endpoint)
-        return ollama_host(os.environ.get("OLLAMA_HOST"))
+        return ollama_host(settings().ollama_host)
 
     def __init__(self, config: LLMProviderConfig, **kwargs):
         super().__init__(config, **kwargs)  # key_env is None: a key comes from the config only
         self.endpoint = f"{self.base_url}/api/chat"
-
-    def _headers(self) -> dict[str, str]:
-        return {"authorization": f"Bearer {self._key.reveal()}"} if self._key else {}
 
     def _options(self, max_tokens: int, temperature: float, seed: int | None) -> dict:
         options: dict = {"temperature": temperature, "num_predict": max_tokens}
@@ -92,22 +99,29 @@ class OllamaProvider(HTTPProvider):
             options["seed"] = seed
         return options
 
-    async def _complete(self, messages: list[Message], *, max_tokens: int, temperature: float, seed: int | None) -> Completion:
-        body = {
-            "model": self.model,
-            "messages": [{"role": m.role, "content": m.content} for m in messages],
-            "stream": False,
-            "options": self._options(max_tokens, temperature, seed),
-        }
+    async def _complete(
+        self, messages: list[Message], *, max_tokens: int, temperature: float, seed: int | None
+    ) -> Completion:
+        body = self._chat_body(
+            messages,
+            stream=False,
+            options=self._options(max_tokens, temperature, seed),
+        )
         data = await self._post_json(self.endpoint, body, self._headers())
         message = data.get("message")
         text = message.get("content") if isinstance(message, dict) else None
         if not isinstance(text, str):
             raise self._shape_error(self.endpoint, data, "message.content")
-        return self._completion(text, data)
+        return self._answer(text, data)
 
     async def generate(
-        self, prompt: str, system: str | None = None, *, max_tokens: int = 1024, temperature: float | None = None, seed: int | None = None
+        self,
+        prompt: str,
+        system: str | None = None,
+        *,
+        max_tokens: int = 1024,
+        temperature: float | None = None,
+        seed: int | None = None,
     ) -> Completion:
         """One prompt (and an optional system prompt) through POST /api/generate; counted like complete()."""
         if max_tokens < 1:
@@ -122,24 +136,20 @@ class OllamaProvider(HTTPProvider):
         text = data.get("response")
         if not isinstance(text, str):
             raise self._shape_error(url, data, "response")
-        return self._finish(self._completion(text, data), len(prompt) + len(system or ""), started, url)
+        return self._finish(self._answer(text, data), len(prompt) + len(system or ""), started, url)
 
-    def _completion(self, text: str, data: dict) -> Completion:
-        return Completion(
-            text=text,
-            provider=self.name,
-            model=str(data.get("model") or self.model),
-            tokens_in=as_int(data.get("prompt_eval_count")),  # absent when the whole prompt was cached
-            tokens_out=as_int(data.get("eval_count")),
-            latency_s=0.0,
-            finish_reason=data.get("done_reason"),
-            raw_usage={k: data[k] for k in _USAGE_FIELDS if k in data},
-        )
+    def _answer(self, text: str, data: dict) -> Completion:
+        # Ollama's usage fields stand at the top level; prompt_eval_count is absent when the whole prompt
+        # was cached.
+        usage = {k: data[k] for k in _USAGE_FIELDS if k in data}
+        return self._completion(text, data, usage, "prompt_eval_count", "eval_count", data.get("done_reason"))
 
     # -- hints ------------------------------------------------------------------------------------
 
     def _hint_connect(self) -> str:
-        return f"is `ollama serve` running on {self.base_url}? is the model pulled (`ollama pull {self.model}`)?"
+        return (
+            f"is `ollama serve` running on {self.base_url}? is the model pulled (`ollama pull {self.model}`)?"
+        )
 
     def _hint_not_found(self, detail: str) -> str:
         if "model" in detail.lower():
@@ -147,10 +157,14 @@ class OllamaProvider(HTTPProvider):
         return f"no Ollama API at {self.base_url}: do api_endpoint / OLLAMA_HOST point at `ollama serve`?"
 
     def _hint_auth(self) -> str:
-        return "Ollama itself needs no key, so a proxy in front of it refused: check the API key (api_key in the config)"
+        return (
+            "Ollama itself needs no key, so a proxy in front of it refused: "
+            "check the API key (api_key in the config)"
+        )
 
     def _hint_timeout(self) -> str:
         return (
-            "the first call loads the model into memory and can be slow: raise timeout_seconds in the config, "
+            "the first call loads the model into memory and can be slow: "
+            "raise timeout_seconds in the config, "
             f"or check the server with `ollama ps` (is {self.model} loaded?)"
         )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from ..models import LLMProviderConfig
 from .base import Completion, Message
-from .http import HTTPProvider, as_int
+from .http import HTTPProvider
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -22,6 +22,7 @@ class OpenAIProvider(HTTPProvider):
     name = "openai_api"
     key_env = "OPENAI_API_KEY"
     model_hint = "set model_name to a model the server serves (GET <api_endpoint>/models lists them)"
+    endpoint: str  # set in __init__
 
     @classmethod
     def resolve_base_url(cls, config: LLMProviderConfig) -> str:
@@ -31,39 +32,26 @@ class OpenAIProvider(HTTPProvider):
         super().__init__(config, **kwargs)
         self.endpoint = f"{self.base_url}/chat/completions"
 
-    def _headers(self) -> dict[str, str]:
-        return {"authorization": f"Bearer {self._key.reveal()}"} if self._key else {}
-
-    async def _complete(self, messages: list[Message], *, max_tokens: int, temperature: float, seed: int | None) -> Completion:
-        body = {
-            "model": self.model,
-            "messages": [{"role": m.role, "content": m.content} for m in messages],
-            "temperature": temperature,
-            "max_tokens": max_tokens,
-            "seed": seed,
-        }
+    async def _complete(
+        self, messages: list[Message], *, max_tokens: int, temperature: float, seed: int | None
+    ) -> Completion:
+        body = self._chat_body(messages, temperature=temperature, max_tokens=max_tokens, seed=seed)
         body = {key: value for key, value in body.items() if value is not None}
         data = await self._post_json(self.endpoint, body, self._headers())
         choices = data.get("choices")
-        choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else None
+        choice = (
+            choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else None
+        )
         message = choice.get("message") if choice else None
-        if not isinstance(message, dict):
+        if choice is None or not isinstance(message, dict):
             raise self._shape_error(self.endpoint, data, "choices[0].message")
         text = message.get("content")
         if text is None:  # a refusal or tool calls instead of text
             text = ""
         if not isinstance(text, str):
             raise self._shape_error(self.endpoint, data, "a text choices[0].message.content")
-        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
-        return Completion(
-            text=text,
-            provider=self.name,
-            model=str(data.get("model") or self.model),
-            tokens_in=as_int(usage.get("prompt_tokens")),  # 0 when a server reports no usage
-            tokens_out=as_int(usage.get("completion_tokens")),
-            latency_s=0.0,
-            finish_reason=choice.get("finish_reason"),
-            raw_usage=dict(usage),
+        return self._completion(
+            text, data, data.get("usage"), "prompt_tokens", "completion_tokens", choice.get("finish_reason")
         )
 
     # -- hints ------------------------------------------------------------------------------------
@@ -75,8 +63,12 @@ class OpenAIProvider(HTTPProvider):
     def _hint_not_found(self, detail: str) -> str:
         return (
             f"check model_name ({self.model!r}); and api_endpoint, which is used as given "
-            f"(this request went to {self.endpoint}): if the server serves the API under /v1, end api_endpoint with /v1"
+            f"(this request went to {self.endpoint}): "
+            "if the server serves the API under /v1, end api_endpoint with /v1"
         )
 
     def _hint_connect(self) -> str:
-        return f"is the server at {self.base_url} running and reachable? check api_endpoint in the config (used as given)"
+        return (
+            f"is the server at {self.base_url} running and reachable? "
+            "check api_endpoint in the config (used as given)"
+        )

@@ -36,7 +36,9 @@ def provider_class(name: str) -> type:
     """The class registered under `name`, imported now."""
     path = PROVIDERS.get(name)
     if path is None:
-        raise LLMError(f"unknown LLM provider {name!r}; known providers: {', '.join(PROVIDERS)}", provider=name)
+        raise LLMError(
+            f"unknown LLM provider {name!r}; known providers: {', '.join(PROVIDERS)}", provider=name
+        )
     module_name, _, class_name = path.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -62,7 +64,8 @@ def create_provider(config: LLMProviderConfig, **kwargs) -> Provider:
 
 def log_call(provider: BaseProvider, prompt_chars: int, completion: Completion) -> None:
     logger.info(
-        "llm call provider=%s model=%s prompt_chars=%d tokens_in=%d tokens_out=%d latency_s=%.3f finish_reason=%s",
+        "llm call provider=%s model=%s prompt_chars=%d tokens_in=%d tokens_out=%d latency_s=%.3f "
+        "finish_reason=%s",
         provider.name,
         completion.model,
         prompt_chars,

@@ -15,60 +15,80 @@ import binascii
 import json
 import logging
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..components.task_allocation import MAX_CAPACITY, MAX_ITEMS
+from ..components.task_allocation.protocol import MAX_CAPACITY, MAX_ITEMS
+from ..governance.proposals import (
+    MAX_MEMBERSHIP_CHANGES,
+    Changes,
+    Choice,
+    Component,
+    Description,
+    Evidence,
+    Language,
+    NewMember,
+    NodeId,
+    RequiredSource,
+    Title,
+    UpgradeTitle,
+)
+from ..json_bounds import HEX64, MAX_REASON_CHARS
 from .envelope import MAX_JSON_DEPTH, Envelope, EnvelopeError, json_text_problem
-from .node import IDENTITY_PROOF, Node, Refusal
+from .node import Node
 from .operator import is_operator
+from .refusal import Refusal
+from .transport import IDENTITY_PROOF
 
 logger = logging.getLogger(__name__)
 
-HEX64 = r"^[0-9a-f]{64}$"
+HEX64_PATTERN = f"^{HEX64.pattern}$"
 FETCH_RESPONSE_BYTES = 4 * 1024 * 1024  # what one /api/gossip/fetch answer holds at most
-ProposalId = Annotated[str, Path(pattern=HEX64, description="a proposal id: 64 lowercase hex characters")]
+ProposalId = Annotated[
+    str, Path(pattern=HEX64_PATTERN, description="a proposal id: 64 lowercase hex characters")
+]
+# The node composes its own message from a reason (readable_text replaces what a message may not hold), so
+# only the length is the message's bound here.
+ReasonText = Annotated[str, Field(max_length=MAX_REASON_CHARS)]
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+# The request bodies are made of the message models' field types (governance.proposals): one set of limits.
+
+
 class ConfigChangeRequest(Strict):
-    title: str = Field(min_length=1, max_length=200)
-    description: str = Field(default="", max_length=10_000)
-    changes: dict[str, int | float] = Field(min_length=1, description="tunable config keys and their new values")
+    title: Title
+    description: Description = ""
+    changes: Changes = Field(description="tunable config keys and their new values")
 
 
 class CodeUpgradeRequest(Strict):
-    component: str = Field(min_length=1, max_length=64)
+    component: Component
     wasm_base64: str = Field(min_length=4, description="the module, base64")
-    evidence: dict[str, Any] = Field(description="the evidence record `synapse-ng evaluate --evidence-out` writes")
-    source: str = Field(min_length=1, max_length=200_000, description="the source every voter rebuilds to the module's SHA-256")
-    language: Literal["rust", "c", "wat"] = "rust"
-    title: str = Field(default="", max_length=200)
-    description: str = Field(default="", max_length=10_000)
-
-
-class NewMember(Strict):
-    node_id: str = Field(pattern=HEX64)
-    url: str = Field(pattern=r"^https?://[^\s/]+$", max_length=200)
+    evidence: Evidence = Field(description="the evidence record `synapse-ng evaluate --evidence-out` writes")
+    source: RequiredSource = Field(description="the source every voter rebuilds to the module's SHA-256")
+    language: Language = "rust"
+    title: UpgradeTitle = ""
+    description: Description = ""
 
 
 class MembershipRequest(Strict):
-    title: str = Field(min_length=1, max_length=200)
-    description: str = Field(default="", max_length=10_000)
-    add: list[NewMember] = Field(default=[], max_length=16)
-    remove: list[Annotated[str, Field(pattern=HEX64)]] = Field(default=[], max_length=16)
+    title: Title
+    description: Description = ""
+    add: list[NewMember] = Field(default=[], max_length=MAX_MEMBERSHIP_CHANGES)
+    remove: list[NodeId] = Field(default=[], max_length=MAX_MEMBERSHIP_CHANGES)
 
 
 class VoteRequest(Strict):
-    choice: Literal["yes", "no", "abstain"]
-    reason: str = Field(default="", max_length=2000)
+    choice: Choice
+    reason: ReasonText = ""
 
 
 class GossipBatch(Strict):
@@ -76,11 +96,11 @@ class GossipBatch(Strict):
 
 
 class FetchRequest(Strict):
-    ids: list[Annotated[str, Field(pattern=HEX64)]] = Field(max_length=1000)
+    ids: list[Annotated[str, Field(pattern=HEX64_PATTERN)]] = Field(max_length=1000)
 
 
 class RollbackRequest(Strict):
-    reason: str = Field(default="operator rollback", max_length=2000)
+    reason: ReasonText = "operator rollback"
 
 
 class TaskBatch(Strict):
@@ -138,7 +158,9 @@ class BodyLimit:
 
 async def _too_large(send, limit: int) -> None:
     body = f'{{"error": "request body larger than {limit} bytes"}}'.encode()
-    await send({"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"application/json")]})
+    await send(
+        {"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"application/json")]}
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -153,8 +175,12 @@ def create_app(node: Node, *, manage_node: bool = True) -> FastAPI:
             if manage_node:
                 await node.stop()
 
-    app = FastAPI(title="Synapse-NG node", version="0.1.0", lifespan=lifespan,
-                  description="A self-governing node: governance, rollouts, immune system, the components at work.")  # fmt: skip
+    app = FastAPI(
+        title="Synapse-NG node",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="A self-governing node: governance, rollouts, immune system, the components at work.",
+    )
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError):
@@ -162,8 +188,12 @@ def create_app(node: Node, *, manage_node: bool = True) -> FastAPI:
         problems = []
         for item in error.errors():
             where = ".".join(str(part) for part in item.get("loc", ()) if part != "body") or "body"
-            problems.append(f"{where}: {item.get('msg')}")
-        return JSONResponse({"error": "invalid request: " + "; ".join(problems[:10]), "details": problems[:50]}, status_code=422)
+            # A field type's own refusal (a ProposalError) already says what was expected.
+            problems.append(f"{where}: {str(item.get('msg')).removeprefix('Value error, ')}")
+        return JSONResponse(
+            {"error": "invalid request: " + "; ".join(problems[:10]), "details": problems[:50]},
+            status_code=422,
+        )
 
     @app.exception_handler(Refusal)
     async def refused(request: Request, refusal: Refusal):
@@ -173,9 +203,13 @@ def create_app(node: Node, *, manage_node: bool = True) -> FastAPI:
     def operator_only(request: Request) -> None:
         """The routes that make this node sign or act need its operator's credential (SECURITY.md)."""
         if not is_operator(node.operator_token, request.headers.get("authorization")):
-            raise Refusal(401, "this route needs the node operator's credential: send the header 'Authorization: Bearer TOKEN' "
-                               f"with the token in {node.config.path / 'operator.token'} (the CLI reads it with --data DIR "
-                               "or $SYNAPSE_OPERATOR_TOKEN)")  # fmt: skip
+            raise Refusal(
+                401,
+                "this route needs the node operator's credential: "
+                "send the header 'Authorization: Bearer TOKEN' "
+                f"with the token in {node.config.path / 'operator.token'} (the CLI reads it with --data DIR "
+                "or $SYNAPSE_OPERATOR_TOKEN)",
+            )
 
     operator = [Depends(operator_only)]
 
@@ -186,8 +220,17 @@ def create_app(node: Node, *, manage_node: bool = True) -> FastAPI:
     # ------------------------------------------------------------------ identity and health
 
     @app.get("/api/identity")
-    def identity(challenge: Annotated[str | None, Query(pattern=HEX64, description="64 hex chars a peer asks this node to sign")] = None):
-        answer = {"node_id": node.id, "url": node.config.url, "members": node.members(), "started_at": node.started_at}
+    def identity(
+        challenge: Annotated[
+            str | None, Query(pattern=HEX64_PATTERN, description="64 hex chars a peer asks this node to sign")
+        ] = None,
+    ):
+        answer = {
+            "node_id": node.id,
+            "url": node.config.url,
+            "members": node.members(),
+            "started_at": node.started_at,
+        }
         if challenge is not None:  # a peer checks that this address holds the key pinned to it
             answer["proof"] = node.identity.sign(IDENTITY_PROOF + challenge.encode())
         return answer
@@ -201,7 +244,10 @@ def create_app(node: Node, *, manage_node: bool = True) -> FastAPI:
         measurements = node.last_measurements
         return {
             "measurements": measurements,
-            "targets": [{"metric": t.metric, "limit": t.limit, "bound": t.bound, "component": t.component} for t in node.immune.targets],
+            "targets": [
+                {"metric": t.metric, "limit": t.limit, "bound": t.bound, "component": t.component}
+                for t in node.immune.targets
+            ],
             "consecutive": dict(node.immune.consecutive),
             "peers": [link.to_dict() for link in node.peers.values()],
             "evolving": node.evolving,
@@ -209,7 +255,10 @@ def create_app(node: Node, *, manage_node: bool = True) -> FastAPI:
 
     @app.get("/api/health/issues")
     def issues():
-        return {"issues": [issue.__dict__ for issue in list(node.immune.history)], "actions": list(node.actions)}
+        return {
+            "issues": [issue.__dict__ for issue in list(node.immune.history)],
+            "actions": list(node.actions),
+        }
 
     # ------------------------------------------------------------------ governance
 
@@ -219,23 +268,25 @@ def create_app(node: Node, *, manage_node: bool = True) -> FastAPI:
 
     @app.get("/api/proposals/{proposal_id}")
     def get_proposal(proposal_id: ProposalId):
-        proposal = node.state.message(proposal_id)
-        if proposal is None or proposal.kind != "proposal":
+        proposal = node.ledger.proposal(proposal_id)
+        if proposal is None:
             raise Refusal(404, f"unknown proposal {proposal_id[:16]}")
         return _proposal_view(node, proposal, full=True)
 
     @app.post("/api/proposals", status_code=201, dependencies=operator)
     def create_proposal(request: ConfigChangeRequest):
-        envelope = node.create_proposal("config_change", request.title, request.description, {"changes": request.changes})
+        envelope = node.create_proposal(
+            "config_change", request.title, request.description, {"changes": request.changes}
+        )
         return _proposal_view(node, envelope)
 
     @app.post("/api/proposals/membership", status_code=201, dependencies=operator)
     def create_membership_change(request: MembershipRequest):
-        params = {}
+        params: dict[str, Any] = {}
         if request.add:
             params["add"] = [member.model_dump() for member in request.add]
         if request.remove:
-            params["remove"] = list(request.remove)
+            params["remove"] = list(request.remove)  # (the count in all is the message model's to check)
         envelope = node.create_proposal("membership_change", request.title, request.description, params)
         return _proposal_view(node, envelope)
 
@@ -245,8 +296,15 @@ def create_app(node: Node, *, manage_node: bool = True) -> FastAPI:
             wasm = base64.b64decode(request.wasm_base64, validate=True)
         except (binascii.Error, ValueError):
             raise Refusal(422, "wasm_base64 is not valid base64") from None
-        envelope = node.propose_upgrade(request.component, wasm, request.evidence, source=request.source, language=request.language,
-                                        title=request.title, description=request.description)  # fmt: skip
+        envelope = node.propose_upgrade(
+            request.component,
+            wasm,
+            request.evidence,
+            source=request.source,
+            language=request.language,
+            title=request.title,
+            description=request.description,
+        )
         return _proposal_view(node, envelope)
 
     @app.post("/api/proposals/{proposal_id}/vote", status_code=201, dependencies=operator)
@@ -271,15 +329,24 @@ def create_app(node: Node, *, manage_node: bool = True) -> FastAPI:
         return {"results": node.ingest_batch(batch.messages)}
 
     @app.get("/api/gossip/inventory")
-    def inventory(after: Annotated[int, Query(ge=0, le=2**63 - 1,  # SQLite's rowid is a signed 64-bit integer
-                                              description="only messages stored after this sequence number")] = 0):
+    def inventory(
+        after: Annotated[
+            int,
+            Query(
+                ge=0,
+                le=2**63 - 1,  # SQLite's rowid is a signed 64-bit integer
+                description="only messages stored after this sequence number",
+            ),
+        ] = 0,
+    ):
         ids, seq = node.state.inventory_after(after)
         return {"ids": ids, "seq": seq}
 
     @app.post("/api/gossip/fetch")
     def fetch(request: FetchRequest):
         # At most FETCH_RESPONSE_BYTES of messages (always one): the peer asks again for the rest.
-        messages, size = [], 0
+        messages: list[dict] = []
+        size = 0
         for message_id in request.ids:
             message = node.state.message(message_id)
             if message is None:
@@ -292,7 +359,7 @@ def create_app(node: Node, *, manage_node: bool = True) -> FastAPI:
         return {"messages": messages}
 
     @app.get("/api/artifacts/{sha256}")
-    def artifact(sha256: Annotated[str, Path(pattern=HEX64)]):
+    def artifact(sha256: Annotated[str, Path(pattern=HEX64_PATTERN)]):
         wasm = node.state.artifact(sha256)
         if wasm is None:
             raise Refusal(404, f"no artifact {sha256[:16]} here")
@@ -302,7 +369,7 @@ def create_app(node: Node, *, manage_node: bool = True) -> FastAPI:
 
     @app.get("/api/upgrades")
     def upgrades():
-        return {"rollouts": {pid: status.to_dict() for pid, status in node.rollouts().items()}}
+        return {"rollouts": {pid: status.to_dict() for pid, status in node.ledger.rollouts().items()}}
 
     @app.get("/api/upgrades/history")
     def history():
@@ -346,13 +413,19 @@ def _proposal_view(node: Node, proposal: Envelope, full: bool = False) -> dict:
         params.pop("evidence", None)
         params.pop("source", None)
     view = {
-        "id": proposal.id, "type": body["type"], "title": body["title"], "author": proposal.author,
-        "created_at": proposal.created_at, "deadline": body["deadline"], "params": params,
+        "id": proposal.id,
+        "type": body["type"],
+        "title": body["title"],
+        "author": proposal.author,
+        "created_at": proposal.created_at,
+        "deadline": body["deadline"],
+        "params": params,
         "outcome": node.outcome(proposal),
-        "votes": [{"voter": v.author, **v.body} for v in node.state.messages(kind="vote", proposal_id=proposal.id)],
-    }  # fmt: skip
+        "votes": [
+            {"voter": v.author, **v.body} for v in node.state.messages(kind="vote", proposal_id=proposal.id)
+        ],
+    }
     if full:
         view["description"] = body["description"]
         view["verdict"] = node.state.get(f"verdict:{proposal.id}")
     return view
-

@@ -134,12 +134,22 @@ class NodeConfig:
 def check_changes(changes: Any) -> None:
     """Refuses a config change a node could not apply, with the reason (before anyone votes on it)."""
     if not isinstance(changes, dict) or not changes:
-        raise UsageError("a config change is a non-empty object of key -> value; tunable keys: " + ", ".join(TUNABLE))
+        raise UsageError(
+            "a config change is a non-empty object of key -> value; tunable keys: " + ", ".join(TUNABLE)
+        )
     for key, value in changes.items():
         if key not in TUNABLE:
-            raise UsageError(f"config key {key!r} cannot be changed by a proposal; tunable keys: {', '.join(TUNABLE)}")
+            raise UsageError(
+                f"config key {key!r} cannot be changed by a proposal; tunable keys: {', '.join(TUNABLE)}"
+            )
         kind, low, high = TUNABLE[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
-            raise UsageError(f"config key {key!r} takes {'an integer' if kind is int else 'a number'}, not {value!r}")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or (kind is int and not isinstance(value, int))
+        ):
+            raise UsageError(
+                f"config key {key!r} takes {'an integer' if kind is int else 'a number'}, not {value!r}"
+            )
         if not math.isfinite(value) or not low <= value <= high:
             raise UsageError(f"config key {key!r} must be within {low:g}..{high:g}, not {value!r}")

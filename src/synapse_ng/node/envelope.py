@@ -33,7 +33,9 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
-from ..json_bounds import describe_int, find_breach
+from ..errors import InvalidInput
+from ..json_bounds import HEX64, HEX128, describe_int, find_breach
+from ..text import show_value
 from .identity import verify_signature
 
 if TYPE_CHECKING:
@@ -47,11 +49,8 @@ MAX_BODY_DEPTH = 32  # in a body (the body itself is level 1): far below Python'
 MAX_CREATED_AT = 253_402_300_799  # 9999-12-31T23:59:59Z in unix seconds
 MAX_NUMBER_DIGITS = 4300  # Python's json cannot read an integer with more digits (sys.int_info)
 
-_AUTHOR = re.compile(r"[0-9a-f]{64}")
-_SIGNATURE = re.compile(r"[0-9a-f]{128}")
 
-
-class EnvelopeError(ValueError):
+class EnvelopeError(InvalidInput):
     """An envelope (or a body) that is not well-formed; the message names the field."""
 
 
@@ -76,7 +75,9 @@ def canonical_json(obj: Any, *, max_depth: int = MAX_JSON_DEPTH) -> bytes:
         hint = " (NaN and infinities have no JSON form; send null or a string)" if "float" in str(exc) else ""
         raise EnvelopeError(f"not canonical JSON: {exc}{hint}") from None
     except TypeError as exc:  # a set, bytes, an object, ...
-        raise EnvelopeError(f"not canonical JSON: {exc}; use only dicts, lists, str, int, float, bool, None") from None
+        raise EnvelopeError(
+            f"not canonical JSON: {exc}; use only dicts, lists, str, int, float, bool, None"
+        ) from None
     except RecursionError:
         raise EnvelopeError("not canonical JSON: nested too deeply") from None
 
@@ -88,16 +89,21 @@ def _check_tree(obj: Any, max_depth: int) -> None:
         return
     if breach.kind == "integer":
         raise EnvelopeError(
-            f"not canonical JSON: the integer at {breach.where} ({describe_int(breach.value)}) is outside the "
+            f"not canonical JSON: the integer at {breach.where} ({describe_int(breach.value)}) "
+            "is outside the "
             f"signed 64-bit range -2^63..2^63-1; send a larger number as a string"
         )
     if breach.kind == "key":
         raise EnvelopeError(
-            f"not canonical JSON: dict key {breach.value!r} is a {type(breach.value).__name__}; keys must be strings"
+            f"not canonical JSON: dict key {breach.value!r} is a {type(breach.value).__name__}; "
+            "keys must be strings"
         )
     if breach.kind == "cycle":
         raise EnvelopeError(f"not canonical JSON: Circular reference at {breach.where}")
-    raise EnvelopeError(f"not canonical JSON: nested deeper than {max_depth} levels (at {breach.where}); flatten the structure")
+    raise EnvelopeError(
+        f"not canonical JSON: nested deeper than {max_depth} levels (at {breach.where}); "
+        "flatten the structure"
+    )
 
 
 _KEEP_STRUCTURE = bytes(b for b in range(256) if b not in b'"[]{}')  # translate() deletes these
@@ -127,7 +133,8 @@ def json_text_problem(raw: bytes, max_depth: int = MAX_JSON_DEPTH) -> str | None
     if raw.count(b"[") + raw.count(b"{") > max_depth:  # else it cannot nest that deep
         view = _unescaped(raw).translate(None, _KEEP_STRUCTURE)
         # Two adjacent quotes are an empty string or a gap without brackets between two strings: dropping
-        # them keeps every bracket on its side and leaves no adjacent quotes (a string of quotes costs nothing).
+        # them keeps every bracket on its side and leaves no adjacent quotes (a string of quotes costs
+        # nothing).
         outside = b"".join(view.replace(b'""', b"").split(b'"')[::2])
         if outside and max(accumulate(memoryview(outside.translate(_BRACKET_STEP)).cast("b"))) > max_depth:
             return f"JSON nested deeper than {max_depth} levels"
@@ -139,11 +146,6 @@ def json_text_problem(raw: bytes, max_depth: int = MAX_JSON_DEPTH) -> str | None
             return f"JSON number longer than {MAX_NUMBER_DIGITS} digits"
         start = match.end()
     return None
-
-
-def _short(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _checked_body(body: Any) -> tuple[dict, bytes]:
@@ -164,35 +166,39 @@ def _checked_body(body: Any) -> tuple[dict, bytes]:
 
 def _check_kind(kind: Any) -> None:
     if not isinstance(kind, str) or kind not in KINDS:
-        raise EnvelopeError(f"field 'kind' must be one of {', '.join(KINDS)}; got {_short(kind)}")
+        raise EnvelopeError(f"field 'kind' must be one of {', '.join(KINDS)}; got {show_value(kind)}")
 
 
 def _check_author(author: Any) -> None:
-    if not isinstance(author, str) or not _AUTHOR.fullmatch(author):
+    if not isinstance(author, str) or not HEX64.fullmatch(author):
         raise EnvelopeError(
-            f"field 'author' must be 64 lowercase hex chars (the author's ed25519 public key), got {_short(author)}"
+            "field 'author' must be 64 lowercase hex chars (the author's ed25519 public key), "
+            f"got {show_value(author)}"
         )
 
 
 def _check_created_at(created_at: Any) -> None:
     if isinstance(created_at, bool) or not isinstance(created_at, (int, float)):
         raise EnvelopeError(
-            f"field 'created_at' must be a number (unix seconds), got {type(created_at).__name__} {_short(created_at)}"
+            "field 'created_at' must be a number (unix seconds), "
+            f"got {type(created_at).__name__} {show_value(created_at)}"
         )
     if isinstance(created_at, float) and not math.isfinite(created_at):  # math.isfinite(10**400) would raise
         raise EnvelopeError(f"field 'created_at' must be a finite number (unix seconds), got {created_at!r}")
     if not 0 < created_at <= MAX_CREATED_AT:
         shown = describe_int(created_at) if isinstance(created_at, int) else repr(created_at)
         raise EnvelopeError(
-            f"field 'created_at' must be unix seconds in (0, {MAX_CREATED_AT}] (after 1970, before the year 10000), "
+            f"field 'created_at' must be unix seconds in (0, {MAX_CREATED_AT}] "
+            "(after 1970, before the year 10000), "
             f"got {shown}"
         )
 
 
 def _check_signature(signature: Any) -> None:
-    if not isinstance(signature, str) or not _SIGNATURE.fullmatch(signature):
+    if not isinstance(signature, str) or not HEX128.fullmatch(signature):
         raise EnvelopeError(
-            f"field 'signature' must be 128 lowercase hex chars (an ed25519 signature), got {_short(signature)}"
+            "field 'signature' must be 128 lowercase hex chars (an ed25519 signature), "
+            f"got {show_value(signature)}"
         )
 
 
@@ -239,7 +245,8 @@ class Envelope:
 
     @classmethod
     def from_dict(cls, data: Any) -> Envelope:
-        """Parse the wire form strictly: exactly the five fields, each well-formed (EnvelopeError otherwise)."""
+        """Parse the wire form strictly: exactly the five fields, each well-formed (EnvelopeError
+        otherwise)."""
         if not isinstance(data, dict):
             raise EnvelopeError(f"an envelope must be a JSON object, got {type(data).__name__}")
         unknown = sorted(str(key) for key in data if key not in FIELDS)

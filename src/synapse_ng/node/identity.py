@@ -30,22 +30,21 @@ from pathlib import Path
 from nacl.exceptions import CryptoError
 from nacl.signing import SigningKey, VerifyKey
 
+from ..errors import InvalidInput
 from ..fsutil import fsync_directory
+from ..json_bounds import HEX64, HEX128
 
 logger = logging.getLogger(__name__)
 
 SEED_BYTES = 32
-NODE_ID_HEX = 64
-SIGNATURE_HEX = 128
 KEY_FILE_MODE = 0o600
 _MAX_KEY_FILE_BYTES = 4096  # a key file is 65 bytes; anything this big is certainly not one
 _PARTIAL_WAIT_S = 2.0  # how long a loser waits for a key being written in place (no-hard-link fallback)
 
 _SEED_TEXT = re.compile(r"[0-9a-fA-F]{64}")
-_LOWER_HEX = re.compile(r"[0-9a-f]*")
 
 
-class IdentityError(ValueError):
+class IdentityError(InvalidInput):
     """A key file that cannot be used as it is; the message says what to do about it."""
 
 
@@ -116,9 +115,7 @@ def verify_signature(node_id: str, data: bytes, signature: str) -> bool:
             return False
         if not isinstance(data, (bytes, bytearray, memoryview)):
             return False
-        if len(node_id) != NODE_ID_HEX or len(signature) != SIGNATURE_HEX:
-            return False
-        if not (_LOWER_HEX.fullmatch(node_id) and _LOWER_HEX.fullmatch(signature)):
+        if not (HEX64.fullmatch(node_id) and HEX128.fullmatch(signature)):
             return False
         VerifyKey(bytes.fromhex(node_id)).verify(bytes(data), bytes.fromhex(signature))
         return True
@@ -201,11 +198,17 @@ def _read_key_file(path: Path) -> bytes:
     try:
         fd = os.open(path, os.O_RDONLY)
     except IsADirectoryError:
-        raise IdentityError(f"key path {path} is a directory; remove it or point the node at a file") from None
+        raise IdentityError(
+            f"key path {path} is a directory; remove it or point the node at a file"
+        ) from None
     except FileNotFoundError:
-        raise IdentityError(f"key file {path} does not exist (a dangling symlink?); fix or remove it") from None
+        raise IdentityError(
+            f"key file {path} does not exist (a dangling symlink?); fix or remove it"
+        ) from None
     except PermissionError as exc:
-        raise IdentityError(f"cannot read key file {path}: {exc.strerror}; run the node as the key's owner") from None
+        raise IdentityError(
+            f"cannot read key file {path}: {exc.strerror}; run the node as the key's owner"
+        ) from None
     try:
         info = os.fstat(fd)
         if stat.S_ISDIR(info.st_mode):

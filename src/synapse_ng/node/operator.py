@@ -1,10 +1,10 @@
 """The operator's credential: what the routes that make a node sign or act (proposals, votes, rollbacks,
 tasks) ask for. Peers never need it: they hand in messages signed by members.
 
-    token = operator_token(data_dir)           created once at first start: DATA/operator.token, mode 0600
-    read_operator_token(data_dir, explicit)    what a client uses: explicit > $SYNAPSE_OPERATOR_TOKEN > the file
-    bearer(token) -> {"Authorization": ...}    the header a client sends
-    is_operator(token, header) -> bool         constant-time comparison
+    token = operator_token(data_dir)         created once at first start: DATA/operator.token, mode 0600
+    read_operator_token(data_dir, explicit)  what a client uses: explicit > $SYNAPSE_OPERATOR_TOKEN > the file
+    bearer(token) -> {"Authorization": ...}  the header a client sends
+    is_operator(token, header) -> bool       constant-time comparison
 
 The token is 32 random bytes in hex, written the way the node's identity key is (a private temp file
 hard-linked into place), so it is never half-written and never readable by other users.
@@ -13,11 +13,11 @@ hard-linked into place), so it is never half-written and never readable by other
 from __future__ import annotations
 
 import hmac
-import os
 import secrets
 from pathlib import Path
 
 from ..errors import UsageError
+from ..settings import settings
 from .identity import IdentityError, create_secret_file, read_secret_file
 
 TOKEN_FILE = "operator.token"
@@ -37,17 +37,23 @@ def operator_token(data_dir: Path | str) -> str:
 
 
 def read_operator_token(data_dir: Path | str | None = None, explicit: str | None = None) -> str:
-    """The token a client sends: `explicit` (a --token flag), else $SYNAPSE_OPERATOR_TOKEN, else the node's file."""
+    """The token a client sends: `explicit` (a --token flag), else $SYNAPSE_OPERATOR_TOKEN, else the
+    node's file."""
     if explicit:
         return explicit.strip()
-    if os.environ.get(TOKEN_ENV):
-        return os.environ[TOKEN_ENV].strip()
+    from_environment = settings().operator_token
+    if from_environment:
+        return from_environment
     if data_dir is None:
-        raise UsageError(f"this command needs the node's operator token: pass --data DIR (the node's data directory), "
-                         f"--token TOKEN, or set {TOKEN_ENV}")  # fmt: skip
+        raise UsageError(
+            f"this command needs the node's operator token: pass --data DIR (the node's data directory), "
+            f"--token TOKEN, or set {TOKEN_ENV}"
+        )
     path = Path(data_dir) / TOKEN_FILE
     if not path.exists():
-        raise UsageError(f"no operator token at {path}: start the node once (it creates the token), or pass --token")
+        raise UsageError(
+            f"no operator token at {path}: start the node once (it creates the token), or pass --token"
+        )
     try:
         return read_secret_file(path).hex()
     except IdentityError as error:
@@ -61,4 +67,4 @@ def bearer(token: str) -> dict[str, str]:
 def is_operator(token: str, authorization: str | None) -> bool:
     if not authorization or not authorization.startswith("Bearer "):
         return False
-    return hmac.compare_digest(authorization[len("Bearer "):].strip().encode(), token.encode())
+    return hmac.compare_digest(authorization[len("Bearer ") :].strip().encode(), token.encode())

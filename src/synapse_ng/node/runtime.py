@@ -24,13 +24,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..components import CaseFailure, Component
-from ..components.task_allocation import l2_bound, validate_packing
+from ..components.task_allocation.bounds import l2_bound
+from ..components.task_allocation.protocol import validate_packing
 from ..errors import UsageError
 from ..upgrade.health import WindowStats
 from ..wasm.inspect import inspect_wasm
 from ..wasm.sandbox import Instance, Sandbox
 
 BASELINE = "baseline"
+COMPONENTS = ("task_allocation", "raft_consensus", "gossip_protocol")  # what every node runs
 RECENT_CALLS = 2000
 RECENT_INPUTS = 20
 
@@ -97,7 +99,10 @@ class ComponentRuntime:
     def _load(self, version: str, wasm: bytes, sha256: str) -> _Version:
         report = inspect_wasm(wasm, self.component.wasm_policy())
         if not report.ok:
-            raise VersionError(f"{self.component.name} version {version[:12]} fails the static checks: {'; '.join(report.reasons)}")
+            raise VersionError(
+                f"{self.component.name} version {version[:12]} fails the static checks: "
+                f"{'; '.join(report.reasons)}"
+            )
         sandbox = Sandbox(wasm, self.component.limits)
         return _Version(version, sha256, sandbox.instantiate(), sandbox)
 
@@ -167,8 +172,11 @@ class ComponentRuntime:
                 raise CaseFailure(f"invalid packing: {error}") from None
 
     def window(self, since: float, version: str | None = None) -> WindowStats:
-        """Calls served by `version` (default: any) since `since`; faults count against the version that faulted."""
-        records = [r for r in list(self._records) if r.at >= since and (version is None or r.version == version)]
+        """Calls served by `version` (default: any) since `since`; faults count against the version that
+        faulted."""
+        records = [
+            r for r in list(self._records) if r.at >= since and (version is None or r.version == version)
+        ]
         objectives = [r.objective for r in records if r.objective is not None and not r.fault]
         return WindowStats(
             calls=sum(1 for r in records if not r.fault),

@@ -62,7 +62,9 @@ class NodeState:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30.0)
+        self._db = sqlite3.connect(
+            str(self.path), check_same_thread=False, isolation_level=None, timeout=30.0
+        )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
@@ -90,16 +92,28 @@ class NodeState:
         proposal_id = envelope.id if envelope.kind == "proposal" else envelope.body.get("proposal_id")
         cursor = self._write(
             "INSERT OR IGNORE INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (envelope.id, envelope.kind, envelope.author, envelope.created_at, json.dumps(envelope.body),
-             envelope.signature, proposal_id, time.time(), json.dumps(envelope.created_at)),
-        )  # fmt: skip
+            (
+                envelope.id,
+                envelope.kind,
+                envelope.author,
+                envelope.created_at,
+                json.dumps(envelope.body),
+                envelope.signature,
+                proposal_id,
+                time.time(),
+                json.dumps(envelope.created_at),
+            ),
+        )
         return cursor.rowcount == 1
 
     def has_message(self, message_id: str) -> bool:
         return bool(self._read("SELECT 1 FROM messages WHERE id = ?", (message_id,)))
 
     def message(self, message_id: str) -> Envelope | None:
-        rows = self._read("SELECT kind, body, author, created_at, signature, created_at_json FROM messages WHERE id = ?", (message_id,))
+        rows = self._read(
+            "SELECT kind, body, author, created_at, signature, created_at_json FROM messages WHERE id = ?",
+            (message_id,),
+        )
         return _envelope(rows[0]) if rows else None
 
     def messages(self, kind: str | None = None, proposal_id: str | None = None) -> list[Envelope]:
@@ -114,7 +128,10 @@ class NodeState:
         return [_envelope(row) for row in self._read(sql + " ORDER BY created_at, id", tuple(args))]
 
     def count(self, kind: str, proposal_id: str, author: str) -> int:
-        rows = self._read("SELECT COUNT(*) FROM messages WHERE proposal_id = ? AND kind = ? AND author = ?", (proposal_id, kind, author))
+        rows = self._read(
+            "SELECT COUNT(*) FROM messages WHERE proposal_id = ? AND kind = ? AND author = ?",
+            (proposal_id, kind, author),
+        )
         return rows[0][0]
 
     def mark_late(self, message_id: str) -> None:
@@ -123,16 +140,23 @@ class NodeState:
     def late_votes(self, proposal_id: str | None = None) -> set[str]:
         if proposal_id is None:
             return {row[0] for row in self._read("SELECT id FROM late_votes")}
-        rows = self._read("SELECT l.id FROM late_votes l JOIN messages m ON m.id = l.id WHERE m.proposal_id = ?", (proposal_id,))
+        rows = self._read(
+            "SELECT l.id FROM late_votes l JOIN messages m ON m.id = l.id WHERE m.proposal_id = ?",
+            (proposal_id,),
+        )
         return {row[0] for row in rows}
 
     def ids(self, kind: str) -> list[str]:
-        return [row[0] for row in self._read("SELECT id FROM messages WHERE kind = ? ORDER BY created_at, id", (kind,))]
+        return [
+            row[0]
+            for row in self._read("SELECT id FROM messages WHERE kind = ? ORDER BY created_at, id", (kind,))
+        ]
 
     def mean_delay(self, since: float, exclude_author: str) -> float | None:
         """Mean seconds from creation to arrival here of the others' messages created since `since`."""
         rows = self._read(
-            "SELECT AVG(received_at - created_at) FROM messages WHERE author != ? AND created_at >= ?", (exclude_author, since)
+            "SELECT AVG(received_at - created_at) FROM messages WHERE author != ? AND created_at >= ?",
+            (exclude_author, since),
         )
         return rows[0][0]
 
@@ -177,7 +201,9 @@ class NodeState:
         self._write("DELETE FROM members WHERE node_id = ?", (node_id,))
 
     def members(self) -> dict[str, str | None]:
-        return {node_id: url for node_id, url in self._read("SELECT node_id, url FROM members ORDER BY node_id")}
+        return {
+            node_id: url for node_id, url in self._read("SELECT node_id, url FROM members ORDER BY node_id")
+        }
 
     # ------------------------------------------------------------------ versions
 
@@ -189,9 +215,12 @@ class NodeState:
 
     def history(self, component: str | None = None) -> list[dict]:
         sql = "SELECT seq, component, version, sha256, event, reason, at FROM versions"
-        rows = self._read(sql + (" WHERE component = ? ORDER BY seq" if component else " ORDER BY seq"), (component,) if component else ())
+        rows = self._read(
+            sql + (" WHERE component = ? ORDER BY seq" if component else " ORDER BY seq"),
+            (component,) if component else (),
+        )
         keys = ("seq", "component", "version", "sha256", "event", "reason", "at")
-        return [dict(zip(keys, row)) for row in rows]
+        return [dict(zip(keys, row, strict=True)) for row in rows]
 
     def live_versions(self, component: str) -> list[tuple[str, str]]:
         """(version, sha256) activated and not reverted, oldest first: what a restart re-activates."""
@@ -210,11 +239,16 @@ class NodeState:
         return json.loads(rows[0][0]) if rows else default
 
     def set(self, key: str, value: Any) -> None:
-        self._write("INSERT INTO kv VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, json.dumps(value)))
+        self._write(
+            "INSERT INTO kv VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, json.dumps(value)),
+        )
 
 
 def _envelope(row: tuple) -> Envelope:
     kind, body, author, created_at, signature, created_at_json = row
     if created_at_json is not None:
         created_at = json.loads(created_at_json)
-    return Envelope(kind=kind, body=json.loads(body), author=author, created_at=created_at, signature=signature)
+    return Envelope(
+        kind=kind, body=json.loads(body), author=author, created_at=created_at, signature=signature
+    )

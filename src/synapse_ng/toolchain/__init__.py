@@ -26,11 +26,15 @@ _COMPILERS = {
 SOURCE_SUFFIXES = {".rs": CodeLanguage.RUST, ".wat": CodeLanguage.WAT, ".c": CodeLanguage.C}
 
 
-def compile_source(source: str, language: CodeLanguage, options: CompileOptions = CompileOptions()) -> CompileResult:
+def compile_source(
+    source: str, language: CodeLanguage, options: CompileOptions = CompileOptions()
+) -> CompileResult:
     compiler = _COMPILERS.get(language)
     if compiler is None:
         supported = ", ".join(lang.value for lang in _COMPILERS)
-        raise CompilerNotFound(f"no compiler for {language.value} in this build; supported languages: {supported}")
+        raise CompilerNotFound(
+            f"no compiler for {language.value} in this build; supported languages: {supported}"
+        )
     return compiler(source, options)
 
 

@@ -42,7 +42,9 @@ def oversize_violation(source: str) -> Violation | None:
     if size <= MAX_SOURCE_BYTES:
         return None
     return Violation(
-        "source-size", 1, f"source is {size} bytes, above the {MAX_SOURCE_BYTES}-byte cap; candidates must be small programs"
+        "source-size",
+        1,
+        f"source is {size} bytes, above the {MAX_SOURCE_BYTES}-byte cap; candidates must be small programs",
     )
 
 
@@ -52,28 +54,41 @@ def screen(source: str, policy) -> list[Violation]:
     return ([too_big] if too_big else []) + policy(source)
 
 
-def rejected(language: CodeLanguage, violations: list[Violation], compiler: str, version: str) -> CompileResult:
+def rejected(
+    language: CodeLanguage, violations: list[Violation], compiler: str, version: str
+) -> CompileResult:
     log = "rejected by the source policy:\n" + "\n".join(str(v) for v in violations)
-    return CompileResult(language, CompileStatus.REJECTED, None, log, 0.0, compiler, version, tuple(violations))
+    return CompileResult(
+        language, CompileStatus.REJECTED, None, log, 0.0, compiler, version, tuple(violations)
+    )
 
 
 def compile_in_tempdir(
     language: CodeLanguage,
     source: str,
+    policy,  # (source) -> violations: the language's source policy
     source_name: str,
     build_argv,  # (workdir) -> argv; the output must be written to workdir/candidate.wasm
     compiler: str,
     version: str,
     options: CompileOptions,
 ) -> CompileResult:
-    """Write source into a fresh directory, run the compiler isolated there, collect the module."""
-    with source_in_tempdir(f"synapse-{language.value}-", source, source_name, keep=options.keep_source) as workdir:
+    """Screen the source, then write it into a fresh directory, run the compiler isolated there and collect
+    the module. A source the policy refuses never reaches the compiler."""
+    violations = screen(source, policy)
+    if violations:
+        return rejected(language, violations, compiler, version)
+    with source_in_tempdir(
+        f"synapse-{language.value}-", source, source_name, keep=options.keep_source
+    ) as workdir:
         argv = build_argv(workdir)
         outcome = run_isolated(argv, workdir, options.limits, extra_path=os.path.dirname(compiler))
         output = os.path.join(workdir, "candidate.wasm")
         if outcome.timed_out:
             status = CompileStatus.TIMEOUT
-            log = f"compiler stopped: still running after the {options.timeout_s:g} s time limit\n{outcome.log}"
+            log = (
+                f"compiler stopped: still running after the {options.timeout_s:g} s time limit\n{outcome.log}"
+            )
         elif outcome.killed_by_signal is not None:
             status = CompileStatus.KILLED
             log = (

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from ..errors import CompilerNotFound, TargetMissing
 from ..models import CodeLanguage
-from .build import REMAPPED_SOURCE_DIR, CompileOptions, compile_in_tempdir, rejected, screen
+from .build import REMAPPED_SOURCE_DIR, CompileOptions, compile_in_tempdir
 from .policy import check_c
 from .result import CompileResult
 
@@ -47,9 +47,6 @@ def find_clang(configured: str | None = None) -> Clang:
 
 def compile_c(source: str, options: CompileOptions = CompileOptions()) -> CompileResult:
     clang = find_clang(options.clang_path)
-    violations = screen(source, check_c)
-    if violations:
-        return rejected(CodeLanguage.C, violations, clang.path, clang.version)
 
     def argv(workdir: str) -> list[str]:
         return [
@@ -61,14 +58,18 @@ def compile_c(source: str, options: CompileOptions = CompileOptions()) -> Compil
             "-nostdlib",
             # No system headers: only the freestanding ones clang ships (the policy allows five of them).
             "-nostdinc",
-            "-isystem", os.path.join(clang.resource_dir, "include"),
+            "-isystem",
+            os.path.join(clang.resource_dir, "include"),
             f"-ffile-prefix-map={workdir}={REMAPPED_SOURCE_DIR}",
             "-Wl,--no-entry",
             "-Wl,--strip-all",
             f"-Wl,--max-memory={options.max_memory_pages * 65536}",
             *[f"-Wl,--export-if-defined={name}" for name in options.exports],
-            "-o", "candidate.wasm",
+            "-o",
+            "candidate.wasm",
             "candidate.c",
-        ]  # fmt: skip
+        ]
 
-    return compile_in_tempdir(CodeLanguage.C, source, "candidate.c", argv, clang.path, clang.version, options)
+    return compile_in_tempdir(
+        CodeLanguage.C, source, check_c, "candidate.c", argv, clang.path, clang.version, options
+    )

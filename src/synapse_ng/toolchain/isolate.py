@@ -58,7 +58,9 @@ def _prlimit() -> str:
     return path
 
 
-def run_isolated(argv: list[str], cwd: str, limits: ProcessLimits, extra_path: str | None = None) -> ProcessOutcome:
+def run_isolated(
+    argv: list[str], cwd: str, limits: ProcessLimits, extra_path: str | None = None
+) -> ProcessOutcome:
     """Run argv in cwd under limits; never raises for the child's own failures."""
     cpu_seconds = max(1, int(limits.timeout_s) + 1)
     wrapped = [

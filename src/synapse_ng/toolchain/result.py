@@ -1,21 +1,33 @@
-"""The one result type every toolchain returns."""
+"""The one result type every toolchain returns.
+
+`CompileStatus` is the compiler's own detail (printed by `synapse-ng compile --json`); `.outcome` says
+what it means in the package's one vocabulary (`synapse_ng.outcome`), from which the CLI takes its exit
+codes.
+"""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from ..models import CodeLanguage
+from ..outcome import Outcome
 from .policy import Violation
 
 
-class CompileStatus(str, Enum):
+class CompileStatus(StrEnum):
     OK = "ok"
     REJECTED = "rejected"  # the source policy refused it; no compiler ran
     FAILED = "failed"  # the compiler ran and reported errors
     TIMEOUT = "timeout"  # the compiler was still running at the time limit and was killed
     KILLED = "killed"  # the compiler died on a signal: a memory or CPU limit, as a rule
+
+    @property
+    def outcome(self) -> Outcome:
+        if self is CompileStatus.OK:
+            return Outcome.COMPILED
+        return Outcome.REJECTED if self is CompileStatus.REJECTED else Outcome.COMPILE_FAILED
 
 
 @dataclass(frozen=True)

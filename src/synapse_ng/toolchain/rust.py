@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from ..errors import CompilerNotFound, TargetMissing
 from ..models import CodeLanguage
-from .build import REMAPPED_SOURCE_DIR, CompileOptions, compile_in_tempdir, rejected, screen
+from .build import REMAPPED_SOURCE_DIR, CompileOptions, compile_in_tempdir
 from .policy import check_rust
 from .result import CompileResult
 
@@ -34,9 +34,15 @@ class Rustc:
 def _probe(path: str) -> tuple[str, str | None]:
     """(version, target libdir if the wasm32 standard library is installed there)."""
     env = {"PATH": os.path.dirname(path) + ":/usr/bin:/bin"}
-    version = subprocess.run([path, "--version"], capture_output=True, text=True, env=env, timeout=30).stdout.strip()
+    version = subprocess.run(
+        [path, "--version"], capture_output=True, text=True, env=env, timeout=30
+    ).stdout.strip()
     libdir = subprocess.run(
-        [path, "--print", "target-libdir", "--target", TARGET], capture_output=True, text=True, env=env, timeout=30
+        [path, "--print", "target-libdir", "--target", TARGET],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
     ).stdout.strip()
     # The directory is printed even when the target is not installed: look for its core library.
     has_core = bool(libdir) and bool(glob.glob(os.path.join(libdir, "libcore-*.rlib")))
@@ -50,7 +56,9 @@ def find_rustc(configured: str | None = None) -> Rustc:
     if configured:
         resolved = shutil.which(configured)
         if resolved is None:
-            raise CompilerNotFound(f"rustc not found at {configured!r}: give the path of a rustc binary, or {INSTALL_HINT}")
+            raise CompilerNotFound(
+                f"rustc not found at {configured!r}: give the path of a rustc binary, or {INSTALL_HINT}"
+            )
         candidates.append(resolved)
     on_path = shutil.which("rustc")
     for path in (on_path, SYSTEM_RUSTC):
@@ -64,14 +72,13 @@ def find_rustc(configured: str | None = None) -> Rustc:
         if libdir:
             return Rustc(path, version, libdir)
         without_target.append(f"{path} ({version or 'version unknown'})")
-    raise TargetMissing(f"no rustc with the {TARGET} target; tried {', '.join(without_target)}. To fix it, {INSTALL_HINT}")
+    raise TargetMissing(
+        f"no rustc with the {TARGET} target; tried {', '.join(without_target)}. To fix it, {INSTALL_HINT}"
+    )
 
 
 def compile_rust(source: str, options: CompileOptions = CompileOptions()) -> CompileResult:
     rustc = find_rustc(options.rustc_path)
-    violations = screen(source, check_rust)
-    if violations:
-        return rejected(CodeLanguage.RUST, violations, rustc.path, rustc.version)
 
     def argv(workdir: str) -> list[str]:
         return [
@@ -80,18 +87,28 @@ def compile_rust(source: str, options: CompileOptions = CompileOptions()) -> Com
             "--crate-type=cdylib",
             "--crate-name=candidate",
             f"--target={TARGET}",
-            "-C", "opt-level=3",
-            "-C", "lto=fat",
-            "-C", "panic=abort",
-            "-C", "codegen-units=1",
-            "-C", "strip=symbols",
-            "-C", "debuginfo=0",
+            "-C",
+            "opt-level=3",
+            "-C",
+            "lto=fat",
+            "-C",
+            "panic=abort",
+            "-C",
+            "codegen-units=1",
+            "-C",
+            "strip=symbols",
+            "-C",
+            "debuginfo=0",
             # A declared maximum, so the static checks can bound memory before anything runs.
-            "-C", f"link-arg=--max-memory={options.max_memory_pages * 65536}",
+            "-C",
+            f"link-arg=--max-memory={options.max_memory_pages * 65536}",
             # The temporary directory must not leak into the bytes: the same source, the same hash.
             f"--remap-path-prefix={workdir}={REMAPPED_SOURCE_DIR}",
-            "-o", "candidate.wasm",
+            "-o",
+            "candidate.wasm",
             "candidate.rs",
-        ]  # fmt: skip
+        ]
 
-    return compile_in_tempdir(CodeLanguage.RUST, source, "candidate.rs", argv, rustc.path, rustc.version, options)
+    return compile_in_tempdir(
+        CodeLanguage.RUST, source, check_rust, "candidate.rs", argv, rustc.path, rustc.version, options
+    )

@@ -55,9 +55,10 @@ def suggested_fixes(source: str, options: CompileOptions | None = None) -> list[
             f"--target={TARGET}",
             "--error-format=json",
             "--emit=metadata",
-            "-o", "candidate.rmeta",
+            "-o",
+            "candidate.rmeta",
             SOURCE_NAME,
-        ]  # fmt: skip
+        ]
         outcome = run_isolated(argv, workdir, options.limits, extra_path=os.path.dirname(rustc.path))
     if outcome.timed_out or outcome.killed_by_signal is not None:
         return []

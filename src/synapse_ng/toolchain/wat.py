@@ -40,6 +40,14 @@ def compile_wat(source: str, options: CompileOptions = CompileOptions()) -> Comp
         wasmtime.Module.validate(_engine(), wasm)
     except wasmtime.WasmtimeError as error:
         return CompileResult(
-            CodeLanguage.WAT, CompileStatus.FAILED, None, str(error), time.monotonic() - started, COMPILER, wat_version()
+            CodeLanguage.WAT,
+            CompileStatus.FAILED,
+            None,
+            str(error),
+            time.monotonic() - started,
+            COMPILER,
+            wat_version(),
         )
-    return CompileResult(CodeLanguage.WAT, CompileStatus.OK, wasm, "", time.monotonic() - started, COMPILER, wat_version())
+    return CompileResult(
+        CodeLanguage.WAT, CompileStatus.OK, wasm, "", time.monotonic() - started, COMPILER, wat_version()
+    )

@@ -37,8 +37,12 @@ def _check_stats(stats: WindowStats, name: str) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"{name} window {field_name} is {value!r}: expected an integer >= 0")
     objective = stats.objective
-    if objective is not None and (isinstance(objective, bool) or not isinstance(objective, (int, float)) or not math.isfinite(objective)):
-        raise ValueError(f"{name} window objective is {objective!r}: expected a finite number or None (not measured)")
+    if objective is not None and (
+        isinstance(objective, bool) or not isinstance(objective, (int, float)) or not math.isfinite(objective)
+    ):
+        raise ValueError(
+            f"{name} window objective is {objective!r}: expected a finite number or None (not measured)"
+        )
 
 
 def _worse_pct(previous: float, current: float, direction: str) -> float:
@@ -62,8 +66,16 @@ def judge_window(
     tolerance_pct percent of it (exactly tolerance_pct is still ok; from a previous value of 0, any
     worsening is too much). With no previous window or no objective, only traps and fallbacks count."""
     if direction not in ("min", "max"):
-        raise ValueError(f"objective direction {direction!r} is neither 'min' (lower is better) nor 'max' (higher is better)")
-    if isinstance(tolerance_pct, bool) or not isinstance(tolerance_pct, (int, float)) or not math.isfinite(tolerance_pct) or tolerance_pct < 0:
+        raise ValueError(
+            f"objective direction {direction!r} is neither 'min' (lower is better) "
+            "nor 'max' (higher is better)"
+        )
+    if (
+        isinstance(tolerance_pct, bool)
+        or not isinstance(tolerance_pct, (int, float))
+        or not math.isfinite(tolerance_pct)
+        or tolerance_pct < 0
+    ):
         raise ValueError(f"tolerance_pct is {tolerance_pct!r}: expected a finite number >= 0")
     _check_stats(current, "current")
     if previous is not None:
@@ -73,7 +85,9 @@ def judge_window(
     observations: list[str] = []
 
     if current.traps or current.fallbacks:
-        failures.append(f"{_plural(current.traps, 'trap')}, {_plural(current.fallbacks, 'fallback')} in the window")
+        failures.append(
+            f"{_plural(current.traps, 'trap')}, {_plural(current.fallbacks, 'fallback')} in the window"
+        )
     elif current.calls == 0:
         observations.append("no calls in the window")
     else:
@@ -93,7 +107,9 @@ def judge_window(
             amount = "from 0" if math.isinf(worse) else f"by {worse:.2f}%"
             failures.append(f"{figure}: worse {amount}, more than the {tolerance_pct:g}% tolerance")
         elif worse > 0:
-            observations.append(f"{figure}: {change} by {worse:.2f}%, within the {tolerance_pct:g}% tolerance")
+            observations.append(
+                f"{figure}: {change} by {worse:.2f}%, within the {tolerance_pct:g}% tolerance"
+            )
         else:
             observations.append(f"{figure}: {change}")
 

@@ -19,12 +19,15 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
+
+from ..errors import InvalidInput
+from ..json_bounds import MAX_REASON_CHARS
+from ..models import SignedMessage
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_STAGES: tuple[float, ...] = (0.1, 0.5, 1.0)
-MAX_REASON_CHARS = 2000
 
 IN_PROGRESS = "in_progress"
 COMPLETED = "completed"
@@ -38,19 +41,12 @@ _STAGE_REPORT_KEYS = frozenset({"proposal_id", "stage", "ok", "figures", "reason
 _ROLLBACK_KEYS = frozenset({"proposal_id", "reason", "automatic"})
 
 
-class RolloutError(ValueError):
+class RolloutError(InvalidInput):
     """A stage plan or a rollout message that cannot be right; the message says what to fix."""
 
 
-class Message(Protocol):
-    """What the rollout needs of a signed envelope (node.envelope.Envelope fits)."""
-
-    author: str
-    created_at: float
-    body: dict
-
-    @property
-    def id(self) -> str: ...
+# What the rollout needs of a signed envelope.
+Message = SignedMessage
 
 
 # ---------------------------------------------------------------------------------------- plan
@@ -59,11 +55,19 @@ class Message(Protocol):
 def _validate_fractions(fractions: Sequence[float]) -> tuple[float, ...]:
     fractions = tuple(fractions)
     if not fractions:
-        raise RolloutError("stage fractions are empty: give at least one, ending with 1.0, e.g. (0.1, 0.5, 1.0)")
+        raise RolloutError(
+            "stage fractions are empty: give at least one, ending with 1.0, e.g. (0.1, 0.5, 1.0)"
+        )
     previous = 0.0
     for index, fraction in enumerate(fractions):
-        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not math.isfinite(fraction):
-            raise RolloutError(f"stage fraction #{index} is {fraction!r}: each must be a finite number in (0, 1]")
+        if (
+            isinstance(fraction, bool)
+            or not isinstance(fraction, (int, float))
+            or not math.isfinite(fraction)
+        ):
+            raise RolloutError(
+                f"stage fraction #{index} is {fraction!r}: each must be a finite number in (0, 1]"
+            )
         if not 0.0 < fraction <= 1.0:
             raise RolloutError(f"stage fraction #{index} is {fraction!r}: each must be in (0, 1]")
         if fraction <= previous:
@@ -73,7 +77,9 @@ def _validate_fractions(fractions: Sequence[float]) -> tuple[float, ...]:
             )
         previous = fraction
     if fractions[-1] != 1.0:
-        raise RolloutError(f"stage fractions {list(fractions)} end with {fractions[-1]!r}: the last must be 1.0 (every node)")
+        raise RolloutError(
+            f"stage fractions {list(fractions)} end with {fractions[-1]!r}: the last must be 1.0 (every node)"
+        )
     return fractions
 
 
@@ -83,20 +89,26 @@ def _validate_members(members: Sequence[str]) -> list[str]:
         raise RolloutError("no members: a rollout needs at least one node")
     for member in members:
         if not isinstance(member, str) or not member:
-            raise RolloutError(f"member {member!r} is not a node id: expected a non-empty string (hex public key)")
+            raise RolloutError(
+                f"member {member!r} is not a node id: expected a non-empty string (hex public key)"
+            )
     if len(set(members)) != len(members):
         duplicates = sorted({m for m in members if members.count(m) > 1})
         raise RolloutError(f"members listed more than once: {', '.join(duplicates)}; list each node once")
     return members
 
 
-def plan_stages(proposal_id: str, members: Sequence[str], fractions: Sequence[float] = DEFAULT_STAGES) -> list[list[str]]:
+def plan_stages(
+    proposal_id: str, members: Sequence[str], fractions: Sequence[float] = DEFAULT_STAGES
+) -> list[list[str]]:
     """The nodes that switch in each stage; the same for any order of `members`.
 
     order = sorted(members, key=sha256(proposal_id + member)); c_k = min(n, max(ceil(f_k n), c_{k-1} + 1));
     stage k = order[c_{k-1}:c_k]; stages that add nobody are dropped."""
     if not isinstance(proposal_id, str) or not proposal_id:
-        raise RolloutError(f"proposal id {proposal_id!r} is not a non-empty string: pass the proposal envelope's id")
+        raise RolloutError(
+            f"proposal id {proposal_id!r} is not a non-empty string: pass the proposal envelope's id"
+        )
     fractions = _validate_fractions(fractions)
     members = _validate_members(members)
     n = len(members)
@@ -120,22 +132,30 @@ def _check_keys(body: Any, expected: frozenset[str], kind: str) -> None:
         raise RolloutError(f"{kind} body is {type(body).__name__}: expected a JSON object")
     missing = sorted(expected - body.keys())
     if missing:
-        raise RolloutError(f"{kind} body lacks {', '.join(missing)}: expected keys {', '.join(sorted(expected))}")
+        raise RolloutError(
+            f"{kind} body lacks {', '.join(missing)}: expected keys {', '.join(sorted(expected))}"
+        )
     unknown = sorted(str(key) for key in body.keys() - expected)
     if unknown:
-        raise RolloutError(f"{kind} body has unknown keys {', '.join(unknown)}: expected only {', '.join(sorted(expected))}")
+        raise RolloutError(
+            f"{kind} body has unknown keys {', '.join(unknown)}: expected only {', '.join(sorted(expected))}"
+        )
 
 
 def _check_proposal_id(value: Any, kind: str) -> None:
     if not isinstance(value, str) or not _HEX64.fullmatch(value):
-        raise RolloutError(f"{kind} proposal_id {value!r} is not 64 lowercase hex characters: use the proposal envelope's id")
+        raise RolloutError(
+            f"{kind} proposal_id {value!r} is not 64 lowercase hex characters: use the proposal envelope's id"
+        )
 
 
 def _check_reason(value: Any, kind: str) -> None:
     if not isinstance(value, str):
         raise RolloutError(f"{kind} reason is {type(value).__name__}: expected a string")
     if len(value) > MAX_REASON_CHARS:
-        raise RolloutError(f"{kind} reason has {len(value)} characters: shorten it to at most {MAX_REASON_CHARS}")
+        raise RolloutError(
+            f"{kind} reason has {len(value)} characters: shorten it to at most {MAX_REASON_CHARS}"
+        )
 
 
 def _check_bool(value: Any, name: str, kind: str) -> None:
@@ -150,11 +170,15 @@ def validate_stage_report_body(body: Any) -> None:
     _check_proposal_id(body["proposal_id"], kind)
     stage = body["stage"]
     if isinstance(stage, bool) or not isinstance(stage, int) or stage < 0:
-        raise RolloutError(f"{kind} stage is {stage!r}: expected an integer >= 0 (the reporting node's stage)")
+        raise RolloutError(
+            f"{kind} stage is {stage!r}: expected an integer >= 0 (the reporting node's stage)"
+        )
     _check_bool(body["ok"], "ok", kind)
     figures = body["figures"]
     if not isinstance(figures, dict):
-        raise RolloutError(f"{kind} figures is {type(figures).__name__}: expected an object of name -> number or null")
+        raise RolloutError(
+            f"{kind} figures is {type(figures).__name__}: expected an object of name -> number or null"
+        )
     for name, value in figures.items():
         if not isinstance(name, str):
             raise RolloutError(f"{kind} figure name {name!r} is not a string")
@@ -205,7 +229,9 @@ class RolloutStatus:
         for index, stage in enumerate(self.stages):
             if node_id in stage:
                 return index
-        raise RolloutError(f"node {node_id!r} is in no stage of rollout {self.proposal_id[:12]}: it is not a member")
+        raise RolloutError(
+            f"node {node_id!r} is in no stage of rollout {self.proposal_id[:12]}: it is not a member"
+        )
 
     def _stage_or_none(self, node_id: str) -> int | None:
         try:
@@ -246,7 +272,9 @@ class RolloutStatus:
         }
 
 
-def _relevant(messages: Iterable[Message], proposal_id: str, members: set[str], validate, kind: str) -> list[Message]:
+def _relevant(
+    messages: Iterable[Message], proposal_id: str, members: set[str], validate, kind: str
+) -> list[Message]:
     """Messages for this proposal, from members, well-formed; each id once; in (created_at, id) order."""
     seen: dict[str, Message] = {}
     for message in messages:
@@ -256,8 +284,14 @@ def _relevant(messages: Iterable[Message], proposal_id: str, members: set[str], 
             if message.author not in members:
                 logger.debug("ignoring %s %s: author %s is not a member", kind, message_id, message.author)
                 continue
-            if isinstance(created_at, bool) or not isinstance(created_at, (int, float)) or not math.isfinite(created_at):
-                logger.debug("ignoring %s %s: created_at %r is not a finite number", kind, message_id, created_at)
+            if (
+                isinstance(created_at, bool)
+                or not isinstance(created_at, (int, float))
+                or not math.isfinite(created_at)
+            ):
+                logger.debug(
+                    "ignoring %s %s: created_at %r is not a finite number", kind, message_id, created_at
+                )
                 continue
             validate(message.body)
         except (RolloutError, AttributeError) as exc:
@@ -296,7 +330,9 @@ def rollout_status(
     for _, _, kind, message in events:
         body = message.body
         if kind == "rollback":
-            reason = body["reason"] or ("automatic rollback" if body["automatic"] else "rollback requested by an operator")
+            reason = body["reason"] or (
+                "automatic rollback" if body["automatic"] else "rollback requested by an operator"
+            )
             _roll_back(status, reason, message.author)
             break
         if status.state != IN_PROGRESS:

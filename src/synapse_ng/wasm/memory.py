@@ -1,4 +1,9 @@
-"""Typed arrays in a module's linear memory (always little-endian, whatever the host is)."""
+"""Typed arrays in a module's linear memory (always little-endian, whatever the host is).
+
+Components pass their inputs and read their results through a module's exported memory; the
+pointers and lengths come from the untrusted module, so every access is bounds-checked here and a
+bad one is a :class:`MemoryAccessError`, which the components turn into a wrong-answer verdict.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +12,31 @@ from array import array
 
 import wasmtime
 
+from ..errors import InvalidInput
+
 # wasm value names → array type codes of the same width.
-DTYPES = {"u8": "B", "i8": "b", "i16": "h", "u16": "H", "i32": "i", "u32": "I", "i64": "q", "u64": "Q", "f32": "f", "f64": "d"}
+DTYPES = {
+    "u8": "B",
+    "i8": "b",
+    "i16": "h",
+    "u16": "H",
+    "i32": "i",
+    "u32": "I",
+    "i64": "q",
+    "u64": "Q",
+    "f32": "f",
+    "f64": "d",
+}
 _BIG_ENDIAN_HOST = sys.byteorder == "big"
 
 
-class MemoryAccessError(ValueError):
-    """A read or write outside the module's memory, or of an unknown type."""
+class MemoryAccessError(InvalidInput):
+    """A read or write outside the module's memory, or of an unknown type (still a ValueError)."""
 
 
 class LinearMemory:
+    """One store's view of one memory: bounds-checked byte and typed-array reads and writes."""
+
     def __init__(self, store: wasmtime.Store, memory: wasmtime.Memory):
         self._store = store
         self._memory = memory
@@ -28,7 +48,8 @@ class LinearMemory:
     def _check(self, ptr: int, length: int) -> None:
         if ptr < 0 or length < 0 or ptr + length > self.size_bytes:
             raise MemoryAccessError(
-                f"access of {length} bytes at offset {ptr} is outside linear memory of {self.size_bytes} bytes"
+                f"access of {length} bytes at offset {ptr} is outside linear memory "
+                f"of {self.size_bytes} bytes"
             )
 
     def read_bytes(self, ptr: int, length: int) -> bytes:

@@ -9,6 +9,8 @@ Bounds, each enforced by wasmtime itself:
 - NaN canonicalisation, so float results are bit-identical across hosts,
 - no imports are provided (no WASI): a module that needs the host cannot even be instantiated.
 
+The module's exports (its memory, its functions) are taken from wasmtime's own compiled `Module`.
+
 Failures come back as `Trap(kind=...)`: out_of_fuel, timeout, memory_limit, stack_overflow, or trap with
 the wasm trap code. Isolation from crashes of the runtime itself is the caller's business: evaluation
 runs sandboxes in a worker process.
@@ -20,20 +22,23 @@ import math
 import threading
 import time
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from importlib.metadata import version as package_version
+from typing import cast
 
 import wasmtime
 
 from ..errors import SandboxError
 from .memory import LinearMemory
+from .policy import PAGE_BYTES
 
-WASM_PAGE = 65536
 WASMTIME_VERSION = package_version("wasmtime")
 
 
 @dataclass(frozen=True)
 class SandboxLimits:
+    """The bounds every call into a sandboxed module runs under."""
+
     fuel: int = 2_000_000_000  # per call (and for instantiation)
     memory_bytes: int = 64 << 20
     timeout_s: float = 10.0  # per call, wall clock
@@ -41,14 +46,17 @@ class SandboxLimits:
     table_elements: int = 10_000
 
     def __post_init__(self) -> None:
-        if self.fuel <= 0 or self.memory_bytes < WASM_PAGE or self.timeout_s <= 0 or self.max_stack_bytes < 4096:
+        too_small = self.memory_bytes < PAGE_BYTES or self.max_stack_bytes < 4096
+        if self.fuel <= 0 or self.timeout_s <= 0 or too_small:
             raise SandboxError(
                 f"impossible sandbox limits {self}: fuel and timeout must be positive, memory at least one "
                 f"64 KiB page, stack at least 4 KiB"
             )
 
 
-class TrapKind(str, Enum):
+class TrapKind(StrEnum):
+    """Which bound ended a call, or `trap` for the module's own trap."""
+
     OUT_OF_FUEL = "out_of_fuel"
     TIMEOUT = "timeout"
     MEMORY_LIMIT = "memory_limit"
@@ -58,6 +66,8 @@ class TrapKind(str, Enum):
 
 @dataclass(frozen=True)
 class Trap:
+    """Why a call (or instantiation) ended without values."""
+
     kind: TrapKind
     code: str | None  # the wasm trap code ("unreachable", "integer_divide_by_zero", ...) when there is one
     message: str
@@ -69,6 +79,8 @@ class Trap:
 
 @dataclass(frozen=True)
 class CallResult:
+    """A call's values, or its trap, with the fuel and wall time it took."""
+
     values: tuple = ()
     fuel_used: int | None = 0  # None when unknown: wasmtime does not report fuel burnt before an interrupt
     wall_s: float = 0.0
@@ -79,12 +91,15 @@ class CallResult:
         return self.trap is None
 
     def to_dict(self) -> dict:
+        trap = self.trap
         return {
             "ok": self.ok,
             "values": list(self.values),
             "fuel_used": self.fuel_used,
             "wall_s": round(self.wall_s, 6),
-            "trap": None if self.trap is None else {"kind": self.trap.kind.value, "code": self.trap.code, "message": self.trap.message},
+            "trap": None
+            if trap is None
+            else {"kind": trap.kind.value, "code": trap.code, "message": trap.message},
         }
 
 
@@ -102,7 +117,7 @@ class _EpochClock:
     def ticks_for(self, seconds: float) -> int:
         return math.ceil(seconds / self.TICK_S) + 1
 
-    def __enter__(self) -> "_EpochClock":
+    def __enter__(self) -> _EpochClock:
         with self._lock:
             self._users += 1
             if self._thread is None:
@@ -154,9 +169,11 @@ class Sandbox:
         try:
             self.module = wasmtime.Module(self._engine, wasm)
         except wasmtime.WasmtimeError as error:
-            raise SandboxError(f"the module does not compile in the sandbox: {error}; run `synapse-ng verify` on it") from None
+            raise SandboxError(
+                f"the module does not compile in the sandbox: {error}; run `synapse-ng verify` on it"
+            ) from None
 
-    def instantiate(self) -> "Instance":
+    def instantiate(self) -> Instance:
         return Instance(self)
 
     def run(self, name: str, *args) -> CallResult:
@@ -195,10 +212,11 @@ class Instance:
         exported = self._instance.exports(self.store)
         for export in self._sandbox.module.exports:
             if isinstance(export.type, wasmtime.MemoryType):
-                self._memory = exported[export.name]
+                # The engine has threads off, so a memory export is never a SharedMemory.
+                self._memory = cast(wasmtime.Memory, exported[export.name])
                 declared_max = export.type.limits.max
                 if declared_max is not None:
-                    self._memory_cap = min(self._memory_cap, declared_max * WASM_PAGE)
+                    self._memory_cap = min(self._memory_cap, declared_max * PAGE_BYTES)
                 break
         return ()
 
@@ -213,8 +231,10 @@ class Instance:
             return self.startup
         func, params = self._function(name)
         if len(params) != len(args):
-            raise SandboxError(f"{name} takes {len(params)} argument(s) ({', '.join(map(str, params))}), got {len(args)}")
-        typed = [_to_val(value, kind) for value, kind in zip(args, params)]
+            raise SandboxError(
+                f"{name} takes {len(params)} argument(s) ({', '.join(map(str, params))}), got {len(args)}"
+            )
+        typed = [_to_val(value, kind) for value, kind in zip(args, params, strict=True)]
         return self._bounded(lambda: _as_tuple(func(self.store, *typed)))
 
     def _function(self, name: str) -> tuple[wasmtime.Func, list[str]]:
@@ -222,8 +242,11 @@ class Instance:
         if name not in self._functions:
             func = self._instance.exports(self.store).get(name) if self._instance else None
             if not isinstance(func, wasmtime.Func):
-                functions = [e.name for e in self._sandbox.module.exports if isinstance(e.type, wasmtime.FuncType)]
-                raise SandboxError(f"no exported function {name!r}; the module exports: {', '.join(functions) or 'none'}")
+                exports = self._sandbox.module.exports
+                functions = ", ".join(e.name for e in exports if isinstance(e.type, wasmtime.FuncType))
+                raise SandboxError(
+                    f"no exported function {name!r}; the module exports: {functions or 'none'}"
+                )
             self._functions[name] = (func, [str(kind) for kind in func.type(self.store).params])
         return self._functions[name]
 
@@ -243,7 +266,7 @@ class Instance:
             except wasmtime.WasmtimeError as error:
                 values, trap = (), self._classify_error(error)
             wall = time.perf_counter() - started
-        fuel_used = limits.fuel - self.store.get_fuel()
+        fuel_used: int | None = limits.fuel - self.store.get_fuel()
         if trap is not None and trap.code == "interrupt":
             fuel_used = None
         return CallResult(values, fuel_used, wall, trap)
@@ -253,7 +276,7 @@ class Instance:
         toolchain here exports it, and a module that hides it gets its traps reported as they are."""
         if self._memory is None:
             return False
-        return self._memory.data_len(self.store) + WASM_PAGE > self._memory_cap
+        return self._memory.data_len(self.store) + PAGE_BYTES > self._memory_cap
 
     def _classify(self, error: wasmtime.Trap) -> Trap:
         trap = self._trap_of(error)
@@ -267,7 +290,8 @@ class Instance:
         if trap.kind is not TrapKind.STACK_OVERFLOW and self._memory_exhausted() and (grew or not ran_out):
             cap = self._memory_cap
             size = f"{cap >> 20} MiB" if cap >= 1 << 20 else f"{cap >> 10} KiB"
-            return Trap(TrapKind.MEMORY_LIMIT, trap.code, f"memory reached its {size} limit, then: {trap.message}")
+            message = f"memory reached its {size} limit, then: {trap.message}"
+            return Trap(TrapKind.MEMORY_LIMIT, trap.code, message)
         return trap
 
     def _trap_of(self, error: wasmtime.Trap) -> Trap:
@@ -278,7 +302,8 @@ class Instance:
         if code == wasmtime.TrapCode.INTERRUPT:
             return Trap(TrapKind.TIMEOUT, "interrupt", f"still running after {limits.timeout_s:g} s")
         if code == wasmtime.TrapCode.STACK_OVERFLOW:
-            return Trap(TrapKind.STACK_OVERFLOW, "stack_overflow", f"call stack exceeded {limits.max_stack_bytes} bytes")
+            message = f"call stack exceeded {limits.max_stack_bytes} bytes"
+            return Trap(TrapKind.STACK_OVERFLOW, "stack_overflow", message)
         code_name = code.name.lower() if code is not None else None
         return Trap(TrapKind.TRAP, code_name, _trap_message(error.message or str(error)))
 

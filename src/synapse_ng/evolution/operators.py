@@ -1,0 +1,207 @@
+"""The operators that make new programs from old ones: the model, rustc's own fixes, and the tuner.
+
+    model.propose(parent, inspirations, last_error, mode, sample) -> Answer   a better block, asked for
+    model.repair(block, compile_log) -> Answer                                  the block, made to compile
+    fix_with_rustc(component, attempt, built, ...)                               rustc's suggestions applied
+    Tuner(population, ...).tune(island) -> (parent, block) | None               constants re-tuned, no model
+
+A model answer is prompted with the parent, its measured scores, good programs from other islands, the
+island's last failure and, in turn, one of the component's directions. A failed model call (a timeout,
+a crashed model worker, a server error) is an answer without a block that says what went wrong; the
+search records it and goes on, and MAX_CONSECUTIVE_LLM_ERRORS in a row end the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass
+
+from ..components import Component
+from ..llm.base import LLMError, Message
+from ..models import CodeLanguage
+from ..outcome import Stage
+from ..toolchain import CompileOptions
+from .attempt import Attempt
+from .build import BuildFailure, BuiltModule, autofix_block, build_candidate
+from .extract import extract_candidate
+from .population import Population
+from .prompts import ParentInfo, build_messages, repair_messages
+from .tuning import can_retune, retune
+
+logger = logging.getLogger(__name__)
+
+MAX_CONSECUTIVE_LLM_ERRORS = 3
+AUTOFIX_ROUNDS = 3  # one fix can uncover the next error
+WIDE_JUMP = 10.0
+WIDE_JUMP_CHANCE = 1 / 3
+# From a plateau (a program that decides exactly like the baseline) the constants are far from where
+# they matter (a small model writes thresholds like 0.005 where 20 is needed): jump across decades.
+PLATEAU_JUMP = 1000.0
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What one model call gave: a block, or why there is none."""
+
+    block: str | None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    seconds: float = 0.0
+    problem: str | None = None  # no block: the extraction's complaint, or the failed call's error
+    model_failed: bool = False  # the call itself failed (not the model's own mistake)
+
+
+class ModelOperator:
+    """Asks the language model for new blocks and for repairs, and counts its failures in a row."""
+
+    def __init__(
+        self,
+        component: Component,
+        provider,
+        *,
+        language: CodeLanguage,
+        problem: str,
+        seed: int,
+        max_new_tokens: int,
+        temperature: float,
+    ):
+        self.component = component
+        self.provider = provider
+        self.name = getattr(provider, "name", "?")
+        self.model = getattr(provider, "model", "?")
+        self.language = language
+        self.problem = problem
+        self.seed = seed
+        self.max_new_tokens = max_new_tokens
+        self.temperature = temperature
+        self.failures_in_a_row = 0
+        self.gave_up: str | None = None  # why the run must end: the model failed too often in a row
+
+    @property
+    def busy(self) -> bool:
+        """A model that generates one answer at a time (the embedded one) is busy with another call."""
+        return bool(getattr(self.provider, "busy", False))
+
+    def direction(self, sample: int) -> str | None:
+        """The component's directions in turn, one turn in (len + 1) left free for the model's own ideas."""
+        directions = self.component.directions_for(self.language)
+        if not directions:
+            return None
+        slot = sample % (len(directions) + 1)
+        return directions[slot] if slot < len(directions) else None
+
+    async def propose(
+        self, parent: Attempt, inspirations: list[Attempt], last_error: str | None, mode: str, sample: int
+    ) -> Answer:
+        direction = self.direction(sample)
+        messages = build_messages(
+            self.component,
+            self.language,
+            problem=self.problem,
+            parent=_shown(parent),
+            inspirations=[_shown(m) for m in inspirations],
+            last_error=last_error,
+            mode=mode,
+            direction=direction,
+        )
+        idea = f", idea: {direction[:60]}..." if direction else ""
+        size = sum(len(m.content) for m in messages)
+        logger.info("sample %d: built prompt (%d chars) from candidate %d%s", sample, size, parent.id, idea)
+        return await self._ask(messages, parent.source, sample, log_as=f"sample {sample}")
+
+    async def repair(self, block: str, compile_log: str, seed: int) -> Answer:
+        messages = repair_messages(self.component, self.language, block, compile_log)
+        return await self._ask(messages, block, seed)
+
+    async def _ask(self, messages: list[Message], parent_block: str, sample: int, log_as: str = "") -> Answer:
+        started = time.monotonic()
+        try:
+            completion = await self.provider.complete(
+                messages,
+                max_tokens=self.max_new_tokens,
+                temperature=self.temperature,
+                seed=self.seed * 100_003 + sample,
+            )
+        except LLMError as error:
+            self.failures_in_a_row += 1
+            logger.warning("model call failed (%d in a row): %s", self.failures_in_a_row, error)
+            if self.failures_in_a_row >= MAX_CONSECUTIVE_LLM_ERRORS:
+                self.gave_up = f"the model failed {self.failures_in_a_row} times in a row: {error}"
+            seconds = time.monotonic() - started
+            return Answer(None, seconds=seconds, problem=f"the model call failed: {error}", model_failed=True)
+        seconds = time.monotonic() - started
+        self.failures_in_a_row = 0
+        if log_as:
+            chars, out = len(completion.text), completion.tokens_out
+            logger.info("%s: generated %d chars in %.2fs (%d tokens out)", log_as, chars, seconds, out)
+        extraction = extract_candidate(completion.text, parent_block, self.language, self.component)
+        problem = None if extraction.block is not None else extraction.error or "no code in the answer"
+        return Answer(extraction.block, completion.tokens_in, completion.tokens_out, seconds, problem)
+
+
+def _shown(member: Attempt) -> ParentInfo:
+    """A program as the prompt shows it: its block, its scores and its improvement."""
+    summary = f"improvement over the baseline on training workloads: {member.improvement_pct or 0.0:+.3f} %"
+    return ParentInfo(member.source, member.scores, summary)
+
+
+async def fix_with_rustc(
+    component: Component,
+    attempt: Attempt,
+    built: BuiltModule | BuildFailure,
+    options: CompileOptions | None,
+    population: Population,
+) -> tuple[Attempt, BuiltModule | BuildFailure]:
+    """Before any model repair: apply rustc's own MachineApplicable suggestions (`0` -> `0.0`, a missing
+    `mut`...) to a block that does not compile, up to AUTOFIX_ROUNDS times. A fixed block seen before in
+    the run is not built again."""
+    fixed = attempt
+    for _ in range(AUTOFIX_ROUNDS):
+        if not (isinstance(built, BuildFailure) and built.stage is Stage.COMPILE):
+            break
+        block = await asyncio.to_thread(autofix_block, component, fixed.source, fixed.language, options)
+        if block is None:
+            break
+        candidate = fixed.revised(block, attempt.operator + "+rustfix")
+        if not population.claim(candidate.source_hash):
+            break
+        fixed = candidate
+        built = await asyncio.to_thread(build_candidate, component, fixed.source, fixed.language, options)
+    return fixed, built
+
+
+class Tuner:
+    """Re-tunes the numeric constants of a correct program: no model call, about two seconds a sample."""
+
+    def __init__(self, population: Population, language: CodeLanguage, rng: random.Random, exploit: float):
+        self.population = population
+        self.language = language
+        self.rng = rng
+        self.exploit = exploit
+
+    def tune(self, island: int) -> tuple[Attempt, str] | None:
+        """(parent, its block with constants re-tuned), or None when the island has no program with a
+        constant to tune. The parent is the best elite that has constants (exploit of the time), else any
+        of those elites or of the recent correct programs with constants. The step is wide (factors up to
+        10) one time in WIDE_JUMP_CHANCE, and spans decades (up to PLATEAU_JUMP) when the parent behaves
+        exactly like the baseline: a model's first guess at a threshold or a penalty is often off by
+        orders of magnitude, and a small step from a plateau stays on it."""
+        population = self.population
+        elites = [m for m in population.islands[island] if can_retune(m.source, self.language)]
+        recent = [m for m in population.tunable[island] if all(m.id != e.id for e in elites)]
+        pool = elites + recent
+        if not pool:
+            return None
+        parent = elites[0] if elites and self.rng.random() < self.exploit else self.rng.choice(pool)
+        baseline = population.baseline
+        if baseline is not None and parent.scores == baseline.scores:
+            # A rule such as "penalise gaps below T by P" stays inert until T and P are *both* in range,
+            # so from a plateau every constant (up to three) moves at once.
+            block = retune(parent.source, self.language, self.rng, count=3, scale=PLATEAU_JUMP)
+        else:
+            scale = WIDE_JUMP if self.rng.random() < WIDE_JUMP_CHANCE else 2.0
+            block = retune(parent.source, self.language, self.rng, scale=scale)
+        return (parent, block) if block is not None else None  # can_retune said it has constants

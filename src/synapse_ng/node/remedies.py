@@ -1,0 +1,227 @@
+"""The immune system at work on a node: what it measures, and the remedies it asks for (immune.Remedies):
+a config change, or an evolved component from the Evolutionary Engine proposed as a code upgrade.
+
+    await remedies.tick()              measure, then let the immune system act (one evolution at a time)
+    remedies.report(issue)             a health issue found elsewhere in the node (a tally mismatch)
+    remedies.reconfigure()             the immune system again, after a config change of its targets
+
+One member acts on each issue (the designated one), so five nodes seeing it open one proposal, not five.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+
+from ..errors import EngineFailed
+from ..governance import readable_text
+from ..governance.proposals import MAX_DESCRIPTION_CHARS, MAX_SOURCE_BYTES
+from ..immune import ImmuneSystem, targets_from_config
+from ..models import GeneratedCode, HealthIssue
+from .config import NodeConfig
+from .envelope import Envelope
+from .ledger import Ledger
+from .metrics import NodeMetrics
+from .peers import PeerLink
+from .refusal import Refusal
+from .runtime import ComponentRuntime
+from .state import NodeState
+
+logger = logging.getLogger(__name__)
+
+
+class Remedies:
+    def __init__(
+        self,
+        node_id: str,
+        config: NodeConfig,
+        state: NodeState,
+        runtimes: dict[str, ComponentRuntime],
+        peers: dict[str, PeerLink],
+        metrics: NodeMetrics,
+        ledger: Ledger,
+        *,
+        provider=None,
+        create_proposal: Callable[..., Envelope],
+        propose_upgrade: Callable[..., Envelope],
+    ):
+        self.id = node_id
+        self.config = config
+        self.state = state
+        self.runtimes = runtimes
+        self.peers = peers
+        self.metrics = metrics
+        self.ledger = ledger
+        self._provider = provider
+        self._create_proposal = create_proposal
+        self._propose_upgrade = propose_upgrade
+        self._engine = None
+        self._task: asyncio.Task | None = None
+        self.immune = self._immune_system()
+        self.last_measurements: dict[str, float] = {}
+        self.actions: deque[dict] = deque(maxlen=200)
+        self.evolving: dict | None = None  # the engine run under way, if any
+
+    def _immune_system(self) -> ImmuneSystem:
+        return ImmuneSystem(targets_from_config(self.config.targets), chronic_after=self.config.chronic_after)
+
+    def reconfigure(self) -> None:
+        self.immune = self._immune_system()
+
+    def report(self, issue: HealthIssue) -> None:
+        self.immune.report(issue)
+        self.actions.append(
+            {
+                "at": time.time(),
+                "issue_key": f"{issue.affected_component}:{issue.issue_type}",
+                "kind": "reported",
+                "proposal_id": None,
+                "detail": issue.description,
+            }
+        )
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    def measurements(self) -> dict[str, float]:
+        since = time.time() - max(self.config.immune_interval_s * 3, 10.0)
+        found: dict[str, float] = {}
+        allocation = self.runtimes["task_allocation"].window(since)
+        if allocation.objective is not None:
+            found["allocation_excess_pct"] = allocation.objective
+        tally = self.runtimes["raft_consensus"].window(since)
+        if tally.objective is not None:
+            found["tally_fuel_per_vote"] = tally.objective
+        delay = self.state.mean_delay(since, exclude_author=self.id)
+        if delay is not None:
+            found["dissemination_ms"] = 1000.0 * delay
+        tried = [
+            link for link in self.peers.values() if link.outcomes
+        ]  # a peer not contacted yet says nothing
+        if tried:
+            found["peers_reachable"] = sum(link.reachable for link in tried) / len(tried)
+        faults = sum(r.faults + r.fallbacks for r in self.runtimes.values())
+        found["component_faults"] = float(faults - self.state.get("faults_seen", 0))
+        self.state.set("faults_seen", faults)
+        return found
+
+    async def tick(self) -> None:
+        if self._task is not None and not self._task.done():
+            return  # an evolution is still running: the next check waits for it
+        self.last_measurements = self.measurements()
+        self._task = asyncio.create_task(self._step(self.last_measurements))
+
+    async def _step(self, measurements: dict[str, float]) -> None:
+        try:
+            actions = await self.immune.step(measurements, self)
+        except Exception:
+            logger.exception("the immune system's response failed")
+            return
+        for action in actions:
+            self.actions.append({"at": time.time(), **action.to_dict()})
+            if action.kind not in ("skipped_open_proposal", "reported"):
+                logger.info("immune system: %s %s (%s)", action.kind, action.issue_key, action.detail)
+
+    def _designated(self, issue_key: str) -> str:
+        """The one member that acts on an issue."""
+        return min(self.ledger.members(), key=lambda m: hashlib.sha256((issue_key + m).encode()).hexdigest())
+
+    # ------------------------------------------------------------------ immune.Remedies
+
+    def open_proposal_for(self, issue_key: str) -> str | None:
+        designated = self._designated(issue_key)
+        if designated != self.id:
+            return f"handled by node {designated[:12]}"
+        now = time.time()
+        for proposal in self.ledger.proposals():
+            if proposal.body["params"].get("issue") != issue_key:
+                continue
+            if not self.ledger.decided(proposal.id):
+                return proposal.id
+            if now - proposal.body["deadline"] < self.config.proposal_cooldown_s:
+                return proposal.id
+            status = self.ledger.rollouts().get(proposal.id)
+            if status is not None and status.state == "in_progress":
+                return proposal.id
+        return None
+
+    def propose_config(self, issue: HealthIssue, changes: dict, issue_key: str) -> str | None:
+        params = {"changes": changes, "issue": issue_key}
+        try:
+            return self._create_proposal(
+                "config_change", f"config remedy for {issue_key}", readable_text(issue.description), params
+            ).id
+        except Refusal as refusal:
+            logger.warning("config remedy for %s refused: %s", issue_key, refusal.message)
+            return None
+
+    async def evolve(self, issue: HealthIssue) -> GeneratedCode | None:
+        if not self.config.evolve or issue.affected_component not in self.runtimes:
+            return None
+        engine = self.engine()
+        self.metrics.evolutions.inc()
+        self.evolving = {
+            "component": issue.affected_component,
+            "since": time.time(),
+            "issue": issue.description,
+        }
+        try:
+            generated = await engine.generate_optimized_code(
+                issue, {"node": self.id[:12], "measurements": self.last_measurements}
+            )
+        finally:
+            self.evolving = None
+            self.metrics.candidates.set(engine.get_statistics().get("total_generations", 0))
+        result = engine.last_result
+        if generated is None and result is not None and result.model_gave_up:
+            # Not "nothing better was found": the engine could not work. The immune system reports it
+            # as an evolve_error, for an operator to see.
+            raise EngineFailed(
+                f"the engine's run {result.run_id} on {issue.affected_component} stopped: {result.reason}"
+            )
+        return generated
+
+    def engine(self):
+        """The Evolutionary Engine, created on first use (imported then: a node that never evolves never
+        loads it)."""
+        if self._engine is None:
+            from ..evolution.engine import EvolutionaryEngineManager
+            from ..evolution.search import Budget, SearchConfig
+            from ..models import LLMProviderConfig
+
+            c = self.config
+            llm = LLMProviderConfig(
+                provider_name=c.llm_provider, model_name=c.llm_model, api_endpoint=c.llm_endpoint or ""
+            )
+            self._engine = EvolutionaryEngineManager(
+                llm,
+                workspace_dir=str(c.path / "engine"),
+                provider=self._provider,
+                budget=Budget(samples=c.evolve_samples, minutes=c.evolve_minutes),
+                search_config=SearchConfig(seed=c.evolve_seed),
+            )
+        return self._engine
+
+    def propose_code(self, issue: HealthIssue, code: GeneratedCode, issue_key: str) -> str | None:
+        component = (
+            code.target_component if code.target_component in self.runtimes else issue.affected_component
+        )
+        try:
+            return self._propose_upgrade(
+                component,
+                code.wasm_binary,
+                code.evidence,
+                source=code.source_code[:MAX_SOURCE_BYTES],
+                language=code.language.value,
+                title=f"evolved {component}",
+                description=readable_text(code.description)[:MAX_DESCRIPTION_CHARS],
+                issue=issue_key,
+            ).id
+        except Refusal as refusal:
+            logger.warning("code upgrade for %s refused: %s", issue_key, refusal.message)
+            return None

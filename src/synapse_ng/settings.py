@@ -1,0 +1,90 @@
+"""Every setting read from the environment, in one place, and the one precedence they all follow.
+
+    a command-line flag  >  the environment  >  the node's node.json  >  the default
+
+(node.json applies to node settings only; see node/config.py.) Nothing else in the package reads
+`os.environ` for its own settings: the variables below are the whole list (the README points here).
+`settings()` reads the environment afresh on every call, so a test or a long-running process that
+changes a variable sees the change.
+
+    SYNAPSE_WORKSPACE          runs, candidates and artifacts   default: the user data dir
+    SYNAPSE_CACHE_DIR          compiled baselines (rebuildable)  default: the user cache dir
+    SYNAPSE_MODEL_DIR          where the embedded model lives    default: user cache dir/models
+    SYNAPSE_MODEL_PATH         a GGUF model instead of the embedded one
+    SYNAPSE_OPERATOR_TOKEN     the operator's credential for CLI calls to a node  (else DIR/operator.token)
+    SYNAPSE_BINPACKING_DATA    another copy of the FunSearch bin-packing sets  (else the package's copy)
+    SYNAPSE_LLAMA_EXTRA_BUFTS  let llama.cpp use its repacked CPU buffer types  (off)
+    OLLAMA_HOST                Ollama's address, Ollama's own variable  (127.0.0.1:11434)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import platformdirs
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import UsageError
+
+APP_NAME = "synapse-ng"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SYNAPSE_", extra="ignore", frozen=True)
+
+    workspace: Path | None = None
+    cache_dir: Path | None = None
+    model_dir: Path | None = None
+    model_path: str | None = None
+    operator_token: str | None = None
+    binpacking_data: Path | None = None
+    llama_extra_bufts: bool = False
+    ollama_host: str | None = Field(default=None, validation_alias=AliasChoices("OLLAMA_HOST"))
+
+    @field_validator(
+        "workspace",
+        "cache_dir",
+        "model_dir",
+        "binpacking_data",
+        "model_path",
+        "operator_token",
+        mode="before",
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        """An empty or all-blank variable means "not set", as a shell user expects of `VAR= command`."""
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value.strip() if isinstance(value, str) else value
+
+    def default_workspace(self) -> Path:
+        return (self.workspace or Path(platformdirs.user_data_dir(APP_NAME))).expanduser()
+
+    def default_cache_dir(self) -> Path:
+        return (self.cache_dir or Path(platformdirs.user_cache_dir(APP_NAME))).expanduser()
+
+    def default_model_dir(self) -> Path:
+        # Not under SYNAPSE_CACHE_DIR: a throwaway cache (a test's) must not make the 1.1 GB model vanish.
+        return (self.model_dir or Path(platformdirs.user_cache_dir(APP_NAME)) / "models").expanduser()
+
+
+def settings() -> Settings:
+    """The settings as the environment has them now; a variable that cannot be read is a UsageError."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems = "; ".join(f"{_variable(e['loc'])}: {e['msg']}" for e in error.errors())
+        raise UsageError(
+            f"an environment variable has a value synapse-ng cannot use: {problems}; fix or unset it"
+        ) from None
+
+
+def _variable(location: tuple) -> str:
+    name = str(location[0]) if location else "?"
+    return name if name.isupper() else f"SYNAPSE_{name.upper()}"
+
+
+def first_set(*values: object, default: object) -> object:
+    """The first value that is set (not None): callers list them in the documented precedence."""
+    return next((value for value in values if value is not None), default)
