@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from ..fsutil import write_atomically
 
 CONFIG_FILE = "node.json"
 MEMBERS_FILE = "members.json"
@@ -119,7 +120,7 @@ class NodeConfig:
     def save(self) -> None:
         data = asdict(self)
         data.pop("data_dir")
-        (self.path / CONFIG_FILE).write_text(json.dumps(data, indent=2) + "\n")
+        write_atomically(self.path / CONFIG_FILE, (json.dumps(data, indent=2) + "\n").encode())
 
     def apply_changes(self, changes: dict[str, Any]) -> None:
         check_changes(changes)

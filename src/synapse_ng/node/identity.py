@@ -31,7 +31,7 @@ from nacl.exceptions import CryptoError
 from nacl.signing import SigningKey, VerifyKey
 
 from ..errors import InvalidInput
-from ..fsutil import fsync_directory
+from ..fsutil import fsync_directory, write_atomically
 from ..json_bounds import HEX64, HEX128
 
 logger = logging.getLogger(__name__)
@@ -126,28 +126,14 @@ def verify_signature(node_id: str, data: bytes, signature: str) -> bool:
 def create_secret_file(path: Path, seed: bytes) -> bool:
     """Write `seed` to `path` unless it exists. True if we created it, False if someone else did."""
     content = (seed.hex() + "\n").encode("ascii")
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, KEY_FILE_MODE)
     try:
-        try:
-            os.fchmod(fd, KEY_FILE_MODE)  # the umask may only have narrowed it; make it exactly 0600
-            _write_all(fd, content)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            return False
-        except OSError as exc:  # a filesystem without hard links
-            logger.debug("hard link for %s failed (%s); creating the key in place", path, exc)
-            return _create_in_place(path, content)
-    finally:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-    fsync_directory(path.parent)
+        # Exclusive: of two processes creating the key at once, exactly one wins; the other reads it.
+        write_atomically(path, content, mode=KEY_FILE_MODE, exclusive=True)
+    except FileExistsError:
+        return False
+    except OSError as exc:  # a filesystem without hard links
+        logger.debug("hard link for %s failed (%s); creating the key in place", path, exc)
+        return _create_in_place(path, content)
     return True
 
 

@@ -68,7 +68,7 @@ def compile_in_tempdir(
     source: str,
     policy,  # (source) -> violations: the language's source policy
     source_name: str,
-    build_argv,  # (workdir) -> argv; the output must be written to workdir/candidate.wasm
+    build_argv,  # (workdir) -> the compiler and its flags; "-o candidate.wasm SOURCE" is added here
     compiler: str,
     version: str,
     options: CompileOptions,
@@ -81,7 +81,7 @@ def compile_in_tempdir(
     with source_in_tempdir(
         f"synapse-{language.value}-", source, source_name, keep=options.keep_source
     ) as workdir:
-        argv = build_argv(workdir)
+        argv = [*build_argv(workdir), "-o", "candidate.wasm", source_name]
         outcome = run_isolated(argv, workdir, options.limits, extra_path=os.path.dirname(compiler))
         output = os.path.join(workdir, "candidate.wasm")
         if outcome.timed_out:

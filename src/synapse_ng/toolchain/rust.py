@@ -77,36 +77,26 @@ def find_rustc(configured: str | None = None) -> Rustc:
     )
 
 
+# A cdylib for wasm32, optimised as far as rustc goes; no unwinding, no symbols or debug info in the bytes.
+_RUSTC_FLAGS = (
+    *("--edition=2021", "--crate-type=cdylib", "--crate-name=candidate", f"--target={TARGET}"),
+    *("-C", "opt-level=3", "-C", "lto=fat", "-C", "panic=abort", "-C", "codegen-units=1"),
+    *("-C", "strip=symbols", "-C", "debuginfo=0"),
+)
+
+
 def compile_rust(source: str, options: CompileOptions = CompileOptions()) -> CompileResult:
     rustc = find_rustc(options.rustc_path)
 
     def argv(workdir: str) -> list[str]:
         return [
             rustc.path,
-            "--edition=2021",
-            "--crate-type=cdylib",
-            "--crate-name=candidate",
-            f"--target={TARGET}",
-            "-C",
-            "opt-level=3",
-            "-C",
-            "lto=fat",
-            "-C",
-            "panic=abort",
-            "-C",
-            "codegen-units=1",
-            "-C",
-            "strip=symbols",
-            "-C",
-            "debuginfo=0",
+            *_RUSTC_FLAGS,
             # A declared maximum, so the static checks can bound memory before anything runs.
             "-C",
             f"link-arg=--max-memory={options.max_memory_pages * 65536}",
             # The temporary directory must not leak into the bytes: the same source, the same hash.
             f"--remap-path-prefix={workdir}={REMAPPED_SOURCE_DIR}",
-            "-o",
-            "candidate.wasm",
-            "candidate.rs",
         ]
 
     return compile_in_tempdir(
