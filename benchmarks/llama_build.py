@@ -32,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from synapse_ng.llm.embedded_model import default_model_path  # noqa: E402
-from synapse_ng.llm.local import ModelWorker  # noqa: E402
+from synapse_ng.llm.worker_process import ModelWorker  # noqa: E402
 
 PROMPT = (
     "Here is a Rust function that packs items into bins with the best-fit rule:\n\n"

@@ -38,7 +38,8 @@ from synapse_ng.llm.embedded_model import (
     find_parts,
     installed_model,
 )
-from synapse_ng.llm.local import LocalProvider, model_worker, model_workers
+from synapse_ng.llm.local import LocalProvider
+from synapse_ng.llm.worker_process import model_worker, model_workers
 from synapse_ng.models import LLMProviderConfig
 
 RUST_PROMPT = [

@@ -245,7 +245,7 @@ def check_generation(model: Path | None) -> tuple[Check, dict | None, str | None
             "not installed",
         )
     from .llm.base import LLMError
-    from .llm.local import ModelWorker
+    from .llm.worker_process import ModelWorker
 
     worker = ModelWorker(model, n_ctx=512)
     try:
