@@ -15,6 +15,8 @@ changes a variable sees the change.
     SYNAPSE_BINPACKING_DATA    another copy of the FunSearch bin-packing sets  (else the package's copy)
     SYNAPSE_LLAMA_EXTRA_BUFTS  let llama.cpp use its repacked CPU buffer types  (off)
     OLLAMA_HOST                Ollama's address, Ollama's own variable  (127.0.0.1:11434)
+    OPENAI_API_KEY             the key for openai_api when its config has none
+    ANTHROPIC_API_KEY          the key for anthropic_api when its config has none
 """
 
 from __future__ import annotations
@@ -41,6 +43,12 @@ class Settings(BaseSettings):
     binpacking_data: Path | None = None
     llama_extra_bufts: bool = False
     ollama_host: str | None = Field(default=None, validation_alias=AliasChoices("OLLAMA_HOST"))
+    openai_api_key: str | None = Field(default=None, validation_alias=AliasChoices("OPENAI_API_KEY"))
+    anthropic_api_key: str | None = Field(default=None, validation_alias=AliasChoices("ANTHROPIC_API_KEY"))
+
+    def api_key(self, variable: str) -> str | None:
+        """The key a provider's standard variable holds (OPENAI_API_KEY, ANTHROPIC_API_KEY), or None."""
+        return {"OPENAI_API_KEY": self.openai_api_key, "ANTHROPIC_API_KEY": self.anthropic_api_key}[variable]
 
     @field_validator(
         "workspace",

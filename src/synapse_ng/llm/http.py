@@ -24,7 +24,6 @@ import email.utils
 import ipaddress
 import logging
 import math
-import os
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,6 +33,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from ..models import LLMProviderConfig
+from ..settings import settings
 from .base import BaseProvider, CallHook, Completion, LLMError, Message
 
 logger = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ class Secret:
 
 def resolve_key(config: LLMProviderConfig, env_var: str | None) -> Secret | None:
     """The config's api_key, else the provider's standard variable; None when neither is set."""
-    value = config.api_key or (os.environ.get(env_var) if env_var else None)
+    value = config.api_key or (settings().api_key(env_var) if env_var else None)
     value = (value or "").strip()
     return Secret(value) if value else None
 
