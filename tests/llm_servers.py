@@ -500,3 +500,8 @@ def refused_url() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+def scripted_model_options(server: LoopbackServer) -> list[str]:
+    """The command-line options that point a synapse-ng command at `server` as an OpenAI-compatible model."""
+    return ["--provider", "openai_api", "--model", "scripted", "--endpoint", server.url + "/v1"]

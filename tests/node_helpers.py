@@ -12,6 +12,7 @@ import httpx
 from synapse_ng.components import get_component
 from synapse_ng.evolution.build import build_candidate
 from synapse_ng.evolution.evaluate import evaluate
+from synapse_ng.governance import vote_body
 from synapse_ng.models import CodeLanguage
 from synapse_ng.network import LocalNetwork
 from synapse_ng.node.config import NodeConfig
@@ -152,6 +153,35 @@ def wait_for(condition, timeout_s: float, what: str, every: float = 0.3):
             last_error = error
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what} (last error: {last_error!r})")
+
+
+def vote_on_every_node(net: LocalNetwork, proposal_id: str, choice: str) -> None:
+    """Each node's operator casts `choice` through the API (a yes only after the node's own verification)."""
+    for url in net.urls:
+        wait_for(
+            lambda url=url: (
+                post(url, f"/api/proposals/{proposal_id}/vote", {"choice": choice}, operator=True).status_code
+                == 201
+            ),
+            20,
+            choice,
+        )
+
+
+def sign_yes_with_every_key(net: LocalNetwork, proposal_id: str) -> None:
+    """Every member signs a yes with its own key, outside its node: what the keys' holders can do without
+    the checks an honest automatic vote makes (a colluding majority)."""
+    for i, url in enumerate(net.urls):
+        wait_for(
+            lambda i=i, url=url: (
+                submit(
+                    url, identity_of(net, i), "vote", vote_body(proposal_id, "yes", time.time_ns())
+                ).status_code
+                == 201
+            ),
+            20,
+            "vote",
+        )
 
 
 def outcome(url: str, proposal_id: str) -> dict:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from llm_servers import LoopbackServer, Ok, OpenAIWire
+from llm_servers import LoopbackServer, Ok, OpenAIWire, scripted_model_options
 
 CLI = [sys.executable, "-m", "synapse_ng.cli"]
 SORTED_TALLY = (
@@ -31,12 +31,7 @@ def test_evolve_writes_a_reproducible_result_and_stats_read_it_back(tmp_path):
             "evolve",
             "--component",
             "consensus",
-            "--provider",
-            "openai_api",
-            "--model",
-            "scripted",
-            "--endpoint",
-            server.url + "/v1",
+            *scripted_model_options(server),
             "--samples",
             "2",
             "--islands",

@@ -28,6 +28,7 @@ from node_helpers import (
     propose_upgrade,
     rollout_state,
     send_tasks,
+    sign_yes_with_every_key,
     start_network,
     submit,
     wait_for,
@@ -467,17 +468,7 @@ def test_an_upgrade_that_traps_in_production_is_rolled_back_everywhere_automatic
         # still catch it.
         refused = post(net.url(0), f"/api/proposals/{proposal_id}/vote", {"choice": "yes"}, operator=True)
         assert refused.status_code == 409 and "verification" in refused.json()["error"], refused.text
-        for i, url in enumerate(net.urls):
-            wait_for(
-                lambda i=i, url=url: (
-                    submit(
-                        url, identity_of(net, i), "vote", vote_body(proposal_id, "yes", time.time_ns())
-                    ).status_code
-                    == 201
-                ),
-                20,
-                "vote",
-            )
+        sign_yes_with_every_key(net, proposal_id)
         # The WASM spread with the proposal (by hash), even though no node verified it automatically.
         sha = hashlib.sha256(trapping).hexdigest()
         for url in net.urls:

@@ -29,8 +29,10 @@ from node_helpers import (
     propose_upgrade,
     rollout_state,
     send_tasks,
+    sign_yes_with_every_key,
     start_network,
     submit,
+    vote_on_every_node,
     wait_for,
 )
 from synapse_ng.components import get_component
@@ -339,15 +341,7 @@ def test_membership_changes_only_by_approved_proposal(net):
     assert not get(net.url(1), f"/api/proposals/{proposal_id}")[
         "votes"
     ]  # who may govern is the operators' decision
-    for url in net.urls:
-        wait_for(
-            lambda url=url: (
-                post(url, f"/api/proposals/{proposal_id}/vote", {"choice": "yes"}, operator=True).status_code
-                == 201
-            ),
-            20,
-            "vote",
-        )
+    vote_on_every_node(net, proposal_id, "yes")
     for url in net.urls:
         assert _decided(url, proposal_id)["status"] == "approved"
         wait_for(
@@ -639,17 +633,7 @@ def test_a_lying_tally_is_overruled_reported_and_rolled_back(tmp_path):
             net.url(0), built.wasm, evidence, component="raft_consensus", source=LYING_TALLY
         )
         # The keys' holders approve it without verification (as a colluding majority could).
-        for i, url in enumerate(net.urls):
-            wait_for(
-                lambda i=i, url=url: (
-                    submit(
-                        url, identity_of(net, i), "vote", vote_body(proposal_id, "yes", time.time_ns())
-                    ).status_code
-                    == 201
-                ),
-                20,
-                "vote",
-            )
+        sign_yes_with_every_key(net, proposal_id)
         assert _decided(net.url(0), proposal_id, 60)["status"] == "approved"
         stages = get(net.url(0), "/api/upgrades")["rollouts"][proposal_id]["stages"]
         liar = {net.ids[i]: i for i in range(3)}[stages[0][0]]
@@ -666,15 +650,7 @@ def test_a_lying_tally_is_overruled_reported_and_rolled_back(tmp_path):
             net.url(liar), "/api/proposals", {"title": "everyone says no", "changes": CHANGE}, operator=True
         )
         change_id = response.json()["id"]
-        for url in net.urls:
-            wait_for(
-                lambda url=url: (
-                    post(url, f"/api/proposals/{change_id}/vote", {"choice": "no"}, operator=True).status_code
-                    == 201
-                ),
-                20,
-                "no",
-            )
+        vote_on_every_node(net, change_id, "no")
         for url in net.urls:
             result = _decided(url, change_id, 60)
             assert result["status"] == "rejected" and result["no"] == 3, (url, result)

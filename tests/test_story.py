@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from llm_servers import LoopbackServer, Ok, OpenAIWire, Reply
+from llm_servers import LoopbackServer, Ok, OpenAIWire, Reply, scripted_model_options
 from node_helpers import GAP_PENALTY
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
@@ -28,12 +28,7 @@ def test_the_demo_tells_the_whole_story_and_ends_with_the_upgrade_live_everywher
                 "demo",
                 "--nodes",
                 "3",
-                "--provider",
-                "openai_api",
-                "--model",
-                "scripted",
-                "--endpoint",
-                server.url + "/v1",
+                *scripted_model_options(server),
                 "--minutes",
                 "0.5",
                 "--deadline",
@@ -78,12 +73,7 @@ def test_sigterm_stops_the_demo_and_its_whole_network(tmp_path):
             "demo",
             "--nodes",
             "2",
-            "--provider",
-            "openai_api",
-            "--model",
-            "scripted",
-            "--endpoint",
-            server.url + "/v1",
+            *scripted_model_options(server),
             "--data",
             str(tmp_path / "net"),
         ],
@@ -137,12 +127,7 @@ def _start_demo(tmp_path, server, nodes: int) -> tuple[subprocess.Popen, list[st
             "demo",
             "--nodes",
             str(nodes),
-            "--provider",
-            "openai_api",
-            "--model",
-            "scripted",
-            "--endpoint",
-            server.url + "/v1",
+            *scripted_model_options(server),
             "--minutes",
             "0.5",
             "--data",
@@ -204,12 +189,7 @@ def test_a_node_whose_engine_fails_is_reported_and_the_demo_stops(tmp_path):
                 "demo",
                 "--nodes",
                 "2",
-                "--provider",
-                "openai_api",
-                "--model",
-                "scripted",
-                "--endpoint",
-                server.url + "/v1",
+                *scripted_model_options(server),
                 "--minutes",
                 "5",
                 "--data",

@@ -50,11 +50,6 @@ class Outcome(StrEnum):
     def exit_code(self) -> int:
         return _EXIT_CODES[self]
 
-    @property
-    def built_a_module(self) -> bool:
-        """Whether a compiler produced a module (statistics' "compile success")."""
-        return self in _BUILT
-
 
 _EXIT_CODES = {
     Outcome.CORRECT: errors.EXIT_OK,
@@ -73,7 +68,7 @@ _BUILT = frozenset({Outcome.COMPILED, Outcome.CORRECT, Outcome.INCORRECT, Outcom
 def built_a_module(outcome: Outcome, stage: Stage) -> bool:
     """Whether a compiler produced a module: every outcome that implies one, and a module the static
     checks refused (it was compiled, then rejected at VERIFY)."""
-    return outcome.built_a_module or (outcome is Outcome.REJECTED and stage is Stage.VERIFY)
+    return outcome in _BUILT or (outcome is Outcome.REJECTED and stage is Stage.VERIFY)
 
 
 def exit_code(outcome: Outcome, stage: Stage) -> int:

@@ -91,8 +91,3 @@ def settings() -> Settings:
 def _variable(location: tuple) -> str:
     name = str(location[0]) if location else "?"
     return name if name.isupper() else f"SYNAPSE_{name.upper()}"
-
-
-def first_set(*values: object, default: object) -> object:
-    """The first value that is set (not None): callers list them in the documented precedence."""
-    return next((value for value in values if value is not None), default)
