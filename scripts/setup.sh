@@ -7,9 +7,10 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 # Debian packages: Rust with the wasm32 standard library (rustup's target cannot be downloaded here),
-# lld to link it, clang for C, util-linux for prlimit (the compiler's resource limits), and a C++
-# toolchain with cmake to build llama-cpp-python (the embedded model's runtime).
-apt_packages=(rustc libstd-rust-dev-wasm32 lld clang util-linux build-essential cmake)
+# lld to link it, clang for C, util-linux for prlimit (the compiler's resource limits), a C++
+# toolchain with cmake to build llama-cpp-python (the embedded model's runtime), and rustfmt (lint.sh
+# checks the components' Rust skeletons with it).
+apt_packages=(rustc libstd-rust-dev-wasm32 lld clang util-linux build-essential cmake rustfmt)
 missing=()
 for p in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -56,25 +56,15 @@ fn choose_peers(
 }
 // EVOLVE-BLOCK-END
 
-#[no_mangle]
-pub extern "C" fn latency_ptr() -> i32 {
-    unsafe { LATENCY.as_ptr() as i32 }
-}
-
-#[no_mangle]
-pub extern "C" fn reliability_ptr() -> i32 {
-    unsafe { RELIABILITY.as_ptr() as i32 }
-}
-
-#[no_mangle]
-pub extern "C" fn contact_age_ptr() -> i32 {
-    unsafe { CONTACT_AGE.as_ptr() as i32 }
-}
-
-#[no_mangle]
-pub extern "C" fn output_ptr() -> i32 {
-    unsafe { OUTPUT.as_ptr() as i32 }
-}
+// The arrays' addresses: the host writes the peers there and reads the choice.
+#[rustfmt::skip]
+#[no_mangle] pub extern "C" fn latency_ptr() -> i32 { unsafe { LATENCY.as_ptr() as i32 } }
+#[rustfmt::skip]
+#[no_mangle] pub extern "C" fn reliability_ptr() -> i32 { unsafe { RELIABILITY.as_ptr() as i32 } }
+#[rustfmt::skip]
+#[no_mangle] pub extern "C" fn contact_age_ptr() -> i32 { unsafe { CONTACT_AGE.as_ptr() as i32 } }
+#[rustfmt::skip]
+#[no_mangle] pub extern "C" fn output_ptr() -> i32 { unsafe { OUTPUT.as_ptr() as i32 } }
 
 /// Returns the number of peers chosen, or -1 (negative count), -2 (count beyond the output buffer),
 /// -3 (bad arguments).

@@ -80,15 +80,11 @@ fn tally_votes(records: &[Record], quorum: i64, num: i64, den: i64) -> Tally {
 }
 // EVOLVE-BLOCK-END
 
-#[no_mangle]
-pub extern "C" fn records_ptr() -> i32 {
-    unsafe { RECORDS.as_ptr() as i32 }
-}
-
-#[no_mangle]
-pub extern "C" fn result_ptr() -> i32 {
-    unsafe { RESULT.as_ptr() as i32 }
-}
+// The buffers' addresses: the host writes the records and reads the result.
+#[rustfmt::skip]
+#[no_mangle] pub extern "C" fn records_ptr() -> i32 { unsafe { RECORDS.as_ptr() as i32 } }
+#[rustfmt::skip]
+#[no_mangle] pub extern "C" fn result_ptr() -> i32 { unsafe { RESULT.as_ptr() as i32 } }
 
 #[no_mangle]
 pub extern "C" fn tally(n: i32, quorum: i64, num: i32, den: i32) -> i32 {

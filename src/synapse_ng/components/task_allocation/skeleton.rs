@@ -30,20 +30,13 @@ mod harness {
     static mut FEASIBLE: [f64; MAX_ITEMS] = [0.0; MAX_ITEMS];
     static mut FEASIBLE_BIN: [u32; MAX_ITEMS] = [0; MAX_ITEMS];
 
-    #[no_mangle]
-    pub extern "C" fn items_ptr() -> i32 {
-        unsafe { ITEMS.as_ptr() as i32 }
-    }
-
-    #[no_mangle]
-    pub extern "C" fn assignment_ptr() -> i32 {
-        unsafe { ASSIGNMENT.as_ptr() as i32 }
-    }
-
-    #[no_mangle]
-    pub extern "C" fn error_ptr() -> i32 {
-        unsafe { ERROR.as_ptr() as i32 }
-    }
+    // The addresses the host writes the items to and reads the assignment (and an error) from.
+    #[rustfmt::skip]
+    #[no_mangle] pub extern "C" fn items_ptr() -> i32 { unsafe { ITEMS.as_ptr() as i32 } }
+    #[rustfmt::skip]
+    #[no_mangle] pub extern "C" fn assignment_ptr() -> i32 { unsafe { ASSIGNMENT.as_ptr() as i32 } }
+    #[rustfmt::skip]
+    #[no_mangle] pub extern "C" fn error_ptr() -> i32 { unsafe { ERROR.as_ptr() as i32 } }
 
     fn clamp(x: usize) -> i32 {
         if x > i32::MAX as usize {
