@@ -32,6 +32,7 @@ from .errors import EXIT_NODE_DIED, SynapseError, UsageError
 from .node.config import CONFIG_FILE, MEMBERS_FILE, NodeConfig
 from .node.identity import Identity
 from .node.operator import bearer, operator_token
+from .settings import NODE_VARIABLES
 from .workers import describe_exit
 
 STOP_GRACE_S = 10.0
@@ -145,8 +146,15 @@ class LocalNetwork:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
-                    env={**os.environ, **self.env},
+                    env=self._node_environment(),
                 )
+
+    def _node_environment(self) -> dict[str, str]:
+        """This process's environment for a node, without the variables that would override what this
+        network set in node.json (its overrides stand as flags would), plus the network's own `env`."""
+        overridden = {name for key in self.overrides for name in NODE_VARIABLES.get(key, ())}
+        inherited = {name: value for name, value in os.environ.items() if name.upper() not in overridden}
+        return {**inherited, **self.env}
 
     def wait_ready(self, timeout_s: float = 120.0, indices: list[int] | None = None) -> None:
         deadline = time.monotonic() + timeout_s

@@ -2,12 +2,24 @@
 
     a command-line flag  >  the environment  >  the node's node.json  >  the default
 
-(node.json applies to node settings only; see node/config.py.) Nothing else in the package reads
-`os.environ` for its own settings: the variables below are the whole list (the README points here).
-`settings()` reads the environment afresh on every call, so a test or a long-running process that
-changes a variable sees the change.
+(node.json applies to node settings only; `NodeConfig.load` in node/config.py applies the layers.)
+Nothing else in the package reads `os.environ` for its own settings: the variables below are the whole
+list (the README points here). `settings()` reads the environment afresh on every call, so a test or a
+long-running process that changes a variable sees the change.
+
+The seed's own variables (its main.py), for a node (`node run`) and for the commands that choose a model
+(`evolve`, `demo`, `network up`):
+
+    ENABLE_EVOLUTIONARY_ENGINE whether a node's engine evolves chronic issues  (true/false, 1/0, yes/no)
+    LLM_PROVIDER               local, ollama_local, openai_api, anthropic_api
+    LLM_MODEL                  the model's name (local: a GGUF path)
+    LLM_ENDPOINT               the provider's base URL
+    EVOLUTION_WORKSPACE        the engine's store and artifacts (the seed's name for SYNAPSE_WORKSPACE)
+
+Synapse-NG's own:
 
     SYNAPSE_WORKSPACE          runs, candidates and artifacts   default: the user data dir
+                               (a node: DATA/engine)
     SYNAPSE_CACHE_DIR          compiled baselines (rebuildable)  default: the user cache dir
     SYNAPSE_MODEL_DIR          where the embedded model lives    default: user cache dir/models
     SYNAPSE_MODEL_PATH         a GGUF model instead of the embedded one
@@ -35,7 +47,9 @@ APP_NAME = "synapse-ng"
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SYNAPSE_", extra="ignore", frozen=True)
 
-    workspace: Path | None = None
+    workspace: Path | None = Field(
+        default=None, validation_alias=AliasChoices("SYNAPSE_WORKSPACE", "EVOLUTION_WORKSPACE")
+    )
     cache_dir: Path | None = None
     model_dir: Path | None = None
     model_path: str | None = None
@@ -45,6 +59,12 @@ class Settings(BaseSettings):
     ollama_host: str | None = Field(default=None, validation_alias=AliasChoices("OLLAMA_HOST"))
     openai_api_key: str | None = Field(default=None, validation_alias=AliasChoices("OPENAI_API_KEY"))
     anthropic_api_key: str | None = Field(default=None, validation_alias=AliasChoices("ANTHROPIC_API_KEY"))
+    enable_evolutionary_engine: bool | None = Field(
+        default=None, validation_alias=AliasChoices("ENABLE_EVOLUTIONARY_ENGINE")
+    )
+    llm_provider: str | None = Field(default=None, validation_alias=AliasChoices("LLM_PROVIDER"))
+    llm_model: str | None = Field(default=None, validation_alias=AliasChoices("LLM_MODEL"))
+    llm_endpoint: str | None = Field(default=None, validation_alias=AliasChoices("LLM_ENDPOINT"))
 
     def api_key(self, variable: str) -> str | None:
         """The key a provider's standard variable holds (OPENAI_API_KEY, ANTHROPIC_API_KEY), or None."""
@@ -57,6 +77,10 @@ class Settings(BaseSettings):
         "binpacking_data",
         "model_path",
         "operator_token",
+        "enable_evolutionary_engine",
+        "llm_provider",
+        "llm_model",
+        "llm_endpoint",
         mode="before",
     )
     @classmethod
@@ -65,6 +89,17 @@ class Settings(BaseSettings):
         if isinstance(value, str) and not value.strip():
             return None
         return value.strip() if isinstance(value, str) else value
+
+    def node_settings(self) -> dict[str, object]:
+        """The node settings the environment sets, as NodeConfig keys (what it leaves unset is absent)."""
+        values = {
+            "evolve": self.enable_evolutionary_engine,
+            "llm_provider": self.llm_provider,
+            "llm_model": self.llm_model,
+            "llm_endpoint": self.llm_endpoint,
+            "engine_workspace": str(self.workspace) if self.workspace else None,
+        }
+        return {key: value for key, value in values.items() if value is not None}
 
     def default_workspace(self) -> Path:
         return (self.workspace or Path(platformdirs.user_data_dir(APP_NAME))).expanduser()
@@ -86,6 +121,17 @@ def settings() -> Settings:
         raise UsageError(
             f"an environment variable has a value synapse-ng cannot use: {problems}; fix or unset it"
         ) from None
+
+
+# NodeConfig key -> the variables that can set it: a program that sets a node's settings itself (a local
+# network writing node.json) removes these from the node's environment, as a flag would override them.
+NODE_VARIABLES: dict[str, tuple[str, ...]] = {
+    "evolve": ("ENABLE_EVOLUTIONARY_ENGINE",),
+    "llm_provider": ("LLM_PROVIDER",),
+    "llm_model": ("LLM_MODEL",),
+    "llm_endpoint": ("LLM_ENDPOINT",),
+    "engine_workspace": ("SYNAPSE_WORKSPACE", "EVOLUTION_WORKSPACE"),
+}
 
 
 def _variable(location: tuple) -> str:

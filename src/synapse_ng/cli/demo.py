@@ -9,6 +9,7 @@ import sys
 
 import click
 
+from .evolution import PROVIDERS, model_choice
 from .output import Output, json_option
 
 WINDOW_HELP = "Health window of each rollout stage (s)."
@@ -25,10 +26,12 @@ WINDOW_HELP = "Health window of each rollout stage (s)."
     "--minutes", type=float, default=30.0, show_default=True, help="The Evolutionary Engine's time budget."
 )
 @click.option(
-    "--provider", default="local", show_default=True, help="LLM provider (local is the embedded model)."
+    "--provider",
+    type=click.Choice(PROVIDERS),
+    help="LLM provider (default: LLM_PROVIDER, else local: the embedded model).",
 )
-@click.option("--model", "model_name", default="", help="LLM model name.")
-@click.option("--endpoint", default="", help="LLM endpoint URL.")
+@click.option("--model", "model_name", help="LLM model name (default: LLM_MODEL).")
+@click.option("--endpoint", help="LLM endpoint URL (default: LLM_ENDPOINT).")
 @click.option("--data", help="Keep the network's state here (default: a new temporary directory).")
 @click.option(
     "--deadline",
@@ -44,9 +47,9 @@ def demo_command(
     pipeline: bool,
     nodes: int,
     minutes: float,
-    provider: str,
-    model_name: str,
-    endpoint: str,
+    provider: str | None,
+    model_name: str | None,
+    endpoint: str | None,
     data: str | None,
     deadline_s: float,
     window_s: float,
@@ -73,6 +76,7 @@ def _story(nodes, minutes, provider, model_name, endpoint, data, deadline_s, win
 
     signal.signal(signal.SIGTERM, stop)
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    provider, model_name, endpoint = model_choice(provider, model_name, endpoint)
     return run_story(
         nodes=nodes,
         minutes=minutes,

@@ -18,11 +18,24 @@ from .output import Output, json_option
 PROVIDERS = ["local", "ollama_local", "openai_api", "anthropic_api"]
 
 
-def llm_config(provider: str, model: str | None, endpoint: str | None):
+def model_choice(provider: str | None, model: str | None, endpoint: str | None) -> tuple[str, str, str]:
+    """Each of provider, model and endpoint: its flag, else LLM_PROVIDER / LLM_MODEL / LLM_ENDPOINT, else
+    the default (the embedded model)."""
+    from ..settings import settings
+
+    environment = settings()
+    provider = provider or environment.llm_provider or "local"
+    if provider not in PROVIDERS:
+        raise UsageError(f"LLM_PROVIDER is {provider!r}; it must be one of {', '.join(PROVIDERS)}")
+    return provider, model or environment.llm_model or "", endpoint or environment.llm_endpoint or ""
+
+
+def llm_config(provider: str | None, model: str | None, endpoint: str | None):
     from ..models import LLMProviderConfig
 
+    provider, model, endpoint = model_choice(provider, model, endpoint)
     try:
-        return LLMProviderConfig(provider_name=provider, model_name=model or "", api_endpoint=endpoint)
+        return LLMProviderConfig(provider_name=provider, model_name=model, api_endpoint=endpoint)
     except ValueError as error:
         raise UsageError(str(error)) from None
 
@@ -31,9 +44,13 @@ def llm_config(provider: str, model: str | None, endpoint: str | None):
 @click.option(
     "--component", "component_name", required=True, help="Component name (or a seed name that maps to one)."
 )
-@click.option("--provider", default="local", show_default=True, type=click.Choice(PROVIDERS))
-@click.option("--model", help="Model name (local: a GGUF path; default: the embedded model).")
-@click.option("--endpoint", help="Base URL of the provider's API.")
+@click.option(
+    "--provider",
+    type=click.Choice(PROVIDERS),
+    help="The model's provider (default: LLM_PROVIDER, else local).",
+)
+@click.option("--model", help="Model name (local: a GGUF path; default: LLM_MODEL, else the embedded one).")
+@click.option("--endpoint", help="Base URL of the provider's API (default: LLM_ENDPOINT).")
 @click.option("--samples", type=int, default=24, show_default=True, help="Candidates to propose.")
 @click.option("--minutes", type=float, help="Wall-clock budget.")
 @click.option("--tokens", type=int, help="Token budget (prompt + completion).")
@@ -55,7 +72,7 @@ def llm_config(provider: str, model: str | None, endpoint: str | None):
 @json_option()
 def evolve_command(
     component_name: str,
-    provider: str,
+    provider: str | None,
     model: str | None,
     endpoint: str | None,
     samples: int,

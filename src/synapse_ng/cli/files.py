@@ -12,7 +12,7 @@ from pathlib import Path
 from ..errors import UsageError
 from ..fsutil import write_atomically
 
-WORKSPACE_HELP = "(default: $SYNAPSE_WORKSPACE, else ~/.local/share/synapse-ng)"
+WORKSPACE_HELP = "(default: $SYNAPSE_WORKSPACE or $EVOLUTION_WORKSPACE, else ~/.local/share/synapse-ng)"
 
 
 def read_bytes(path: str) -> bytes:
@@ -46,7 +46,8 @@ def write_file(path: str | Path, data: bytes) -> None:
 
 
 def workspace(path: str | None) -> Path:
-    """Where runs are kept: --workspace, else $SYNAPSE_WORKSPACE, else the user data directory."""
+    """Where runs are kept: --workspace, else $SYNAPSE_WORKSPACE ($EVOLUTION_WORKSPACE), else the user data
+    directory."""
     from ..settings import settings  # pydantic: only the commands that keep runs pay for its import
 
     return Path(path) if path else settings().default_workspace()

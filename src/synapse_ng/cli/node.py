@@ -78,6 +78,16 @@ def node_group() -> None:
 )
 @click.option("--model", "model_name", help="LLM model name.")
 @click.option("--endpoint", help="LLM endpoint URL.")
+@click.option(
+    "--evolve/--no-evolve",
+    default=None,
+    help="Whether the Evolutionary Engine evolves chronic issues (default: ENABLE_EVOLUTIONARY_ENGINE, "
+    "else node.json).",
+)
+@click.option(
+    "--workspace",
+    help="The engine's store and artifacts (default: EVOLUTION_WORKSPACE, else node.json, else DATA/engine).",
+)
 @json_option(
     'JSON Lines on stdout: {"event": "starting", "data", "url", "peers"}, then every log record as '
     '{"event": "log", "time", "level", "logger", "message"}, and last {"ok": true, "event": "stopped", '
@@ -93,20 +103,27 @@ def node_run(
     provider: str | None,
     model_name: str | None,
     endpoint: str | None,
+    evolve: bool | None,
+    workspace: str | None,
     out: Output,
 ) -> None:
-    """Start a node (FastAPI on uvicorn) and run until SIGINT/SIGTERM."""
+    """Start a node (FastAPI on uvicorn) and run until SIGINT/SIGTERM.
+
+    Settings: a flag > the environment (LLM_PROVIDER, LLM_MODEL, LLM_ENDPOINT, ENABLE_EVOLUTIONARY_ENGINE,
+    EVOLUTION_WORKSPACE) > DATA/node.json > the default."""
     from ..node.config import NodeConfig
 
     _log_like_a_node(out)
-    config = NodeConfig.load(
-        Path(data_dir),
-        port=port,
-        host=host,
-        llm_provider=provider,
-        llm_model=model_name,
-        llm_endpoint=endpoint,
-    )
+    flags = {  # NodeConfig key -> this command's flag; None (not given) leaves the layers below
+        "port": port,
+        "host": host,
+        "llm_provider": provider,
+        "llm_model": model_name,
+        "llm_endpoint": endpoint,
+        "evolve": evolve,
+        "engine_workspace": workspace,
+    }
+    config = NodeConfig.load(Path(data_dir), **flags)
     config.peers = list(dict.fromkeys([*config.peers, *peers]))
     if no_auto_vote:
         config.auto_vote = False

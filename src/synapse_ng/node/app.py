@@ -237,7 +237,7 @@ def create_app(node: Node, *, manage_node: bool = True) -> FastAPI:
 
     @app.get("/api/evolutionary-engine/stats")
     def engine_stats():
-        return node.engine().get_statistics()
+        return {"enabled": node.config.evolve, **node.engine().get_statistics()}
 
     @app.get("/api/health")
     def health():

@@ -1,5 +1,8 @@
-"""A node's configuration: defaults, an optional JSON file in the data directory, and what a config_change
-proposal may change at run time (TUNABLE, with the type each key takes)."""
+"""A node's configuration and what a config_change proposal may change at run time (TUNABLE, with the type
+each key takes). `NodeConfig.load` layers it, each layer over the one before:
+
+    the defaults below  <  DATA/node.json  <  the environment (settings.py)  <  command-line flags
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from typing import Any
 
 from ..errors import UsageError
 from ..fsutil import write_atomically
+from ..settings import settings
 
 CONFIG_FILE = "node.json"
 MEMBERS_FILE = "members.json"
@@ -78,6 +82,7 @@ class NodeConfig:
     llm_provider: str = "local"
     llm_model: str = ""
     llm_endpoint: str = ""
+    engine_workspace: str = ""  # the engine's store and artifacts; "" is DATA/engine
     # The minutes bind: with the embedded model most samples are constant tunes of about 2 s each, and the
     # measured runs that beat best fit needed several hundred samples over 7-20 minutes (BENCHMARKS.md).
     evolve_samples: int = 5000
@@ -94,9 +99,14 @@ class NodeConfig:
     def path(self) -> Path:
         return Path(self.data_dir)
 
+    @property
+    def engine_path(self) -> Path:
+        return Path(self.engine_workspace).expanduser() if self.engine_workspace else self.path / "engine"
+
     @classmethod
     def load(cls, data_dir: Path, **overrides: Any) -> NodeConfig:
-        """Defaults, then data_dir/node.json if present, then `overrides` (from the command line)."""
+        """Defaults, then data_dir/node.json if present, then the environment's node settings, then
+        `overrides` (from the command line; None means the flag was not given)."""
         values: dict[str, Any] = {}
         file = Path(data_dir) / CONFIG_FILE
         if file.exists():
@@ -110,6 +120,7 @@ class NodeConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise UsageError(f"node config {file} has unknown keys {unknown}; known: {sorted(known)}")
+        values.update(settings().node_settings())
         values.update({k: v for k, v in overrides.items() if v is not None})
         values["data_dir"] = str(data_dir)
         for key in ("code_threshold", "config_threshold", "stage_fractions"):

@@ -200,7 +200,7 @@ class Remedies:
             )
             self._engine = EvolutionaryEngineManager(
                 llm,
-                workspace_dir=str(c.path / "engine"),
+                workspace_dir=str(c.engine_path),
                 provider=self._provider,
                 budget=Budget(samples=c.evolve_samples, minutes=c.evolve_minutes),
                 search_config=SearchConfig(seed=c.evolve_seed),

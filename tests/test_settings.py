@@ -1,0 +1,130 @@
+"""One precedence for every setting: a flag > the environment > node.json > the default, with the seed's
+variables (ENABLE_EVOLUTIONARY_ENGINE, LLM_PROVIDER, LLM_MODEL, LLM_ENDPOINT, EVOLUTION_WORKSPACE)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from synapse_ng.errors import UsageError
+from synapse_ng.network import LocalNetwork, free_port
+from synapse_ng.node.config import NodeConfig
+from synapse_ng.settings import settings
+
+CLI = [sys.executable, "-m", "synapse_ng.cli"]
+SEED_VARIABLES = ("ENABLE_EVOLUTIONARY_ENGINE", "LLM_PROVIDER", "LLM_MODEL", "LLM_ENDPOINT")
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch):
+    for name in (*SEED_VARIABLES, "EVOLUTION_WORKSPACE", "SYNAPSE_WORKSPACE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_each_layer_overrides_the_one_below(tmp_path, monkeypatch):
+    assert NodeConfig.load(tmp_path).llm_provider == "local"  # the default
+    (tmp_path / "node.json").write_text(
+        json.dumps({"llm_provider": "ollama_local", "llm_model": "from-file", "evolve": True})
+    )
+    from_file = NodeConfig.load(tmp_path)
+    assert (from_file.llm_provider, from_file.llm_model, from_file.evolve) == (
+        "ollama_local",
+        "from-file",
+        True,
+    )
+    assert from_file.engine_path == tmp_path / "engine"
+
+    monkeypatch.setenv("LLM_PROVIDER", "openai_api")
+    monkeypatch.setenv("ENABLE_EVOLUTIONARY_ENGINE", "false")
+    monkeypatch.setenv("EVOLUTION_WORKSPACE", str(tmp_path / "from-env"))
+    from_env = NodeConfig.load(tmp_path)
+    assert (from_env.llm_provider, from_env.llm_model, from_env.evolve) == ("openai_api", "from-file", False)
+    assert from_env.engine_path == tmp_path / "from-env"
+
+    from_flags = NodeConfig.load(
+        tmp_path, llm_provider="anthropic_api", evolve=True, engine_workspace=str(tmp_path / "flag")
+    )
+    assert (from_flags.llm_provider, from_flags.evolve) == ("anthropic_api", True)
+    assert from_flags.engine_path == tmp_path / "flag"
+
+
+@pytest.mark.parametrize(("value", "expected"), [("true", True), ("1", True), ("no", False), ("0", False)])
+def test_the_engine_switch_reads_the_usual_spellings(monkeypatch, value, expected):
+    monkeypatch.setenv("ENABLE_EVOLUTIONARY_ENGINE", value)
+    assert settings().node_settings()["evolve"] is expected
+
+
+def test_a_blank_variable_is_unset_and_an_unreadable_one_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLM_PROVIDER", "  ")
+    assert "llm_provider" not in settings().node_settings()
+    monkeypatch.setenv("ENABLE_EVOLUTIONARY_ENGINE", "perhaps")
+    with pytest.raises(UsageError, match="ENABLE_EVOLUTIONARY_ENGINE.*fix or unset it"):
+        NodeConfig.load(tmp_path)
+
+
+def test_synapse_workspace_wins_over_the_seeds_name(tmp_path, monkeypatch):
+    monkeypatch.setenv("EVOLUTION_WORKSPACE", str(tmp_path / "seed"))
+    assert settings().default_workspace() == tmp_path / "seed"
+    monkeypatch.setenv("SYNAPSE_WORKSPACE", str(tmp_path / "ours"))
+    assert settings().default_workspace() == tmp_path / "ours"
+
+
+def test_what_a_local_network_sets_stands_against_the_environment(tmp_path, monkeypatch):
+    """The demo sets its nodes' provider from its own flags: an LLM_PROVIDER in the environment must not
+    override it in the node processes, while what the network leaves alone still follows the environment."""
+    monkeypatch.setenv("LLM_PROVIDER", "ollama_local")
+    monkeypatch.setenv("LLM_MODEL", "qwen")
+    net = LocalNetwork(tmp_path, 1, overrides={"llm_provider": "openai_api"}, env={"EXTRA": "1"})
+    environment = net._node_environment()
+    assert "LLM_PROVIDER" not in environment
+    assert environment["LLM_MODEL"] == "qwen" and environment["EXTRA"] == "1"
+
+
+def test_a_node_process_follows_the_seeds_variables_and_its_flags(tmp_path):
+    """A real `node run`: the engine off and the provider from the environment, as the seed's main.py
+    reads them; the stats endpoint says so. Then a flag beats the same variable."""
+    port = free_port()
+    environment = {
+        **{k: v for k, v in os.environ.items() if k not in SEED_VARIABLES},
+        "ENABLE_EVOLUTIONARY_ENGINE": "false",
+        "LLM_PROVIDER": "ollama_local",
+        "LLM_MODEL": "qwen2.5-coder:1.5b",
+        "EVOLUTION_WORKSPACE": str(tmp_path / "engine-here"),
+    }
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "node.json").write_text(json.dumps({"evolve": True, "llm_provider": "local"}))
+
+    def stats(*flags: str) -> dict:
+        node = subprocess.Popen(
+            [*CLI, "node", "run", "--data", str(tmp_path / "data"), "--port", str(port), *flags],
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            for _ in range(600):
+                try:
+                    return httpx.get(f"http://127.0.0.1:{port}/api/evolutionary-engine/stats").json()
+                except httpx.TransportError:
+                    assert node.poll() is None, node.stderr.read()
+                    time.sleep(0.1)
+            raise AssertionError("the node did not answer")
+        finally:
+            node.terminate()
+            node.wait(timeout=60)
+
+    from_environment = stats()
+    assert from_environment["enabled"] is False
+    assert from_environment["llm_provider"] == "ollama_local"
+    assert from_environment["llm_model"] == "qwen2.5-coder:1.5b"
+    assert from_environment["workspace_dir"] == str(tmp_path / "engine-here")
+    from_flags = stats("--evolve", "--provider", "openai_api", "--workspace", str(tmp_path / "flagged"))
+    assert from_flags["enabled"] is True and from_flags["llm_provider"] == "openai_api"
+    assert from_flags["workspace_dir"] == str(tmp_path / "flagged")
