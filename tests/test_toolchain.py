@@ -308,3 +308,53 @@ def test_a_rust_program_that_recurses_forever_overflows_the_wasm_stack():
     result = compile_source(source, CodeLanguage.RUST)
     assert result.ok, result.log
     assert Sandbox(result.wasm).run("deep", 0).trap.kind in (TrapKind.STACK_OVERFLOW, TrapKind.MEMORY_LIMIT)
+
+
+# ----------------------------------------------------------------------- what the compiler read
+
+
+@pytest.mark.parametrize(
+    ("language", "source", "what"),
+    [
+        (CodeLanguage.RUST, 'const S: &str = include_str!("/etc/hostname");\n' + RUST_ADD, "/etc/hostname"),
+        (CodeLanguage.RUST, 'const P: &str = env!("PATH");\n' + RUST_ADD, "environment variable 'PATH'"),
+        (CodeLanguage.C, '#include "/etc/hostname"\n' + C_ADD, "/etc/hostname"),
+    ],
+)
+def test_a_source_the_policy_missed_is_refused_by_what_the_compiler_read(
+    monkeypatch, tmp_path, language, source, what
+):
+    """The attack: a policy with a hole (switched off here) lets a source read the host's files or
+    environment. The compiler's own dependency record still names what it read, and the module is
+    thrown away."""
+    from synapse_ng.toolchain import c as c_module
+
+    monkeypatch.setattr(rust_module, "check_rust", lambda source: [])
+    monkeypatch.setattr(c_module, "check_c", lambda source: [])
+    if language is CodeLanguage.C:  # /etc/hostname is not C: give clang a file that is, outside its dirs
+        header = tmp_path / "outside.h"
+        header.write_text("enum { OUTSIDE = 1 };\n")
+        source, what = source.replace("/etc/hostname", str(header)), str(header)
+    result = compile_source(source, language)
+    assert result.status is CompileStatus.REJECTED and result.wasm is None
+    assert result.command  # the compiler ran: it is its record that refused the module
+    assert [v.rule for v in result.violations] == ["compiler-input"]
+    assert what in result.violations[0].message and what in result.log
+
+
+def test_clean_sources_read_only_themselves_and_clangs_headers():
+    for language, source in ((CodeLanguage.RUST, RUST_ADD), (CodeLanguage.C, C_ADD)):
+        result = compile_source(source, language)
+        assert result.ok and result.violations == (), result.log
+
+
+def test_the_dependency_file_is_read_as_make_writes_it():
+    from synapse_ng.toolchain.inputs import read_dependencies
+
+    text = (
+        "candidate.wasm: candidate.rs /tmp/a\\ b.txt /x$$y \\\n  /z:w\n\n"
+        "candidate.rs:\n/tmp/a\\ b.txt:\n\n# env-dep:HOME=/root\n"
+    )
+    files, variables = read_dependencies(text)
+    assert files == ["candidate.rs", "/tmp/a b.txt", "/x$y", "/z:w"]
+    assert variables == ["HOME"]

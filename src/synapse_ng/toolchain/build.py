@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ..models import CodeLanguage
+from .inputs import unexpected_inputs
 from .isolate import ProcessLimits, run_isolated
 from .policy import Violation
 from .result import CompileResult, CompileStatus
@@ -72,9 +73,11 @@ def compile_in_tempdir(
     compiler: str,
     version: str,
     options: CompileOptions,
+    header_dirs: tuple[str, ...] = (),  # what the compiler may read besides the source (inputs.py)
 ) -> CompileResult:
     """Screen the source, then write it into a fresh directory, run the compiler isolated there and collect
-    the module. A source the policy refuses never reaches the compiler."""
+    the module. A source the policy refuses never reaches the compiler; a module whose compiler read
+    anything else than the source (and `header_dirs`) is refused too (build_argv asks for the record)."""
     violations = screen(source, policy)
     if violations:
         return rejected(language, violations, compiler, version)
@@ -101,6 +104,10 @@ def compile_in_tempdir(
         else:
             status = CompileStatus.OK
             log = outcome.log
+        outside = unexpected_inputs(workdir, source_name, header_dirs) if status is CompileStatus.OK else []
+        if outside:  # the module is thrown away unread
+            status = CompileStatus.REJECTED
+            log = "rejected by what the compiler read:\n" + "\n".join(str(v) for v in outside)
         wasm = None
         if status is CompileStatus.OK:
             with open(output, "rb") as handle:
@@ -113,6 +120,7 @@ def compile_in_tempdir(
             outcome.duration_s,
             compiler,
             version,
+            tuple(outside),
             kept_source_dir=workdir if options.keep_source else None,
             command=tuple(argv),
         )

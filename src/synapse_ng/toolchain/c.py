@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from ..errors import CompilerNotFound, TargetMissing
 from ..models import CodeLanguage
 from .build import REMAPPED_SOURCE_DIR, CompileOptions, compile_in_tempdir
+from .inputs import DEPENDENCY_FILE
 from .policy import check_c
 from .result import CompileResult
 
@@ -65,8 +66,18 @@ def compile_c(source: str, options: CompileOptions = CompileOptions()) -> Compil
             "-Wl,--strip-all",
             f"-Wl,--max-memory={options.max_memory_pages * 65536}",
             *[f"-Wl,--export-if-defined={name}" for name in options.exports],
+            # The files clang read, checked after the compile (inputs.py): the source and its headers.
+            *("-MD", "-MF", DEPENDENCY_FILE),
         ]
 
     return compile_in_tempdir(
-        CodeLanguage.C, source, check_c, "candidate.c", argv, clang.path, clang.version, options
+        CodeLanguage.C,
+        source,
+        check_c,
+        "candidate.c",
+        argv,
+        clang.path,
+        clang.version,
+        options,
+        header_dirs=(headers,),
     )

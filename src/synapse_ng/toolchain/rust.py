@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from ..errors import CompilerNotFound, TargetMissing
 from ..models import CodeLanguage
 from .build import REMAPPED_SOURCE_DIR, CompileOptions, compile_in_tempdir
+from .inputs import DEPENDENCY_FILE
 from .policy import check_rust
 from .result import CompileResult
 
@@ -97,6 +98,8 @@ def compile_rust(source: str, options: CompileOptions = CompileOptions()) -> Com
             f"link-arg=--max-memory={options.max_memory_pages * 65536}",
             # The temporary directory must not leak into the bytes: the same source, the same hash.
             f"--remap-path-prefix={workdir}={REMAPPED_SOURCE_DIR}",
+            # The files and environment variables rustc read, checked after the compile (inputs.py).
+            f"--emit=link,dep-info={DEPENDENCY_FILE}",
         ]
 
     return compile_in_tempdir(
