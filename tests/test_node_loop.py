@@ -13,6 +13,7 @@ import threading
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from llm_servers import LoopbackServer, Ok, OpenAIWire
 from node_helpers import (
@@ -103,7 +104,17 @@ def test_chronic_allocation_excess_is_evolved_voted_and_rolled_out_everywhere(tm
         # Never a second proposal for the same issue while the first is open or rolling out.
         assert len(upgrade_proposals()) == 1
         metrics = __import__("httpx").get(net.url(author) + "/metrics", timeout=30).text
-        assert "synapse_candidates_evaluated_total" in metrics and "synapse_evolutions_total 1.0" in metrics
+        assert "synapse_evolutions_total 1.0" in metrics
+        samples = {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(metrics)
+            for sample in family.samples
+        }
+        stats = __import__("httpx").get(net.url(author) + "/api/evolutionary-engine/stats", timeout=30).json()
+        assert samples[("synapse_engine_generations_total", ())] == stats["total_generations"]
+        assert samples[("synapse_engine_enabled", ())] == 1
+        succeeded = (("result", "succeeded"),)
+        assert samples[("synapse_engine_compilations_total", succeeded)] == stats["successful_compilations"]
         assert 'synapse_proposals_total{type="code_upgrade"} 1.0' in metrics
     finally:
         stop.set()

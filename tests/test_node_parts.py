@@ -189,3 +189,47 @@ def test_a_peer_pulls_only_what_was_stored_after_its_cursor(tmp_path):
     delay = state.mean_delay(0.0, exclude_author="someone else")
     assert delay is not None and delay >= 0  # created just before they were stored
     assert state.mean_delay(0.0, exclude_author=identity.node_id) is None  # only its own messages
+
+
+def test_the_engines_statistics_are_prometheus_metrics_of_the_right_types():
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from synapse_ng.evolution.statistics import Generation, engine_statistics
+    from synapse_ng.node.metrics import NodeMetrics
+
+    stats = engine_statistics(
+        [
+            Generation("correct", "done", 2.0, 0.5, 1.5),
+            Generation("compile_failed", "compile", 3.0, 0.25, None),
+            Generation("duplicate", "dedup", 1.0, 0.0, None),
+        ],
+        {"task_allocation": 0.52},
+    )
+    metrics = NodeMetrics()
+    metrics.watch_engine(lambda: stats, lambda: False)
+    families = {family.name: family for family in text_string_to_metric_families(metrics.render().decode())}
+    kinds = {name: families[name].type for name in families if name.startswith("synapse_engine_")}
+    assert kinds == {
+        "synapse_engine_enabled": "gauge",
+        "synapse_engine_generations": "counter",
+        "synapse_engine_compilations": "counter",
+        "synapse_engine_compile_success_ratio": "gauge",
+        "synapse_engine_generation_seconds": "summary",
+        "synapse_engine_compilation_seconds": "summary",
+        "synapse_engine_best_improvement_percent": "gauge",
+    }
+    values = {
+        (sample.name, tuple(sample.labels.values())): sample.value
+        for family in families.values()
+        for sample in family.samples
+    }
+    assert values[("synapse_engine_enabled", ())] == 0
+    assert values[("synapse_engine_generations_total", ())] == 3
+    assert values[("synapse_engine_compilations_total", ("succeeded",))] == 1
+    assert values[("synapse_engine_compilations_total", ("failed",))] == 1
+    assert values[("synapse_engine_compile_success_ratio", ())] == 0.5
+    assert values[("synapse_engine_generation_seconds_count", ())] == 3
+    assert values[("synapse_engine_generation_seconds_sum", ())] == 6.0
+    assert values[("synapse_engine_compilation_seconds_count", ())] == 2
+    assert values[("synapse_engine_compilation_seconds_sum", ())] == 0.75
+    assert values[("synapse_engine_best_improvement_percent", ("task_allocation",))] == 0.52

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from llm_servers import LoopbackServer, Ok, OllamaWire, OpenAIWire
+from llm_servers import AnthropicWire, LoopbackServer, Ok, OllamaWire, OpenAIWire
 from square_component import SquareSum
 from synapse_ng.evolution.attempt import Attempt
 from synapse_ng.evolution.search import Budget, EvolutionSearch, SearchConfig
@@ -369,12 +369,17 @@ def ollama_on_its_port():
         .split('SORTED_TALLY = r"""')[1]
         .split('"""')[0]
     )
-    try:
-        server = LoopbackServer(
-            OllamaWire(models={"codellama:7b"}), Ok(text=f"```rust\n{sorted_tally}\n```"), port=11434
-        )
-    except OSError:
-        pytest.skip("port 11434 is taken on this machine (a real Ollama?)")
+    deadline = time.monotonic() + 30  # a moment's occupant (a closing server) is waited for
+    while True:
+        try:
+            server = LoopbackServer(
+                OllamaWire(models={"codellama:7b"}), Ok(text=f"```rust\n{sorted_tally}\n```"), port=11434
+            )
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                pytest.skip("port 11434 is taken on this machine (a real Ollama?)")
+            time.sleep(0.5)
     yield server
     server.close()
 
@@ -541,3 +546,42 @@ def test_directions_with_rust_shapes_are_not_given_to_a_c_search(tmp_path):
 
     search, _ = _bare_search(tmp_path, get_component("task_allocation"), language=CodeLanguage.C)
     assert all(search.model.direction(sample) is None for sample in range(10))
+
+
+@pytest.mark.parametrize(
+    ("provider", "wire", "endpoint", "temperature_in"),
+    [
+        ("openai_api", OpenAIWire, "/v1", lambda body: body["temperature"]),
+        ("anthropic_api", AnthropicWire, "", lambda body: body["temperature"]),
+        ("ollama_local", OllamaWire, "", lambda body: body["options"]["temperature"]),
+    ],
+)
+def test_the_model_configs_temperature_reaches_the_wire_and_the_runs_record(
+    tmp_path, provider, wire, endpoint, temperature_in
+):
+    """The seed's LLMProviderConfig.temperature is what the search sends (not a value of its own), and
+    the run's record says which temperature was used."""
+    server = LoopbackServer(wire(models=None), answer(FAST))
+    try:
+        config = LLMProviderConfig(
+            provider,
+            model_name="scripted",
+            api_endpoint=server.url + endpoint,
+            api_key="sk-ant-test-key" if provider == "anthropic_api" else None,
+            timeout_seconds=30,
+            temperature=0.35,
+        )
+        store = Store(tmp_path / "ws")
+        search = EvolutionSearch(
+            COMPONENT,
+            create_provider(config),
+            store,
+            problem="p",
+            config=SearchConfig(islands=1, concurrency=1, tune_share=0.0, random_cases=2),
+            budget=Budget(samples=1),
+        )
+        result = asyncio.run(search.run())
+    finally:
+        server.close()
+    assert server.requests and {temperature_in(r.body) for r in server.requests} == {0.35}
+    assert store.get_run(result.run_id).config["config"]["temperature"] == 0.35

@@ -33,18 +33,24 @@ def network_group() -> None:
     help="Directory holding one sub-directory per node.",
 )
 @click.option("--base-port", type=int, help="First port (default: free ports).")
+@click.option(
+    "--evolve/--no-evolve",
+    default=True,
+    show_default=True,
+    help="Whether the nodes' Evolutionary Engines evolve chronic issues (a bare `node run` is off).",
+)
 @json_option(
     'JSON Lines on stdout: {"event": "node", "index", "url", "id", "data"} for each node, {"event": "up", '
     '"urls"} once all answer, and last {"ok": true, "event": "stopped"} or the error (exit 10 when a node '
     "exited or its engine failed).",
     lines=True,
 )
-def network_up(nodes: int, root: str, base_port: int | None, out: Output) -> None:
+def network_up(nodes: int, root: str, base_port: int | None, evolve: bool, out: Output) -> None:
     """Start N nodes that know each other, print their URLs, and stop them all cleanly on Ctrl-C/SIGTERM.
     If a node exits, or its engine fails, say which and how (with its log), stop the rest and exit 10."""
     from ..network import LocalNetwork
 
-    net = LocalNetwork(Path(root), nodes, base_port=base_port)
+    net = LocalNetwork(Path(root), nodes, base_port=base_port, overrides={"evolve": evolve})
     stop: list[bool] = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
     try:

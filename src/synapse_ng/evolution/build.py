@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from ..settings import settings
 from ..toolchain import CompileOptions, CompileStatus, compile_source
 from ..toolchain.rustfix import apply_fixes, suggested_fixes
 from ..wasm.inspect import inspect_wasm
+
+logger = logging.getLogger(__name__)
 
 WASM_LANGUAGE = "wasm"  # a candidate handed over as a compiled module
 
@@ -89,6 +92,7 @@ def build_candidate(
             keep_source=options.keep_source,
         )
         compiled = compile_source(program, language, options)
+        _log_compile(compiled)
         if compiled.status is CompileStatus.REJECTED:
             reasons = "; ".join(str(v) for v in compiled.violations)
             return BuildFailure(Stage.POLICY, "rejected by the source policy: " + reasons, compiled.log)
@@ -99,6 +103,24 @@ def build_candidate(
     if not report.ok:
         return BuildFailure(Stage.VERIFY, "the module failed the static checks: " + "; ".join(report.reasons))
     return module
+
+
+def _log_compile(compiled) -> None:
+    """The seed's line per compile: what was compiled, how it ended and how long it took."""
+    if compiled.ok and compiled.wasm is not None:
+        logger.info(
+            "compiled %s to WASM in %.2fs: %d bytes",
+            compiled.language.value,
+            compiled.duration_s,
+            len(compiled.wasm),
+        )
+    else:
+        logger.info(
+            "compilation of %s %s after %.2fs",
+            compiled.language.value,
+            compiled.status.value,
+            compiled.duration_s,
+        )
 
 
 def autofix_block(

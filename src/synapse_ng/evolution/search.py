@@ -62,7 +62,7 @@ class SearchConfig:
     language: CodeLanguage = CodeLanguage.RUST
     seed: int = 0  # of every random choice, and (with the sample) of the model's sampling
     max_new_tokens: int = 900  # a block, with room for a short explanation around it
-    temperature: float = 0.8  # high enough that samples differ
+    temperature: float | None = None  # None: the provider's own config (LLMProviderConfig.temperature)
     random_cases: int = 20  # of the correctness suite, besides the fixed edge cases
     eval_time_limit_s: float = 300.0  # after which an evaluation's worker is killed
 
@@ -70,6 +70,15 @@ class SearchConfig:
         data = asdict(self)
         data["language"] = self.language.value
         return data
+
+
+def sampling_temperature(config: SearchConfig, provider) -> float:
+    """The search's own setting if it has one, else the provider's config (the seed's 0.2 by default),
+    else 0.8 for a provider without a config. The run's record keeps the value used."""
+    if config.temperature is not None:
+        return config.temperature
+    provider_config = getattr(provider, "config", None)
+    return float(getattr(provider_config, "temperature", 0.8))
 
 
 class Progress:
@@ -134,7 +143,7 @@ class EvolutionSearch:
             problem=problem,
             seed=config.seed,
             max_new_tokens=config.max_new_tokens,
-            temperature=config.temperature,
+            temperature=sampling_temperature(config, provider),
         )
         self.tuner = Tuner(self.population, config.language, self.rng, config.exploit)
         self.last_error: list[str | None] = [None] * config.islands  # shown to the model next time
@@ -151,7 +160,7 @@ class EvolutionSearch:
             self._resume(resume_run_id)
         else:
             settings = {
-                "config": self.config.to_dict(),
+                "config": {**self.config.to_dict(), "temperature": self.model.temperature},
                 "budget": asdict(self.budget),
                 "problem": self.problem,
             }

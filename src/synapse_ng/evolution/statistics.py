@@ -53,6 +53,9 @@ def engine_statistics(generations: Iterable[Generation], best_improvement_per_co
         "success_rate": compiled / (compiled + failed) if compiled + failed else 0.0,
         "avg_generation_time_seconds": _mean(generation_s),
         "avg_compilation_time_seconds": _mean(compile_s),
+        # Sums beside the seed's means, so that a monitor can add runs up (Prometheus summaries).
+        "total_generation_time_seconds": sum(generation_s),
+        "total_compilation_time_seconds": sum(compile_s),
         "best_improvement_per_component": best_improvement_per_component,
     }
 

@@ -77,7 +77,7 @@ class NodeConfig:
     immune_interval_s: float = 5.0
     chronic_after: int = 3
     targets: dict[str, float] = field(default_factory=dict)
-    evolve: bool = True
+    evolve: bool = False  # as in the seed: a bare node's engine is off unless enabled
     proposal_cooldown_s: float = 60.0
     llm_provider: str = "local"
     llm_model: str = ""

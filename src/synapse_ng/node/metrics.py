@@ -1,6 +1,12 @@
-"""A node's Prometheus metrics, in a registry of its own (several nodes may share a process in tests)."""
+"""A node's Prometheus metrics, in a registry of its own (several nodes may share a process in tests).
+
+The Evolutionary Engine's figures are read from its store when /metrics is scraped (EngineCollector), so
+they are the same numbers as `GET /api/evolutionary-engine/stats` and survive a restart.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterator
 
 from prometheus_client import (
     CollectorRegistry,
@@ -9,6 +15,8 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric, SummaryMetricFamily
+from prometheus_client.registry import Collector
 
 
 class NodeMetrics:
@@ -51,11 +59,6 @@ class NodeMetrics:
         self.evolutions = Counter(
             "synapse_evolutions_total", "Evolutionary Engine runs started by the immune system", registry=r
         )
-        self.candidates = Gauge(
-            "synapse_candidates_evaluated_total",
-            "Candidates the engine of this node generated (from its store)",
-            registry=r,
-        )
         self.dissemination = Histogram(
             "synapse_dissemination_seconds",
             "Time from a message's creation to its arrival here",
@@ -79,5 +82,62 @@ class NodeMetrics:
             "synapse_health_measurement", "The immune system's latest measurements", ["metric"], registry=r
         )
 
+    def watch_engine(self, statistics: Callable[[], dict], enabled: Callable[[], bool]) -> None:
+        """Serve the engine's statistics (the seed's dict, statistics.py) as metrics on every scrape."""
+        self.registry.register(EngineCollector(statistics, enabled))
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class EngineCollector(Collector):
+    """The engine's statistics as Prometheus metrics: counters for what only grows, summaries (count and
+    sum of seconds) for the times, gauges for ratios and bests."""
+
+    def __init__(self, statistics: Callable[[], dict], enabled: Callable[[], bool]) -> None:
+        self.statistics = statistics
+        self.enabled = enabled
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "synapse_engine_enabled",
+            "1 if this node's engine evolves chronic issues",
+            value=int(self.enabled()),
+        )
+        stats = self.statistics()
+        yield CounterMetricFamily(
+            "synapse_engine_generations",
+            "Candidates the engine generated (every stored attempt but the baselines)",
+            value=stats["total_generations"],
+        )
+        compilations = CounterMetricFamily(
+            "synapse_engine_compilations", "Compiler runs on candidates, by result", labels=["result"]
+        )
+        compilations.add_metric(["succeeded"], stats["successful_compilations"])
+        compilations.add_metric(["failed"], stats["failed_compilations"])
+        yield compilations
+        yield GaugeMetricFamily(
+            "synapse_engine_compile_success_ratio",
+            "Successful compilations over all compilations (0 before the first)",
+            value=stats["success_rate"],
+        )
+        yield SummaryMetricFamily(
+            "synapse_engine_generation_seconds",
+            "Time the model took per generated candidate",
+            count_value=stats["total_generations"],
+            sum_value=stats["total_generation_time_seconds"],
+        )
+        yield SummaryMetricFamily(
+            "synapse_engine_compilation_seconds",
+            "Time the compiler took per compiled candidate",
+            count_value=stats["successful_compilations"] + stats["failed_compilations"],
+            sum_value=stats["total_compilation_time_seconds"],
+        )
+        best = GaugeMetricFamily(
+            "synapse_engine_best_improvement_percent",
+            "The best held-out improvement the engine measured, per component",
+            labels=["component"],
+        )
+        for component, improvement in sorted(stats["best_improvement_per_component"].items()):
+            best.add_metric([component], improvement)
+        yield best

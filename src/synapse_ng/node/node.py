@@ -90,6 +90,7 @@ class Node:
             create_proposal=self.create_proposal,
             propose_upgrade=self.propose_upgrade,
         )
+        self.metrics.watch_engine(lambda: self.remedies.engine().get_statistics(), lambda: self.config.evolve)
         self.services = ComponentServices(
             runtimes, self.metrics, on_fault=self.rollouts.roll_back_at_once, on_mismatch=self.remedies.report
         )

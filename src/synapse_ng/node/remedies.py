@@ -176,7 +176,6 @@ class Remedies:
             )
         finally:
             self.evolving = None
-            self.metrics.candidates.set(engine.get_statistics().get("total_generations", 0))
         result = engine.last_result
         if generated is None and result is not None and result.model_gave_up:
             # Not "nothing better was found": the engine could not work. The immune system reports it
