@@ -23,7 +23,7 @@ def synapse(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=600)
 
 
-def test_evolve_writes_a_reproducible_result_and_stats_read_it_back(tmp_path):
+def test_evolve_writes_a_reproducible_result_and_stats_and_runs_read_it_back(tmp_path):
     server = LoopbackServer(OpenAIWire(), Ok(text=f"Sorting is O(n log n):\n```rust\n{SORTED_TALLY}\n```"))
     workspace = str(tmp_path / "ws")
     try:
@@ -54,6 +54,43 @@ def test_evolve_writes_a_reproducible_result_and_stats_read_it_back(tmp_path):
     stats = json.loads(synapse("stats", "--workspace", workspace, "--json").stdout)
     assert stats["total_generations"] == 2 and stats["successful_compilations"] >= 1
     assert stats["best_improvement_per_component"]["raft_consensus"] > 50
+    _runs_read_back(workspace, report)
+
+
+def _runs_read_back(workspace: str, report: dict) -> None:
+    """`runs` lists the run; `runs show` gives its best candidate, the diff to the baseline and a plot
+    whose points are the store's best-so-far scores (computed here from the rows, not by the CLI's code)."""
+    from xml.etree import ElementTree
+
+    from synapse_ng.evolution.store import Store
+
+    listed = json.loads(synapse("runs", "--workspace", workspace, "--json").stdout)
+    (run,) = listed["runs"]
+    assert run["run_id"] == report["run_id"] and run["status"] == "improved"
+    assert run["heldout_improvement_pct"] == report["heldout"]["aggregate"]["improvement_pct"]
+    shown = synapse("runs", "show", report["run_id"], "--workspace", workspace, "--json")
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    detail = json.loads(shown.stdout)
+    rows = Store(workspace).candidates(report["run_id"])
+    expected, best = [], None
+    for row in rows:  # raft_consensus: fuel, lower is better
+        if row.status == "correct" and row.score is not None and (best is None or row.score < best):
+            best = row.score
+            expected.append((row.id, row.score))
+    assert detail["best"]["id"] == expected[-1][0] and detail["best"]["score"] == expected[-1][1]
+    assert "--- baseline" in detail["diff"] and "+" in detail["diff"] and "sort" in detail["diff"]
+    assert detail["settings"]["config"]["islands"] == 1 and detail["heldout"]["workloads"]
+    svg = ElementTree.parse(detail["plot"]).getroot()
+    circles = [c for c in svg.iter("{http://www.w3.org/2000/svg}circle")]
+    assert [(int(c.get("data-candidate")), float(c.get("data-score"))) for c in circles] == expected
+    (baseline_line,) = [
+        line for line in svg.iter("{http://www.w3.org/2000/svg}line") if line.get("class") == "baseline"
+    ]
+    assert float(baseline_line.get("data-score")) == rows[0].score and rows[0].operator == "baseline"
+    human = synapse("runs", "show", report["run_id"], "--workspace", workspace).stdout
+    assert f"plot: {detail['plot']}" in human and "--- baseline" in human
+    unknown = synapse("runs", "show", "no-such-run", "--workspace", workspace)
+    assert unknown.returncode == 1 and "no-such-run" in unknown.stderr
 
 
 def test_evolve_bad_arguments_are_usage_errors(tmp_path):
@@ -65,3 +102,55 @@ def test_evolve_bad_arguments_are_usage_errors(tmp_path):
         "evolve", "--component", "consensus", "--ray-address", "auto", "--workspace", str(tmp_path)
     )
     assert done.returncode == 1 and "--executor ray" in done.stderr
+
+
+def test_evolve_draws_a_live_line_on_a_terminal_and_plain_lines_into_a_pipe(tmp_path):
+    """stderr on a real pseudo-terminal: rich's live display (cursor control, redrawn line); the same
+    search with stderr on a pipe: one plain line per sample, no control characters."""
+    import os
+    import pty
+
+    server = LoopbackServer(OpenAIWire(), Ok(text=f"```rust\n{SORTED_TALLY}\n```"))
+    args = [
+        *CLI,
+        "evolve",
+        "--component",
+        "consensus",
+        *scripted_model_options(server),
+        "--samples",
+        "2",
+        "--islands",
+        "1",
+        "--concurrency",
+        "1",
+        "--minutes",
+        "10",
+    ]
+    try:
+        leader, follower = pty.openpty()
+        terminal = subprocess.Popen(
+            [*args, "--workspace", str(tmp_path / "tty")],
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            env={**os.environ, "TERM": "xterm", "COLUMNS": "200"},
+        )
+        os.close(follower)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal closed: the process is gone
+                break
+            if not chunk:
+                break
+            seen += chunk
+        assert terminal.wait(timeout=600) == 0
+        piped = synapse(*args[len(CLI) :], "--workspace", str(tmp_path / "pipe"))
+    finally:
+        server.close()
+    drawn = seen.decode("utf-8", "replace")
+    assert "\x1b[" in drawn and "samples 2/2" in drawn and "min left" in drawn
+    assert piped.returncode == 0, piped.stderr
+    lines = [line for line in piped.stderr.splitlines() if line.startswith("samples ")]
+    assert [line.split()[1] for line in lines] == ["1/2", "2/2"] and "\x1b[" not in piped.stderr
+    assert all("min left" in line and "correct" in line for line in lines)

@@ -6,6 +6,7 @@
     modules.py     compile, verify, run: one WebAssembly module by hand
     evaluation.py  components, evaluate, reproduce
     evolution.py   evolve, stats
+    runs.py        runs, runs show (with plot.py: the best score over time as an SVG)
     machine.py     doctor, model install, model path
     demo.py        demo (the story, or --pipeline)
     node.py        node run
@@ -31,6 +32,7 @@ from .modules import compile_command, run_command, verify_command
 from .network import network_group, upgrade_group
 from .node import node_group
 from .output import SynapseGroup
+from .runs import runs_group
 
 
 @click.group(cls=SynapseGroup)
@@ -51,6 +53,7 @@ for command in (
     reproduce_command,
     evolve_command,
     stats_command,
+    runs_group,
     demo_command,
     doctor_command,
     model_group,

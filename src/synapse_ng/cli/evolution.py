@@ -95,6 +95,7 @@ def evolve_command(
     from ..evolution.search import Budget, EvolutionSearch, SearchConfig
     from ..evolution.store import Store
     from ..llm.registry import create_provider
+    from .progress import ProgressDisplay
 
     component = get_component(component_name)
     if samples < 0 or (minutes is not None and minutes <= 0) or islands < 1 or concurrency < 1:
@@ -102,6 +103,9 @@ def evolve_command(
     store = Store(workspace(workspace_dir))
     llm = create_provider(llm_config(provider, model, endpoint))
     runner = create_executor(executor, ray_address)
+    budget = Budget(samples=samples, minutes=minutes, tokens=tokens)
+    # A live line on a terminal, plain lines into a file or pipe; nothing with --json (stdout is the JSON).
+    display = ProgressDisplay(budget, live=sys.stderr.isatty() and not out.json)
     try:
         search = EvolutionSearch(
             component,
@@ -109,26 +113,17 @@ def evolve_command(
             store,
             problem=f"Make {component.name} better: {component.objective.description}.",
             config=SearchConfig(islands=islands, concurrency=concurrency, seed=seed),
-            budget=Budget(samples=samples, minutes=minutes, tokens=tokens),
-            on_progress=None if out.json else _print_progress,
+            budget=budget,
+            on_progress=None if out.json else display,
             executor=runner,
         )
-        result = asyncio.run(search.run(resume_run_id))
+        with display:
+            result = asyncio.run(search.run(resume_run_id))
         paths = _write_result(store, result) if result.improved else {}
     finally:
         runner.close()
     out.emit(_result_dict(result, paths), _describe_result(result, paths))
     sys.exit(errors.EXIT_OK)
-
-
-def _print_progress(progress) -> None:
-    click.echo(
-        f"samples {progress.samples}  compiled {progress.compiled}  "
-        f"compile-failed {progress.compile_failed}  "
-        f"correct {progress.correct}  duplicates {progress.duplicates}  "
-        f"tokens {progress.tokens_in + progress.tokens_out}  best {progress.best_improvement_pct:+.3f} %",
-        err=True,
-    )
 
 
 def _write_result(store, result) -> dict[str, str]:
