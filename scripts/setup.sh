@@ -8,9 +8,10 @@ cd "$root"
 
 # Debian packages: Rust with the wasm32 standard library (rustup's target cannot be downloaded here),
 # lld to link it, clang for C, util-linux for prlimit (the compiler's resource limits), a C++
-# toolchain with cmake to build llama-cpp-python (the embedded model's runtime), and rustfmt (lint.sh
-# checks the components' Rust skeletons with it).
-apt_packages=(rustc libstd-rust-dev-wasm32 lld clang util-linux build-essential cmake rustfmt)
+# toolchain with cmake to build llama-cpp-python (the embedded model's runtime), rustfmt (lint.sh
+# checks the components' Rust skeletons with it) and chromium (the dashboard's browser test drives it
+# with Playwright; Playwright's own browser download is not reachable here).
+apt_packages=(rustc libstd-rust-dev-wasm32 lld clang util-linux build-essential cmake rustfmt chromium)
 missing=()
 for p in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -15,11 +15,13 @@ import binascii
 import json
 import logging
 from contextlib import asynccontextmanager
+from importlib.metadata import version as package_version
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..components.task_allocation.protocol import MAX_CAPACITY, MAX_ITEMS
@@ -38,11 +40,15 @@ from ..governance.proposals import (
     UpgradeTitle,
 )
 from ..json_bounds import HEX64, MAX_REASON_CHARS
+from .dashboard import add_dashboard
 from .envelope import MAX_JSON_DEPTH, Envelope, EnvelopeError, json_text_problem
 from .node import Node
 from .operator import is_operator
 from .refusal import Refusal
 from .transport import IDENTITY_PROOF
+from .views import proposal_view
+
+SOFTWARE_VERSION = f"synapse-ng {package_version('synapse-ng')}"
 
 logger = logging.getLogger(__name__)
 
@@ -175,7 +181,8 @@ def create_app(node: Node, *, manage_node: bool = True) -> FastAPI:
             if manage_node:
                 await node.stop()
 
-    app = FastAPI(
+    # FastAPIOffline: /docs with Swagger UI's files from the package, not a CDN (a node may be offline).
+    app = FastAPIOffline(
         title="Synapse-NG node",
         version="0.1.0",
         lifespan=lifespan,
@@ -230,6 +237,8 @@ def create_app(node: Node, *, manage_node: bool = True) -> FastAPI:
             "url": node.config.url,
             "members": node.members(),
             "started_at": node.started_at,
+            "software": SOFTWARE_VERSION,
+            "components": {name: info["active"] for name, info in node.component_versions().items()},
         }
         if challenge is not None:  # a peer checks that this address holds the key pinned to it
             answer["proof"] = node.identity.sign(IDENTITY_PROOF + challenge.encode())
@@ -264,21 +273,21 @@ def create_app(node: Node, *, manage_node: bool = True) -> FastAPI:
 
     @app.get("/api/proposals")
     def list_proposals():
-        return {"proposals": [_proposal_view(node, p) for p in node.proposals()]}
+        return {"proposals": [proposal_view(node, p) for p in node.proposals()]}
 
     @app.get("/api/proposals/{proposal_id}")
     def get_proposal(proposal_id: ProposalId):
         proposal = node.ledger.proposal(proposal_id)
         if proposal is None:
             raise Refusal(404, f"unknown proposal {proposal_id[:16]}")
-        return _proposal_view(node, proposal, full=True)
+        return proposal_view(node, proposal, full=True)
 
     @app.post("/api/proposals", status_code=201, dependencies=operator)
     def create_proposal(request: ConfigChangeRequest):
         envelope = node.create_proposal(
             "config_change", request.title, request.description, {"changes": request.changes}
         )
-        return _proposal_view(node, envelope)
+        return proposal_view(node, envelope)
 
     @app.post("/api/proposals/membership", status_code=201, dependencies=operator)
     def create_membership_change(request: MembershipRequest):
@@ -288,7 +297,7 @@ def create_app(node: Node, *, manage_node: bool = True) -> FastAPI:
         if request.remove:
             params["remove"] = list(request.remove)  # (the count in all is the message model's to check)
         envelope = node.create_proposal("membership_change", request.title, request.description, params)
-        return _proposal_view(node, envelope)
+        return proposal_view(node, envelope)
 
     @app.post("/api/proposals/code-upgrade", status_code=201, dependencies=operator)
     def create_code_upgrade(request: CodeUpgradeRequest):
@@ -305,7 +314,7 @@ def create_app(node: Node, *, manage_node: bool = True) -> FastAPI:
             title=request.title,
             description=request.description,
         )
-        return _proposal_view(node, envelope)
+        return proposal_view(node, envelope)
 
     @app.post("/api/proposals/{proposal_id}/vote", status_code=201, dependencies=operator)
     def vote(proposal_id: ProposalId, request: VoteRequest):
@@ -402,30 +411,6 @@ def create_app(node: Node, *, manage_node: bool = True) -> FastAPI:
             node.metrics.health.labels(metric=metric).set(value)
         return Response(node.metrics.render(), media_type="text/plain; version=0.0.4")
 
+    add_dashboard(app, node, SOFTWARE_VERSION)
     app.add_middleware(BodyLimit, limit=node.config.max_request_bytes)
     return app
-
-
-def _proposal_view(node: Node, proposal: Envelope, full: bool = False) -> dict:
-    body = proposal.body
-    params = dict(body["params"])
-    if not full:
-        params.pop("evidence", None)
-        params.pop("source", None)
-    view = {
-        "id": proposal.id,
-        "type": body["type"],
-        "title": body["title"],
-        "author": proposal.author,
-        "created_at": proposal.created_at,
-        "deadline": body["deadline"],
-        "params": params,
-        "outcome": node.outcome(proposal),
-        "votes": [
-            {"voter": v.author, **v.body} for v in node.state.messages(kind="vote", proposal_id=proposal.id)
-        ],
-    }
-    if full:
-        view["description"] = body["description"]
-        view["verdict"] = node.state.get(f"verdict:{proposal.id}")
-    return view

@@ -25,6 +25,9 @@ class PeerLink:
     synced_at: float | None = None  # start of the last pull that got everything this peer had
     cursor: int = 0  # the peer's sequence number up to which everything has been pulled
     identity: str | None = None  # "ok" once the peer proved the key of the member pinned at its address
+    # What the peer says it runs (its /api/identity, not signed: for people to read, never to decide on)
+    software: str | None = None
+    components: dict[str, str] = field(default_factory=dict)
 
     def record(self, ok: bool, seconds: float) -> None:
         if ok:
@@ -54,4 +57,6 @@ class PeerLink:
             "contact_age_ms": round(self.contact_age_ms(), 1),
             "reachable": self.reachable,
             "identity": self.identity or "not checked yet",
+            "software": self.software,
+            "components": self.components,
         }

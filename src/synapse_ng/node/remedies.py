@@ -63,6 +63,8 @@ class Remedies:
         self._task: asyncio.Task | None = None
         self.immune = self._immune_system()
         self.last_measurements: dict[str, float] = {}
+        # (time, measurements) of the latest checks, for the dashboard's charts: an hour at 5 s a check
+        self.measurement_history: deque[tuple[float, dict[str, float]]] = deque(maxlen=720)
         self.actions: deque[dict] = deque(maxlen=200)
         self.evolving: dict | None = None  # the engine run under way, if any
 
@@ -114,6 +116,7 @@ class Remedies:
         if self._task is not None and not self._task.done():
             return  # an evolution is still running: the next check waits for it
         self.last_measurements = self.measurements()
+        self.measurement_history.append((time.time(), self.last_measurements))
         self._task = asyncio.create_task(self._step(self.last_measurements))
 
     async def _step(self, measurements: dict[str, float]) -> None:
@@ -184,6 +187,10 @@ class Remedies:
                 f"the engine's run {result.run_id} on {issue.affected_component} stopped: {result.reason}"
             )
         return generated
+
+    @property
+    def engine_created(self) -> bool:
+        return self._engine is not None
 
     def engine(self):
         """The Evolutionary Engine, created on first use (imported then: a node that never evolves never

@@ -123,6 +123,7 @@ class PeerTransport:
             node_id = proof = None
         if node_id == pinned and verify_signature(pinned, IDENTITY_PROOF + challenge.encode(), proof or ""):
             link.node_id, link.identity = pinned, "ok"
+            link.software, link.components = _reported_versions(answer)
             return True
         link.node_id = None
         what = f"answered as {str(node_id)[:16]}" if node_id != pinned else "could not prove the key"
@@ -131,3 +132,15 @@ class PeerTransport:
             logger.warning("peer %s %s, but member %s is pinned there: refused", link.url, what, pinned[:16])
         link.identity = f"impostor: {what}, member {pinned[:16]} is pinned at this address"
         return False
+
+
+def _reported_versions(answer: dict) -> tuple[str | None, dict[str, str]]:
+    """The software version and live component versions a peer reports, kept small and well typed."""
+    software = answer.get("software")
+    components = answer.get("components")
+    versions = {}
+    if isinstance(components, dict):
+        for name, version in list(components.items())[:16]:
+            if isinstance(name, str) and isinstance(version, str):
+                versions[name[:64]] = version[:64]
+    return (software[:40] if isinstance(software, str) else None), versions

@@ -1,0 +1,248 @@
+"""The operator's page: every node serves a dashboard at `/`, live, with nothing fetched from the internet.
+
+    GET /                          the page (node/ui/index.html; its script and style under /ui/)
+    GET /api/dashboard             one snapshot of everything the page shows (dashboard_snapshot)
+    GET /api/dashboard/events      server-sent events: a "snapshot" event whenever the snapshot changes
+    GET /api/evolution/runs/{id}   one engine run: its candidates over time, best-so-far, diff, held-out
+
+The page is plain HTML, CSS and JavaScript in the package (no framework, no build step, no CDN); it
+draws its charts as SVG itself. Reading needs no credential, like the JSON API; the rollback button
+asks for the operator's token and calls the same route as `synapse-ng upgrade rollback`.
+
+What a reader can make the node compute is bounded: at most MAX_STREAMS event streams at once (more get
+503), one snapshot computation per stream every STREAM_CHECK_S, a bounded history in every list.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from datetime import datetime
+from importlib.resources import files
+from typing import Any
+
+from fastapi import FastAPI, Path, Request
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
+
+from .node import Node
+from .refusal import Refusal
+from .views import proposal_view
+
+logger = logging.getLogger(__name__)
+
+MAX_STREAMS = 8
+STREAM_CHECK_S = 0.5
+HEARTBEAT_S = 15.0
+UI_FILES = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8"}
+MAX_CURVE_POINTS = 5000
+
+
+def add_dashboard(app: FastAPI, node: Node, software: str) -> None:
+    ui = files(__package__) / "ui"
+    streams = {"open": 0}
+
+    @app.get("/", include_in_schema=False)
+    @app.get("/dashboard", include_in_schema=False)
+    def page() -> HTMLResponse:
+        return HTMLResponse(ui.joinpath("index.html").read_text(encoding="utf-8"))
+
+    @app.get("/ui/{name}", include_in_schema=False)
+    def asset(name: str) -> Response:
+        if name not in UI_FILES:
+            raise Refusal(404, f"no file {name[:64]!r} in the dashboard")
+        return Response(ui.joinpath(name).read_bytes(), media_type=UI_FILES[name])
+
+    @app.get("/api/dashboard")
+    def snapshot() -> dict:
+        return dashboard_snapshot(node, software)
+
+    @app.get("/api/dashboard/events")
+    async def events(request: Request) -> StreamingResponse:
+        if streams["open"] >= MAX_STREAMS:
+            raise Refusal(503, f"{MAX_STREAMS} dashboards are already following this node; try again later")
+        streams["open"] += 1
+        logger.info("dashboard stream opened: %d open", streams["open"])
+
+        async def stream():
+            last_digest, last_sent = "", 0.0
+            try:
+                while not await request.is_disconnected():
+                    snapshot = dashboard_snapshot(node, software)
+                    now = snapshot["node"].pop("now")  # the clock alone is no change worth a message
+                    digest = hashlib.sha256(json.dumps(snapshot, default=str).encode()).hexdigest()
+                    snapshot["node"]["now"] = now
+                    data = json.dumps(snapshot, default=str)
+                    if digest != last_digest:
+                        last_digest, last_sent = digest, time.monotonic()
+                        yield f"event: snapshot\ndata: {data}\n\n"
+                    elif time.monotonic() - last_sent > HEARTBEAT_S:
+                        last_sent = time.monotonic()
+                        yield ": still here\n\n"  # a comment line keeps proxies from closing the stream
+                    await asyncio.sleep(STREAM_CHECK_S)
+            finally:
+                streams["open"] -= 1
+                logger.info("dashboard stream closed: %d open", streams["open"])
+
+        headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
+
+    @app.get("/api/evolution/runs/{run_id}")
+    def run_detail(run_id: str = Path(pattern=r"^[A-Za-z0-9_.-]{1,80}$")) -> dict:
+        return run_view(node, run_id)
+
+
+def dashboard_snapshot(node: Node, software: str) -> dict[str, Any]:
+    config = node.config
+    remedies = node.remedies
+    return {
+        "node": {
+            "id": node.id,
+            "url": config.url,
+            "software": software,
+            "started_at": node.started_at,
+            "engine": {
+                "enabled": config.evolve,
+                "provider": config.llm_provider,
+                "model": config.llm_model or ("embedded" if config.llm_provider == "local" else ""),
+            },
+            "evolving": node.evolving,
+            "now": time.time(),
+        },
+        "peers": [link.to_dict() for link in node.peers.values()],
+        "health": {
+            "targets": [
+                {"metric": t.metric, "limit": t.limit, "bound": t.bound, "component": t.component}
+                for t in node.immune.targets
+            ],
+            "latest": node.last_measurements,
+            "history": [[at, values] for at, values in list(remedies.measurement_history)[-240:]],
+            "consecutive": dict(node.immune.consecutive),
+            "chronic_after": config.chronic_after,
+            "issues": [issue.__dict__ for issue in list(node.immune.history)[-20:]],
+            "actions": list(node.actions)[-20:],
+        },
+        "proposals": [_proposal(node, p) for p in sorted(node.proposals(), key=_newest)[:20]],
+        "upgrades": {
+            "rollouts": _rollouts(node),
+            "history": node.state.history()[-50:],
+            "components": node.component_versions(),
+        },
+        "runs": _runs(node),
+    }
+
+
+def _newest(proposal) -> float:
+    return -proposal.created_at
+
+
+def _proposal(node: Node, proposal) -> dict:
+    view = proposal_view(node, proposal)
+    latest: dict[str, dict] = {}
+    for vote in view["votes"]:  # a voter's highest seq counts
+        if vote["voter"] not in latest or vote["seq"] > latest[vote["voter"]]["seq"]:
+            latest[vote["voter"]] = vote
+    view["votes"] = sorted(latest.values(), key=lambda v: v["voter"])
+    view["verdict"] = node.state.get(f"verdict:{proposal.id}")  # this node's own verification
+    view["members"] = len(node.members())
+    return view
+
+
+def _rollouts(node: Node) -> list[dict]:
+    found = []
+    for proposal_id, status in node.ledger.rollouts().items():
+        view = status.to_dict()
+        view["window_started_at"] = node.state.get(f"window:{proposal_id}")
+        view["window_s"] = node.config.health_window_s
+        found.append(view)
+    return found
+
+
+def _runs(node: Node) -> list[dict]:
+    if not node.config.evolve and not node.remedies.engine_created:
+        return []  # an engine that is off is not created just to say it has no runs
+    store = node.engine().store
+    return [
+        {
+            "run_id": run.run_id,
+            "component": run.component,
+            "status": run.status,
+            "reason": run.reason,
+            "samples": run.samples,
+            "elapsed_s": run.elapsed_s,
+            "model": run.model,
+            "created_at": run.created_at,
+        }
+        for run in store.list_runs(10)
+    ]
+
+
+def run_view(node: Node, run_id: str) -> dict:
+    from ..evolution.history import run_summary
+
+    store = node.engine().store
+    summary = run_summary(store, run_id)
+    run = summary.run
+    attempts = store.candidates(run_id)[-MAX_CURVE_POINTS:]
+    return {
+        "run_id": run.run_id,
+        "component": run.component,
+        "direction": run.direction,
+        "status": run.status,
+        "reason": run.reason,
+        "samples": run.samples,
+        "elapsed_s": run.elapsed_s,
+        "baseline_score": summary.baseline.score if summary.baseline else None,
+        "candidates": [
+            {
+                "id": a.id,
+                "minutes": _minutes(run.created_at, a.created_at),
+                "score": a.score,
+                "operator": a.operator,
+                "status": a.status.value if a.status else None,
+            }
+            for a in attempts
+        ],
+        "best_so_far": [vars(point) for point in summary.curve],
+        "best": None
+        if summary.best is None
+        else {
+            "id": summary.best.id,
+            "score": summary.best.score,
+            "improvement_pct": summary.best.improvement_pct,
+            "operator": summary.best.operator,
+        },
+        "diff": summary.diff,
+        "heldout": None
+        if summary.result is None
+        else {
+            "improvement_pct": summary.result.improvement_pct,
+            "wasm_sha256": summary.result.wasm_sha256,
+            "aggregate": summary.result.evidence.get("aggregate"),
+            "workloads": _workload_rows(summary.result.evidence),
+        },
+    }
+
+
+def _workload_rows(evidence: dict) -> list[dict]:
+    """Each held-out workload's objective for the baseline and the candidate (the evidence's figures)."""
+    metric = (evidence.get("aggregate") or {}).get("metric")
+    rows = []
+    for workload in evidence.get("workloads") or []:
+        rows.append(
+            {
+                "name": workload.get("id"),
+                "baseline": (workload.get("baseline") or {}).get(metric),
+                "candidate": (workload.get("candidate") or {}).get(metric),
+                "improvement_pct": workload.get("improvement_pct"),
+            }
+        )
+    return rows
+
+
+def _minutes(start: str, at: str | None) -> float:
+    if at is None:
+        return 0.0
+    return (datetime.fromisoformat(at) - datetime.fromisoformat(start)).total_seconds() / 60
