@@ -191,3 +191,36 @@ def test_the_dashboard_shows_the_whole_upgrade_live_and_its_rollback_button_work
 def _author_url(net, proposal_id: str) -> str:
     author = get(net.url(0), f"/api/proposals/{proposal_id}")["author"]
     return next(url for url in net.urls if get(url, "/api/identity")["node_id"] == author)
+
+
+def test_what_members_write_is_shown_as_text_never_run_as_html(one_node):
+    """The attack: a member's proposal title and a vote's reason carry HTML and script. The page shows
+    them as text: no element is made from them and no script runs."""
+    from playwright.sync_api import sync_playwright
+
+    url = one_node.url(0)
+    headers = one_node.operator_headers(0)
+    title = '<img src=x onerror="window.pwned=1">fanout'
+    created = httpx.post(
+        url + "/api/proposals",
+        json={"title": title, "description": "<b>bold</b>", "changes": {"gossip_fanout": 3}},
+        headers=headers,
+        timeout=30,
+    )
+    assert created.status_code == 201, created.text
+    proposal_id = created.json()["id"]
+    reason = "<script>window.pwned=2</script><svg onload=window.pwned=3>"
+    voted = httpx.post(
+        url + f"/api/proposals/{proposal_id}/vote", json={"choice": "no", "reason": reason}, headers=headers
+    )
+    assert voted.status_code == 201, voted.text
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page()
+        page.goto(url + "/")
+        card = page.wait_for_selector(f"[data-proposal='{proposal_id}']", timeout=30_000)
+        page.wait_for_selector(f"[data-proposal='{proposal_id}'] [data-voter]", timeout=30_000)
+        assert title in card.inner_text() and "<script>" in card.inner_text()
+        assert card.query_selector("img, script, svg[onload], b") is None
+        assert page.evaluate("window.pwned") is None
+        browser.close()

@@ -49,6 +49,7 @@ class Recorder:
         self.hold: asyncio.Event | None = None  # when given, evolve waits for it ...
         self.hold_component = "gossip_protocol"  # ... but only for this component
         self.evolving = asyncio.Event()
+        self.engine_enabled = True
 
     def open_proposal_for(self, issue_key: str) -> str | None:
         return self.open.get(issue_key)
@@ -369,6 +370,24 @@ async def test_evolve_failure_falls_back_to_the_config_remedy(result, caplog):
     if isinstance(result, Exception):
         assert "model server down" in actions[0].detail
         assert "model server down" in caplog.text
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(20)
+async def test_with_the_engine_off_a_chronic_issue_is_reported_and_its_config_remedy_still_proposed():
+    immune = ImmuneSystem(chronic_after=1)
+    remedies = Recorder(evolve_result=None)
+    remedies.engine_enabled = False
+    actions = await immune.step({"peers_reachable": 0.2, "tally_fuel_per_vote": 900.0}, remedies)
+    assert sorted((a.issue_key, a.kind) for a in actions) == [
+        (PEERS, "config_change"),
+        (PEERS, "reported"),
+        ("raft_consensus:tally_fuel_per_vote", "reported"),
+    ]
+    assert all("engine is off" in a.detail.lower() for a in actions)
+    assert remedies.kinds("evolve") == [] and remedies.kinds("config") == [
+        ("config", PEERS, {"anti_entropy_interval_s": 1.0})
+    ]
 
 
 @pytest.mark.asyncio

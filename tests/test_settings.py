@@ -128,3 +128,75 @@ def test_a_node_process_follows_the_seeds_variables_and_its_flags(tmp_path):
     from_flags = stats("--evolve", "--provider", "openai_api", "--workspace", str(tmp_path / "flagged"))
     assert from_flags["enabled"] is True and from_flags["llm_provider"] == "openai_api"
     assert from_flags["workspace_dir"] == str(tmp_path / "flagged")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_with_the_engine_switched_off_by_the_environment_config_remedies_still_work(tmp_path):
+    """node.json says evolve, ENABLE_EVOLUTIONARY_ENGINE=false says no: the variable wins. A chronic issue
+    on the nodes' own measurements gets its config remedy proposed, and the model is never called."""
+    from llm_servers import LoopbackServer, OpenAIWire
+    from node_helpers import FAST, OPERATOR_HEADERS, get, send_tasks, wait_for
+
+    server = LoopbackServer(OpenAIWire())
+    settings_ = {key: value for key, value in FAST.items() if key != "evolve"}
+    net = LocalNetwork(
+        tmp_path,
+        2,
+        overrides={
+            **settings_,
+            "llm_provider": "openai_api",
+            "llm_model": "scripted",
+            "llm_endpoint": server.url + "/v1",
+            "chronic_after": 2,
+            # any measured dissemination breaches, and so does best fit's excess on this load
+            "targets": {"dissemination_ms": 0.0, "allocation_excess_pct": 0.5},
+        },
+        env={"ENABLE_EVOLUTIONARY_ENGINE": "false"},
+    )
+    net.prepare()
+    for index in range(2):
+        config = NodeConfig.load(net.dir(index))
+        config.evolve = True
+        config.save()
+    for index in range(2):
+        OPERATOR_HEADERS[net.url(index)] = net.operator_headers(index)
+    net.start()
+    try:
+        net.wait_ready(timeout_s=120)
+        headers = net.operator_headers(0)
+        created = httpx.post(
+            net.url(0) + "/api/proposals",
+            json={
+                "title": "traffic",
+                "description": "a message to disseminate",
+                "changes": {"gossip_fanout": 2},
+            },
+            headers=headers,
+            timeout=30,
+        )
+        assert created.status_code == 201, created.text
+
+        def actions() -> list[dict]:
+            for url in net.urls:
+                send_tasks(url, [60, 50, 45, 40, 35, 30, 30, 25, 20, 20, 15, 10] * 20, capacity=100)
+            return [a for url in net.urls for a in get(url, "/api/health/issues")["actions"]]
+
+        def remedied() -> bool:
+            done = actions()
+            return any(a["kind"] == "config_change" and "gossip_fanout" in a["detail"] for a in done) and any(
+                a["issue_key"] == "task_allocation:allocation_excess_pct"
+                and "engine is off" in a["detail"].lower()
+                for a in done
+            )
+
+        wait_for(
+            remedied, 120, "a config remedy proposed and the algorithm issue reported with the engine off"
+        )
+        for url in net.urls:
+            stats = get(url, "/api/evolutionary-engine/stats")
+            assert stats["enabled"] is False and stats["total_generations"] == 0
+        assert server.requests == []
+    finally:
+        net.stop()
+        server.close()

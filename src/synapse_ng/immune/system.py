@@ -62,7 +62,11 @@ ACTION_KINDS = (
 @runtime_checkable
 class Remedies(Protocol):
     """What the node does on the immune system's behalf. Proposal methods return the proposal id, or
-    None when the node did not open one."""
+    None when the node did not open one. `engine_enabled`: whether this node may evolve at all
+    (ENABLE_EVOLUTIONARY_ENGINE); when it may not, an algorithm issue is reported and its config remedy,
+    if any, proposed instead."""
+
+    engine_enabled: bool
 
     def open_proposal_for(self, issue_key: str) -> str | None:
         """The id of a still-open proposal made for this issue key, if any."""
@@ -279,6 +283,19 @@ class ImmuneSystem:
             )
             return [Action(key, "reported", None, f"{issue.issue_source} issue reported: {why}")]
 
+        if not remedies.engine_enabled:
+            actions = [
+                Action(
+                    key,
+                    "reported",
+                    None,
+                    "algorithm issue reported: the Evolutionary Engine is off on this node "
+                    "(ENABLE_EVOLUTIONARY_ENGINE, node run --evolve)",
+                )
+            ]
+            if target.config_remedy:
+                actions.append(self._propose_config(issue, target, key, remedies, "the engine is off; "))
+            return actions
         self._in_progress.add(key)
         try:
             try:

@@ -189,6 +189,10 @@ class Remedies:
         return generated
 
     @property
+    def engine_enabled(self) -> bool:
+        return self.config.evolve
+
+    @property
     def engine_created(self) -> bool:
         return self._engine is not None
 
