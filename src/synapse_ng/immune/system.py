@@ -66,7 +66,8 @@ class Remedies(Protocol):
     (ENABLE_EVOLUTIONARY_ENGINE); when it may not, an algorithm issue is reported and its config remedy,
     if any, proposed instead."""
 
-    engine_enabled: bool
+    @property
+    def engine_enabled(self) -> bool: ...
 
     def open_proposal_for(self, issue_key: str) -> str | None:
         """The id of a still-open proposal made for this issue key, if any."""
