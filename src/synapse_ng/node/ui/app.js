@@ -71,7 +71,7 @@ function chart(series, lines, { width = 560, height = 200, xLabel = "", yLabel =
     const y = y0 + ((y1 - y0) * i) / 3;
     parts.push(svg("text", { x: left - 4, y: Y(y) + 4, "text-anchor": "end" }, Number(y.toPrecision(4))));
     const x = x0 + ((x1 - x0) * i) / 3;
-    parts.push(svg("text", { x: X(x), y: height - bottom + 14, "text-anchor": "middle" }, Number(x.toPrecision(3))));
+    parts.push(svg("text", { x: X(x), y: height - bottom + 14, "text-anchor": "middle" }, Number(x.toFixed(2))));
   }
   for (const line of lines) {
     parts.push(svg("line", { x1: left, x2: width - right, y1: Y(line.y), y2: Y(line.y), stroke: line.color || "#888", "stroke-dasharray": "5 4" }));
