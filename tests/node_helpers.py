@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import functools
+import random
+import threading
 import time
 from pathlib import Path
 
@@ -196,3 +198,51 @@ def send_tasks(url: str, items: list[int], capacity: int = 100) -> dict:
     response = post(url, "/api/tasks", {"capacity": capacity, "items": items}, operator=True)
     assert response.status_code == 200, response.text[:300]
     return response.json()
+
+
+def chronic_allocation_network(root: Path, model_url: str, **settings) -> LocalNetwork:
+    """3 nodes whose engines evolve task_allocation with the scripted model at `model_url` (an OpenAI-
+    compatible loopback server) once its excess over the bound is chronic: the closed loop, quickly."""
+    return start_network(
+        root,
+        3,
+        evolve=True,
+        llm_provider="openai_api",
+        llm_model="scripted",
+        llm_endpoint=model_url + "/v1",
+        evolve_samples=1,
+        evolve_minutes=5.0,
+        targets={"allocation_excess_pct": 3.0},
+        chronic_after=3,
+        immune_interval_s=1.0,
+        **settings,
+    )
+
+
+class AllocationLoad:
+    """Batches of Weibull-sized tasks on every node, a few times a second, from `start()` to `stop()`:
+    enough that best fit's excess over the bound breaches the 3 % target."""
+
+    def __init__(self, net: LocalNetwork) -> None:
+        self.net = net
+        self._stop = threading.Event()
+        self._driver = threading.Thread(target=self._load, daemon=True)
+
+    def start(self) -> AllocationLoad:
+        self._driver.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._driver.join(10)
+
+    def _load(self) -> None:
+        rng = random.Random(5)
+        while not self._stop.is_set():
+            for url in self.net.urls:
+                items = [min(100, max(1, round(rng.weibullvariate(45.0, 3.0)))) for _ in range(400)]
+                try:
+                    send_tasks(url, items, capacity=100)
+                except (httpx.HTTPError, AssertionError):  # a busy node: the next batch will do
+                    pass
+            self._stop.wait(0.3)

@@ -23,25 +23,27 @@ def synapse(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=600)
 
 
+def two_sample_tally_search(server: LoopbackServer) -> list[str]:
+    """`evolve` arguments: two samples of the vote tally on one island, from the scripted model."""
+    return [
+        "evolve",
+        "--component",
+        "consensus",
+        *scripted_model_options(server),
+        "--samples",
+        "2",
+        "--islands",
+        "1",
+        "--concurrency",
+        "1",
+    ]
+
+
 def test_evolve_writes_a_reproducible_result_and_stats_and_runs_read_it_back(tmp_path):
     server = LoopbackServer(OpenAIWire(), Ok(text=f"Sorting is O(n log n):\n```rust\n{SORTED_TALLY}\n```"))
     workspace = str(tmp_path / "ws")
     try:
-        done = synapse(
-            "evolve",
-            "--component",
-            "consensus",
-            *scripted_model_options(server),
-            "--samples",
-            "2",
-            "--islands",
-            "1",
-            "--concurrency",
-            "1",
-            "--workspace",
-            workspace,
-            "--json",
-        )
+        done = synapse(*two_sample_tally_search(server), "--workspace", workspace, "--json")
     finally:
         server.close()
     assert done.returncode == 0, done.stdout + done.stderr
@@ -111,21 +113,7 @@ def test_evolve_draws_a_live_line_on_a_terminal_and_plain_lines_into_a_pipe(tmp_
     import pty
 
     server = LoopbackServer(OpenAIWire(), Ok(text=f"```rust\n{SORTED_TALLY}\n```"))
-    args = [
-        *CLI,
-        "evolve",
-        "--component",
-        "consensus",
-        *scripted_model_options(server),
-        "--samples",
-        "2",
-        "--islands",
-        "1",
-        "--concurrency",
-        "1",
-        "--minutes",
-        "10",
-    ]
+    args = [*CLI, *two_sample_tally_search(server), "--minutes", "10"]
     try:
         leader, follower = pty.openpty()
         terminal = subprocess.Popen(

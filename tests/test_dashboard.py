@@ -9,16 +9,20 @@ The quick tests attack the page's routes with plain HTTP: what a reader can make
 from __future__ import annotations
 
 import os
-import random
 import shutil
-import threading
 from pathlib import Path
 
 import httpx
 import pytest
 
 from llm_servers import LoopbackServer, Ok, OpenAIWire
-from node_helpers import GAP_PENALTY, get, send_tasks, start_network, wait_for
+from node_helpers import (
+    GAP_PENALTY,
+    AllocationLoad,
+    chronic_allocation_network,
+    get,
+    wait_for,
+)
 from synapse_ng.node.dashboard import MAX_STREAMS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,36 +90,8 @@ def test_the_dashboard_shows_the_whole_upgrade_live_and_its_rollback_button_work
     from playwright.sync_api import sync_playwright
 
     server = LoopbackServer(OpenAIWire(), Ok(text=f"A gap-aware version:\n```rust\n{GAP_PENALTY}\n```"))
-    net = start_network(
-        tmp_path,
-        3,
-        evolve=True,
-        llm_provider="openai_api",
-        llm_model="scripted",
-        llm_endpoint=server.url + "/v1",
-        evolve_samples=1,
-        evolve_minutes=5.0,
-        targets={"allocation_excess_pct": 3.0},
-        chronic_after=3,
-        deadline_s=30.0,
-        immune_interval_s=1.0,
-        health_window_s=4.0,
-    )
-    stop = threading.Event()
-
-    def load():
-        rng = random.Random(5)
-        while not stop.is_set():
-            for url in net.urls:
-                items = [min(100, max(1, round(rng.weibullvariate(45.0, 3.0)))) for _ in range(400)]
-                try:
-                    send_tasks(url, items, capacity=100)
-                except (httpx.HTTPError, AssertionError):
-                    pass
-            stop.wait(0.3)
-
-    driver = threading.Thread(target=load, daemon=True)
-    driver.start()
+    net = chronic_allocation_network(tmp_path, server.url, deadline_s=30.0, health_window_s=4.0)
+    load = AllocationLoad(net).start()
     shots = screenshots()
     try:
         with sync_playwright() as playwright:
@@ -182,8 +158,7 @@ def test_the_dashboard_shows_the_whole_upgrade_live_and_its_rollback_button_work
         assert navigations == [watched + "/"]  # everything appeared without a reload
         assert requests and all(r.startswith("http://127.0.0.1:") for r in requests), requests
     finally:
-        stop.set()
-        driver.join(10)
+        load.stop()
         net.stop()
         server.close()
 

@@ -8,21 +8,17 @@ compilation, the sandbox, measurement on training and held-out workloads, eviden
 
 from __future__ import annotations
 
-import random
-import threading
-
-import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from llm_servers import LoopbackServer, Ok, OpenAIWire
 from node_helpers import (
     GAP_PENALTY,
+    AllocationLoad,
+    chronic_allocation_network,
     get,
     identity_of,
     rollout_state,
-    send_tasks,
-    start_network,
     wait_for,
 )
 
@@ -31,36 +27,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
 def test_chronic_allocation_excess_is_evolved_voted_and_rolled_out_everywhere(tmp_path):
     server = LoopbackServer(OpenAIWire(), Ok(text=f"A gap-aware version:\n```rust\n{GAP_PENALTY}\n```"))
-    net = start_network(
-        tmp_path,
-        3,
-        evolve=True,
-        llm_provider="openai_api",
-        llm_model="scripted",
-        llm_endpoint=server.url + "/v1",
-        evolve_samples=1,
-        evolve_minutes=5.0,
-        targets={"allocation_excess_pct": 3.0},
-        chronic_after=3,
-        deadline_s=20.0,
-        immune_interval_s=1.0,
-        health_window_s=2.0,
-    )
-    stop = threading.Event()
-
-    def load():
-        rng = random.Random(5)
-        while not stop.is_set():
-            for url in net.urls:
-                items = [min(100, max(1, round(rng.weibullvariate(45.0, 3.0)))) for _ in range(400)]
-                try:
-                    send_tasks(url, items, capacity=100)
-                except (httpx.HTTPError, AssertionError):  # a busy node: the next batch will do
-                    pass
-            stop.wait(0.3)
-
-    driver = threading.Thread(target=load, daemon=True)
-    driver.start()
+    net = chronic_allocation_network(tmp_path, server.url, deadline_s=20.0, health_window_s=2.0)
+    load = AllocationLoad(net).start()
     try:
 
         def upgrade_proposals():
@@ -117,7 +85,6 @@ def test_chronic_allocation_excess_is_evolved_voted_and_rolled_out_everywhere(tm
         assert samples[("synapse_engine_compilations_total", succeeded)] == stats["successful_compilations"]
         assert 'synapse_proposals_total{type="code_upgrade"} 1.0' in metrics
     finally:
-        stop.set()
-        driver.join(10)
+        load.stop()
         net.stop()
         server.close()

@@ -54,11 +54,11 @@ def provider_for(server: LoopbackServer):
     )
 
 
-def run_search(tmp_path, server, *, samples, **config):
+def run_search(tmp_path, server, *, samples, provider=None, **config):
     store = Store(tmp_path / "ws")
     search = EvolutionSearch(
         COMPONENT,
-        provider_for(server),
+        provider or provider_for(server),
         store,
         problem="sum_squares is slow on long inputs",
         config=SearchConfig(islands=1, concurrency=1, tune_share=0.0, random_cases=5, **config),
@@ -378,7 +378,10 @@ def ollama_on_its_port():
             break
         except OSError:
             if time.monotonic() > deadline:
-                pytest.skip("port 11434 is taken on this machine (a real Ollama?)")
+                holder = subprocess.run(
+                    ["ss", "-ltnp", "sport = :11434"], capture_output=True, text=True
+                ).stdout.strip()
+                pytest.skip(f"port 11434 is taken on this machine (a real Ollama?): {holder}")
             time.sleep(0.5)
     yield server
     server.close()
@@ -571,16 +574,7 @@ def test_the_model_configs_temperature_reaches_the_wire_and_the_runs_record(
             timeout_seconds=30,
             temperature=0.35,
         )
-        store = Store(tmp_path / "ws")
-        search = EvolutionSearch(
-            COMPONENT,
-            create_provider(config),
-            store,
-            problem="p",
-            config=SearchConfig(islands=1, concurrency=1, tune_share=0.0, random_cases=2),
-            budget=Budget(samples=1),
-        )
-        result = asyncio.run(search.run())
+        store, result = run_search(tmp_path, server, samples=1, provider=create_provider(config))
     finally:
         server.close()
     assert server.requests and {temperature_in(r.body) for r in server.requests} == {0.35}
