@@ -86,48 +86,68 @@ def test_what_a_local_network_sets_stands_against_the_environment(tmp_path, monk
     assert environment["LLM_MODEL"] == "qwen" and environment["EXTRA"] == "1"
 
 
-def test_a_node_process_follows_the_seeds_variables_and_its_flags(tmp_path):
-    """A real `node run`: the engine off and the provider from the environment, as the seed's main.py
-    reads them; the stats endpoint says so. Then a flag beats the same variable."""
+def _stats_of_a_node(data, environment: dict, *flags: str) -> dict:
+    """Start `node run` on DATA with exactly this environment and flags; its engine stats; stop it."""
     port = free_port()
-    environment = {
-        **{k: v for k, v in os.environ.items() if k not in SEED_VARIABLES},
-        "ENABLE_EVOLUTIONARY_ENGINE": "false",
-        "LLM_PROVIDER": "ollama_local",
-        "LLM_MODEL": "qwen2.5-coder:1.5b",
-        "EVOLUTION_WORKSPACE": str(tmp_path / "engine-here"),
-    }
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "node.json").write_text(json.dumps({"evolve": True, "llm_provider": "local"}))
+    node = subprocess.Popen(
+        [*CLI, "node", "run", "--data", str(data), "--port", str(port), *flags],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for _ in range(600):
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/api/evolutionary-engine/stats", timeout=30).json()
+            except httpx.TransportError:
+                assert node.poll() is None, node.stderr.read()
+                time.sleep(0.1)
+        raise AssertionError("the node did not answer")
+    finally:
+        node.terminate()
+        node.wait(timeout=60)
 
-    def stats(*flags: str) -> dict:
-        node = subprocess.Popen(
-            [*CLI, "node", "run", "--data", str(tmp_path / "data"), "--port", str(port), *flags],
-            env=environment,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            for _ in range(600):
-                try:
-                    return httpx.get(f"http://127.0.0.1:{port}/api/evolutionary-engine/stats").json()
-                except httpx.TransportError:
-                    assert node.poll() is None, node.stderr.read()
-                    time.sleep(0.1)
-            raise AssertionError("the node did not answer")
-        finally:
-            node.terminate()
-            node.wait(timeout=60)
 
-    from_environment = stats()
-    assert from_environment["enabled"] is False
-    assert from_environment["llm_provider"] == "ollama_local"
-    assert from_environment["llm_model"] == "qwen2.5-coder:1.5b"
-    assert from_environment["workspace_dir"] == str(tmp_path / "engine-here")
-    from_flags = stats("--evolve", "--provider", "openai_api", "--workspace", str(tmp_path / "flagged"))
-    assert from_flags["enabled"] is True and from_flags["llm_provider"] == "openai_api"
-    assert from_flags["workspace_dir"] == str(tmp_path / "flagged")
+# variable -> (node.json key, the flag, what the stats endpoint reports, three values: file, env, flag)
+SEED_SETTINGS = {
+    "ENABLE_EVOLUTIONARY_ENGINE": ("evolve", None, "enabled", (False, "true", True)),
+    "LLM_PROVIDER": (
+        "llm_provider",
+        "--provider",
+        "llm_provider",
+        ("ollama_local", "openai_api", "anthropic_api"),
+    ),
+    "LLM_MODEL": ("llm_model", "--model", "llm_model", ("from-file", "from-env", "from-flag")),
+    "LLM_ENDPOINT": (
+        "llm_endpoint",
+        "--endpoint",
+        "llm_endpoint",
+        ("http://f:1", "http://e:2", "http://g:3"),
+    ),
+    "EVOLUTION_WORKSPACE": ("engine_workspace", "--workspace", "workspace_dir", ("file", "env", "flag")),
+}
+
+
+@pytest.mark.parametrize("variable", list(SEED_SETTINGS))
+def test_each_seed_variable_beats_node_json_and_a_flag_beats_it(tmp_path, variable):
+    """A real `node run` three times: node.json alone, then the variable alone over it, then a flag over
+    both; the stats endpoint reports each winner."""
+    key, flag, reported, (in_file, in_env, in_flag) = SEED_SETTINGS[variable]
+    if variable == "EVOLUTION_WORKSPACE":
+        in_file, in_env, in_flag = (str(tmp_path / name) for name in (in_file, in_env, in_flag))
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "node.json").write_text(json.dumps({key: in_file}))
+    clean = {k: v for k, v in os.environ.items() if k not in (*SEED_VARIABLES, "EVOLUTION_WORKSPACE")}
+    clean.pop("SYNAPSE_WORKSPACE", None)
+    assert _stats_of_a_node(data, clean)[reported] == in_file
+    with_variable = {**clean, variable: in_env}
+    expected_env = True if variable == "ENABLE_EVOLUTIONARY_ENGINE" else in_env
+    assert _stats_of_a_node(data, with_variable)[reported] == expected_env
+    flags = ("--no-evolve",) if flag is None else (flag, in_flag)
+    expected_flag = False if flag is None else in_flag
+    assert _stats_of_a_node(data, with_variable, *flags)[reported] == expected_flag
 
 
 @pytest.mark.slow

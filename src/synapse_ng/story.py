@@ -169,6 +169,7 @@ def _tell(net: LocalNetwork, say, started: float, minutes: float, load: _Load) -
     net.wait_ready(timeout_s=300)
     for i, url in enumerate(net.urls):
         say(f"  node {i}  {url}  id {net.ids[i][:12]}")
+    say(f"  watch it in a browser: {net.url(0)}/ (every node serves its dashboard at its address)")
     batches = probe_batches()
     before = _pack(net.url(0), batches, net.operator_headers(0))
     say(

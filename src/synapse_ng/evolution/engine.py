@@ -223,6 +223,7 @@ class EvolutionaryEngineManager:
                 "workspace_dir": self.workspace_dir,
                 "llm_provider": self.llm_config.provider_name,
                 "llm_model": self.llm_config.model_name or "embedded",
+                "llm_endpoint": self.llm_config.api_endpoint or "",
             }
         )
         return stats
