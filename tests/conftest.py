@@ -4,10 +4,10 @@
 Tests that run the embedded model or a network of node processes are marked `slow` (a minute or more
 each); the README's test command runs them all, `pytest -m "not slow"` leaves them out while iterating.
 
-The README's command runs the suite on two pytest-xdist workers in two lanes: every file with a slow test
-in one lane, one after another (node networks and the model each want the whole machine, and their
-deadlines were set for that), and the other files, a file at a time, in the other lane. A file stays on
-one worker, so its module-scoped fixtures (the `networks`) start once.
+The README's command runs the suite on two pytest-xdist workers, a file at a time (`--dist loadfile`), so a
+file's module-scoped fixtures (the `networks`) start once and its tests never race each other for a port;
+the files with slow tests are handed out first, so the longest work starts early. (Not `loadgroup`:
+pytest 9.2 keeps a test's id where xdist 3.8 cannot add the group to it.)
 """
 
 from __future__ import annotations
@@ -25,13 +25,8 @@ from synapse_ng.network import LocalNetwork  # noqa: E402
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
     heavy_files = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in heavy_files)  # the long lane starts first
-    for item in items:
-        lane = "heavy" if item.path in heavy_files else item.path.name
-        item.add_marker(pytest.mark.xdist_group(lane))
+    items.sort(key=lambda item: item.path not in heavy_files)  # stable: files keep their own order
 
 
 @pytest.fixture(scope="module")

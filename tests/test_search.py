@@ -359,10 +359,10 @@ def test_an_unknown_component_gets_unmeasured_free_form_code(tmp_path):
 SEED_SCRIPTS = Path(__file__).parent / "seed"
 
 
-@pytest.fixture
-def ollama_on_its_port():
-    """A loopback server speaking Ollama's protocol on Ollama's port, answering with a correct, faster
-    tally."""
+@pytest.fixture(scope="module")
+def ollama_port_server():
+    """A loopback server speaking Ollama's protocol on Ollama's port (the seed's scripts name
+    http://localhost:11434), answering with a correct, faster tally; bound once for the module."""
     sorted_tally = (
         (Path(__file__).parent / "test_cli_components.py")
         .read_text()
@@ -381,10 +381,27 @@ def ollama_on_its_port():
                 holder = subprocess.run(
                     ["ss", "-ltnp", "sport = :11434"], capture_output=True, text=True
                 ).stdout.strip()
-                pytest.skip(f"port 11434 is taken on this machine (a real Ollama?): {holder}")
+                pytest.skip(f"port 11434 is taken (a real Ollama?); this is pid {os.getpid()}: {holder}")
             time.sleep(0.5)
     yield server
     server.close()
+
+
+class _RequestsSince:
+    """The module's Ollama server as one test sees it: only the requests made since the test began."""
+
+    def __init__(self, server: LoopbackServer) -> None:
+        self.server = server
+        self.start = len(server.requests)
+
+    @property
+    def requests(self):
+        return self.server.requests[self.start :]
+
+
+@pytest.fixture
+def ollama_on_its_port(ollama_port_server):
+    return _RequestsSince(ollama_port_server)
 
 
 @pytest.mark.parametrize("how", ["file", "stdin"])

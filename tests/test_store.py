@@ -228,6 +228,8 @@ def test_statistics_from_rows_survive_reopening(tmp_path):
             "success_rate": 0.0,
             "avg_generation_time_seconds": 0.0,
             "avg_compilation_time_seconds": 0.0,
+            "total_generation_time_seconds": 0,
+            "total_compilation_time_seconds": 0,
             "best_improvement_per_component": {},
             "best_training_improvement_pct": None,
         }
@@ -256,6 +258,8 @@ def test_statistics_from_rows_survive_reopening(tmp_path):
     assert stats["success_rate"] == 0.75
     assert stats["avg_generation_time_seconds"] == pytest.approx(18.0 / 6)
     assert stats["avg_compilation_time_seconds"] == pytest.approx(8.0 / 4)
+    assert stats["total_generation_time_seconds"] == pytest.approx(18.0)
+    assert stats["total_compilation_time_seconds"] == pytest.approx(8.0)
     assert stats["best_improvement_per_component"] == {"task_allocation": 4.25}
     # On training, only correct candidates count, and never the baseline: row 1's 1.0 %, not 2.0-6.0 %.
     assert stats["best_training_improvement_pct"] == 1.0

@@ -62,6 +62,7 @@ class NodeState:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self.writes = 0  # every write counts: a reader (the dashboard) sees that something changed
         self._db = sqlite3.connect(
             str(self.path), check_same_thread=False, isolation_level=None, timeout=30.0
         )
@@ -80,6 +81,7 @@ class NodeState:
 
     def _write(self, sql: str, args: tuple = ()) -> sqlite3.Cursor:
         with self._lock:
+            self.writes += 1
             return self._db.execute(sql, args)
 
     def _read(self, sql: str, args: tuple = ()) -> list[tuple]:
