@@ -233,3 +233,26 @@ def test_the_engines_statistics_are_prometheus_metrics_of_the_right_types():
     assert values[("synapse_engine_compilation_seconds_count", ())] == 2
     assert values[("synapse_engine_compilation_seconds_sum", ())] == 0.75
     assert values[("synapse_engine_best_improvement_percent", ("task_allocation",))] == 0.52
+
+
+def test_what_a_peer_reports_of_its_versions_is_kept_small_and_well_typed():
+    """The attack: a peer's identity answer carries a huge, oddly typed version report. The node keeps at
+    most 16 components, names and versions of at most 64 characters, strings only, and a short software
+    string; the rest is dropped, never stored or shown."""
+    from synapse_ng.node.transport import _reported_versions
+
+    answer = {
+        "software": "x" * 10_000,
+        "components": {
+            **{f"c{i}" * 40: "v" * 1000 for i in range(100)},
+            "ok": "baseline",
+        },
+    }
+    software, components = _reported_versions(answer)
+    assert software == "x" * 40
+    assert len(components) <= 16 and all(len(k) <= 64 and len(v) <= 64 for k, v in components.items())
+    assert _reported_versions({"software": 5, "components": {"a": 1, "b": None, 3: "x", "c": "v1"}}) == (
+        None,
+        {"c": "v1"},
+    )
+    assert _reported_versions({"components": ["not", "a", "dict"]}) == (None, {})
