@@ -56,6 +56,17 @@ def test_the_page_and_its_files_are_served_and_nothing_else(one_node):
     assert {t["metric"] for t in snapshot["health"]["targets"]} >= {"allocation_excess_pct"}
 
 
+def test_an_anonymous_reader_asking_for_runs_gets_a_404_not_a_new_engine(one_node):
+    """The engine is off on this node: asking for a run neither creates an engine nor fails with a 500;
+    an id outside the pattern is refused before anything is looked up."""
+    url = one_node.url(0)
+    for run_id in ("0123456789ab", "no-such-run"):
+        answer = httpx.get(url + f"/api/evolution/runs/{run_id}", timeout=30)
+        assert answer.status_code == 404 and "engine is off" in answer.json()["error"].lower()
+    assert httpx.get(url + "/api/evolution/runs/" + "x" * 81, timeout=30).status_code == 422
+    assert not (one_node.dir(0) / "engine").exists()
+
+
 def test_a_reader_cannot_hold_more_than_a_few_event_streams(one_node):
     """The attack: open stream after stream. Each costs the node a snapshot every half second, so past
     MAX_STREAMS the node answers 503 at once; a closed stream frees its place."""
@@ -129,9 +140,12 @@ def test_the_dashboard_shows_the_whole_upgrade_live_and_its_rollback_button_work
             # The author's page shows the engine's run: candidates, best so far, held-out figures.
             evolution = browser.new_page(viewport={"width": 1280, "height": 1400})
             evolution.on("request", lambda request: requests.append(request.url))
-            evolution.goto(_author_url(net, proposal_id) + "/#evolution")
+            author_url = _author_url(net, proposal_id)
+            evolution.goto(author_url + "/#evolution")
             evolution.wait_for_selector("#run svg .best", timeout=60_000)
             assert "held out" in evolution.locator("#run .heldout").inner_text()
+            unknown = httpx.get(author_url + "/api/evolution/runs/no-such-run", timeout=30)
+            assert unknown.status_code == 404 and "no engine run" in unknown.json()["error"]
             evolution.locator("#evolution").screenshot(path=str(shots / "3-evolution.png"))
 
             # The button asks to confirm, then for the operator's token (`upgrade rollback --data` reads it).

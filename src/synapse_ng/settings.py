@@ -92,14 +92,12 @@ class Settings(BaseSettings):
 
     def node_settings(self) -> dict[str, object]:
         """The node settings the environment sets, as NodeConfig keys (what it leaves unset is absent)."""
-        values = {
-            "evolve": self.enable_evolutionary_engine,
-            "llm_provider": self.llm_provider,
-            "llm_model": self.llm_model,
-            "llm_endpoint": self.llm_endpoint,
-            "engine_workspace": str(self.workspace) if self.workspace else None,
+        values = {key: getattr(self, name) for key, name in NODE_FIELDS.items()}
+        return {
+            key: str(value) if isinstance(value, Path) else value
+            for key, value in values.items()
+            if value is not None
         }
-        return {key: value for key, value in values.items() if value is not None}
 
     def default_workspace(self) -> Path:
         return (self.workspace or Path(platformdirs.user_data_dir(APP_NAME))).expanduser()
@@ -123,15 +121,26 @@ def settings() -> Settings:
         ) from None
 
 
-# NodeConfig key -> the variables that can set it: a program that sets a node's settings itself (a local
-# network writing node.json) removes these from the node's environment, as a flag would override them.
-NODE_VARIABLES: dict[str, tuple[str, ...]] = {
-    "evolve": ("ENABLE_EVOLUTIONARY_ENGINE",),
-    "llm_provider": ("LLM_PROVIDER",),
-    "llm_model": ("LLM_MODEL",),
-    "llm_endpoint": ("LLM_ENDPOINT",),
-    "engine_workspace": ("SYNAPSE_WORKSPACE", "EVOLUTION_WORKSPACE"),
+# NodeConfig key -> the Settings field the environment sets it through.
+NODE_FIELDS = {
+    "evolve": "enable_evolutionary_engine",
+    "llm_provider": "llm_provider",
+    "llm_model": "llm_model",
+    "llm_endpoint": "llm_endpoint",
+    "engine_workspace": "workspace",
 }
+
+
+# NodeConfig key -> the variables that can set it (the fields' own names for them): a program that sets a
+# node's settings itself (a local network writing node.json) removes these from the node's environment,
+# as a flag would override them.
+def _variables(field: str) -> tuple[str, ...]:
+    alias = Settings.model_fields[field].validation_alias
+    assert isinstance(alias, AliasChoices), f"{field} is read under names of its own"
+    return tuple(str(choice) for choice in alias.choices)
+
+
+NODE_VARIABLES = {key: _variables(name) for key, name in NODE_FIELDS.items()}
 
 
 def _variable(location: tuple) -> str:

@@ -78,7 +78,7 @@ def runs_show(run_id: str, workspace_dir: str | None, out: Output) -> None:
         "baseline_score": summary.baseline.score if summary.baseline else None,
         "best": _candidate_dict(summary.best),
         "diff": summary.diff,
-        "heldout": _heldout(summary.result),
+        "heldout": summary.heldout(),
         "curve": [vars(point) for point in summary.curve],
         "plot": str(plot),
     }
@@ -114,19 +114,6 @@ def _candidate_dict(attempt) -> dict[str, Any] | None:
         "improvement_pct": attempt.improvement_pct,
         "wasm_sha256": attempt.wasm_sha256,
         "source": attempt.source,
-    }
-
-
-def _heldout(result) -> dict[str, Any] | None:
-    """The held-out figures of the run's result, from its evidence (workloads and their aggregate)."""
-    if result is None:
-        return None
-    evidence = result.evidence
-    return {
-        "improvement_pct": result.improvement_pct,
-        "wasm_sha256": result.wasm_sha256,
-        "workloads": evidence.get("workloads"),
-        "aggregate": evidence.get("aggregate"),
     }
 
 

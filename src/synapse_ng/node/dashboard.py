@@ -24,13 +24,13 @@ import hashlib
 import json
 import logging
 import time
-from datetime import datetime
 from importlib.resources import files
 from typing import Any
 
 from fastapi import FastAPI, Path, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
+from ..errors import UsageError
 from .node import Node
 from .refusal import Refusal
 from .views import proposal_view
@@ -188,10 +188,18 @@ def _rollouts(node: Node) -> list[dict]:
     return found
 
 
-def _runs(node: Node) -> list[dict]:
+def _engine_store(node: Node):
+    """The engine's store, or None on a node whose engine is off and was never created: a reader does not
+    make the node create one just to learn that it has no runs."""
     if not node.config.evolve and not node.remedies.engine_created:
-        return []  # an engine that is off is not created just to say it has no runs
-    store = node.engine().store
+        return None
+    return node.engine().store
+
+
+def _runs(node: Node) -> list[dict]:
+    store = _engine_store(node)
+    if store is None:
+        return []
     return [
         {
             "run_id": run.run_id,
@@ -208,12 +216,16 @@ def _runs(node: Node) -> list[dict]:
 
 
 def run_view(node: Node, run_id: str) -> dict:
-    from ..evolution.history import run_summary
+    from ..evolution.history import minutes_since, run_summary
 
-    store = node.engine().store
-    summary = run_summary(store, run_id)
+    store = _engine_store(node)
+    if store is None:
+        raise Refusal(404, "the Evolutionary Engine is off on this node: it has no runs")
+    try:
+        summary = run_summary(store, run_id)
+    except UsageError:
+        raise Refusal(404, f"no engine run {run_id!r} on this node") from None
     run = summary.run
-    attempts = store.candidates(run_id)[-MAX_CURVE_POINTS:]
     return {
         "run_id": run.run_id,
         "component": run.component,
@@ -226,12 +238,12 @@ def run_view(node: Node, run_id: str) -> dict:
         "candidates": [
             {
                 "id": a.id,
-                "minutes": _minutes(run.created_at, a.created_at),
+                "minutes": minutes_since(run, a),
                 "score": a.score,
                 "operator": a.operator,
                 "status": a.status.value if a.status else None,
             }
-            for a in attempts
+            for a in summary.attempts[-MAX_CURVE_POINTS:]
         ],
         "best_so_far": [vars(point) for point in summary.curve],
         "best": None
@@ -243,34 +255,5 @@ def run_view(node: Node, run_id: str) -> dict:
             "operator": summary.best.operator,
         },
         "diff": summary.diff,
-        "heldout": None
-        if summary.result is None
-        else {
-            "improvement_pct": summary.result.improvement_pct,
-            "wasm_sha256": summary.result.wasm_sha256,
-            "aggregate": summary.result.evidence.get("aggregate"),
-            "workloads": _workload_rows(summary.result.evidence),
-        },
+        "heldout": summary.heldout(),
     }
-
-
-def _workload_rows(evidence: dict) -> list[dict]:
-    """Each held-out workload's objective for the baseline and the candidate (the evidence's figures)."""
-    metric = (evidence.get("aggregate") or {}).get("metric")
-    rows = []
-    for workload in evidence.get("workloads") or []:
-        rows.append(
-            {
-                "name": workload.get("id"),
-                "baseline": (workload.get("baseline") or {}).get(metric),
-                "candidate": (workload.get("candidate") or {}).get(metric),
-                "improvement_pct": workload.get("improvement_pct"),
-            }
-        )
-    return rows
-
-
-def _minutes(start: str, at: str | None) -> float:
-    if at is None:
-        return 0.0
-    return (datetime.fromisoformat(at) - datetime.fromisoformat(start)).total_seconds() / 60
