@@ -54,7 +54,12 @@ def test_evolve_writes_a_reproducible_result_and_stats_and_runs_read_it_back(tmp
     reproduced = synapse("reproduce", files["evidence"], files["wasm"])
     assert reproduced.returncode == 0, reproduced.stdout + reproduced.stderr
     stats = json.loads(synapse("stats", "--workspace", workspace, "--json").stdout)
-    assert stats["total_generations"] == 2 and stats["successful_compilations"] >= 1
+    from synapse_ng.evolution.store import Store
+
+    rows = Store(workspace).candidates(report["run_id"])
+    counted = [row for row in rows if row.operator != "baseline" and row.status != "duplicate"]
+    assert len(counted) == 2  # the budget; the model's repeats were stored but gave their samples back
+    assert stats["total_generations"] == len(rows) - 1 and stats["successful_compilations"] >= 1
     assert stats["best_improvement_per_component"]["raft_consensus"] > 50
     _runs_read_back(workspace, report)
 
@@ -140,5 +145,8 @@ def test_evolve_draws_a_live_line_on_a_terminal_and_plain_lines_into_a_pipe(tmp_
     assert "\x1b[" in drawn and "samples 2/2" in drawn and "min left" in drawn
     assert piped.returncode == 0, piped.stderr
     lines = [line for line in piped.stderr.splitlines() if line.startswith("samples ")]
-    assert [line.split()[1] for line in lines] == ["1/2", "2/2"] and "\x1b[" not in piped.stderr
+    # One line per proposal: the model repeats itself, and a repeat shows as a duplicate, not a sample.
+    counts = [(line.split()[1], int(line.split("duplicates ")[1].split()[0])) for line in lines]
+    assert counts[-1][0] == "2/2" and len(counts) == 2 + counts[-1][1], counts
+    assert [n for n, _ in counts] == sorted(n for n, _ in counts) and "\x1b[" not in piped.stderr
     assert all("min left" in line and "correct" in line for line in lines)

@@ -23,6 +23,7 @@ from square_component import SquareSum
 from synapse_ng.evolution.attempt import Attempt
 from synapse_ng.evolution.search import Budget, EvolutionSearch, SearchConfig
 from synapse_ng.evolution.store import Store
+from synapse_ng.languages import source_hash
 from synapse_ng.llm.registry import create_provider
 from synapse_ng.models import CodeLanguage, InefficencyType, Inefficiency, LLMProviderConfig
 
@@ -156,8 +157,11 @@ def test_while_the_model_is_busy_a_worker_tunes_instead_of_waiting(tmp_path):
     assert len(server.requests) == 1
 
 
+WRONG_TOO = "fn sum_squares(values: &[i32]) -> i64 { values.len() as i64 * 3 }"
+
+
 def test_no_improvement_is_reported_with_its_reason(tmp_path):
-    server = LoopbackServer(OpenAIWire(), answer(WRONG))
+    server = LoopbackServer(OpenAIWire(), answer(WRONG), answer(WRONG_TOO))
     try:
         store, result = run_search(tmp_path, server, samples=2)
     finally:
@@ -182,7 +186,10 @@ def test_a_token_budget_stops_the_search(tmp_path):
         result = asyncio.run(search.run())
     finally:
         server.close()
-    assert result.progress.samples == 3  # 1000 tokens a sample: stops once 2500 are spent
+    # 1000 tokens a call: stops once 2500 are spent. The answers repeat, so the calls' tokens are spent
+    # while only the first counts as a sample.
+    assert result.progress.proposals == 3
+    assert result.progress.samples == 1 and result.progress.duplicates == 2
     assert "token budget" in result.reason
 
 
@@ -227,7 +234,7 @@ def test_a_killed_run_resumes_and_loses_only_what_was_in_flight(tmp_path):
         WRONG.replace("len()", "len() * 2"),
         FAST + " ",
         BROKEN,
-    ]
+    ] + [WRONG.replace("len()", f"len() * {k}") for k in range(3, 13)]  # distinct, so the budget is met
     server = LoopbackServer(OpenAIWire(), *[answer(b) for b in blocks])
     workspace = tmp_path / "ws"
     script = RESUMABLE.format(
@@ -263,7 +270,8 @@ def test_a_killed_run_resumes_and_loses_only_what_was_in_flight(tmp_path):
         server.close()
     after = Store(workspace).candidates(run.run_id)
     assert [row.id for row in after[: len(before)]] == [row.id for row in before]  # nothing lost
-    assert sum(1 for row in after if row.operator != "baseline") == 6  # the budget, across both processes
+    counted = [row for row in after if row.operator != "baseline" and row.status != "duplicate"]
+    assert len(counted) == 6  # the budget, across both processes (a duplicate gives its sample back)
     assert sum(1 for row in after if row.operator == "baseline") == 1  # the baseline was not measured again
     evaluated = [row.source_hash for row in after if row.status not in ("duplicate",) and row.source_hash]
     assert len(evaluated) == len(set(evaluated))  # no source evaluated twice
@@ -596,3 +604,127 @@ def test_the_model_configs_temperature_reaches_the_wire_and_the_runs_record(
         server.close()
     assert server.requests and {temperature_in(r.body) for r in server.requests} == {0.35}
     assert store.get_run(result.run_id).config["config"]["temperature"] == 0.35
+
+
+# ------------------------------------------------------------------ a search never spins
+
+
+def test_the_tuner_learns_that_a_constant_whose_changes_break_the_program_is_structure(tmp_path):
+    from synapse_ng.components import get_component
+    from synapse_ng.outcome import Outcome
+
+    component = get_component("raft_consensus")
+    search, Member = _bare_search(tmp_path, component, exploit=1.0)
+    tally = Member(1, component.baseline_block(CodeLanguage.RUST), 10.0, 0.0, {"a": 1.0})
+    search.population.admit(0, tally)
+    parent, block = search.tuner.tune(0)  # only the outcome code `2` is left to try
+    assert parent.id == 1 and "{\n        2\n" not in block
+    broken = Attempt("run", 0, 1, "tune", CodeLanguage.RUST, source=block, status=Outcome.INCORRECT)
+    search.tuner.learn(parent, broken)
+    assert search.tuner.tune(0) is None  # nothing tunable left: the search asks the model instead
+    # A constant that once held (a weight) stays tunable even if another change of it broke something.
+    weighted = Member(2, "fn f(x: f64) -> f64 { x * 0.5 + 3.0 }", 9.0, 1.0, {"a": 0.9})
+    search.population.admit(0, weighted)
+    seen = set()
+    for _ in range(5):
+        parent, block = search.tuner.tune(0)
+        assert parent.id == 2 and block not in seen
+        seen.add(block)
+        search.population.claim(source_hash(block, CodeLanguage.RUST))
+
+
+def test_the_tuner_offers_only_settings_not_tried_before(tmp_path):
+    from synapse_ng.components import get_component
+
+    search, Member = _bare_search(tmp_path, get_component("task_allocation"), exploit=1.0)
+    search.population.admit(0, Member(1, "fn f(x: u32) -> u32 { x * 3 }", 9.0, 1.0, {"a": 0.9}))
+    offered = []
+    while (tuned := search.tuner.tune(0)) is not None:
+        offered.append(tuned[1])
+        search.population.claim(source_hash(tuned[1], CodeLanguage.RUST))
+        assert len(offered) < 50
+    # `3` moves by at most 25 % (at least 1) and never to 0 or 1, so few settings exist: all tried once.
+    assert len(offered) == len(set(offered)) >= 2
+
+
+class OneAtATimeModel:
+    """A model that generates one answer at a time and takes `seconds` for it, as the embedded one does:
+    `busy` while an answer is being generated, the next call waiting for it."""
+
+    def __init__(self, inner, seconds: float):
+        self.inner, self.name, self.model, self.seconds = inner, inner.name, inner.model, seconds
+        self.calls = 0
+        self._lock: asyncio.Lock | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self._lock is not None and self._lock.locked()
+
+    async def complete(self, *args, **kwargs):
+        self._lock = self._lock or asyncio.Lock()
+        async with self._lock:
+            self.calls += 1
+            await asyncio.sleep(self.seconds)
+            return await self.inner.complete(*args, **kwargs)
+
+    async def aclose(self):
+        await self.inner.aclose()
+
+
+# What the model keeps answering, per component: a correct block (with constants where the component's
+# rules have any) that the model then repeats, as a small model often does.
+REPEATED_ANSWERS = {
+    "task_allocation": (
+        "fn priority(item: f64, bins: &[f64]) -> Vec<f64> {\n"
+        "    bins.iter().map(|&r| { let gap = r - item; "
+        "if gap > 0.0 && gap < 20.0 { -gap - 10.0 } else { -gap } }).collect()\n}\n"
+    ),
+    "raft_consensus": None,  # the sorted tally (tests/test_cli_components.py)
+    "gossip_protocol": (
+        "fn choose_peers(latency: &[f64], reliability: &[f64], contact_age: &[f64], fanout: usize, "
+        "seed: u64, out: &mut [i32]) -> i32 {\n"
+        "    let _ = seed;\n    let n = latency.len();\n    let k = if fanout < n { fanout } else { n };\n"
+        "    let cost = |i: usize| latency[i] / (reliability[i] + 0.05) "
+        "+ if contact_age[i] == 0.0 { 1000.0 } else { 0.0 };\n"
+        "    let mut order: Vec<usize> = (0..n).collect();\n"
+        "    order.sort_by(|&a, &b| cost(a).partial_cmp(&cost(b)).unwrap_or(core::cmp::Ordering::Equal));\n"
+        "    for i in 0..k {\n        out[i] = order[i] as i32;\n    }\n    k as i32\n}\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REPEATED_ANSWERS))
+def test_a_run_uses_its_minutes_without_spinning(tmp_path, name):
+    """A slow model that repeats itself and a sample budget far beyond what the minutes allow: the run
+    ends on its time budget, having tuned only untried settings while the model was busy and waited for
+    the model otherwise; its repeats were stored as duplicates and counted no samples. (The run that
+    once ended after 1.7 of its 20 minutes had spent its 10,000 samples on duplicate tunes.)"""
+    from synapse_ng.components import get_component
+    from test_cli_components import SORTED_TALLY
+
+    block = REPEATED_ANSWERS[name] or SORTED_TALLY
+    server = LoopbackServer(OpenAIWire(), answer(block))
+    model = OneAtATimeModel(provider_for(server), seconds=1.0)
+    minutes = 0.12
+    store = Store(tmp_path / "ws")
+    search = EvolutionSearch(
+        get_component(name),
+        model,
+        store,
+        problem="p",
+        config=SearchConfig(islands=2, concurrency=2, random_cases=3),
+        budget=Budget(samples=10_000, minutes=minutes),
+    )
+    started = time.monotonic()
+    try:
+        result = asyncio.run(search.run())
+    finally:
+        server.close()
+    assert result.stopped == f"time budget of {minutes:g} minutes spent", (result.stopped, result.reason)
+    assert result.progress.elapsed_s >= minutes * 60 and time.monotonic() - started >= minutes * 60
+    rows = store.candidates(result.run_id)
+    tunes = [row for row in rows if row.operator == "tune"]
+    assert all(row.status != "duplicate" for row in tunes)  # the tuner offers untried settings only
+    counted = [row for row in rows if row.operator != "baseline" and row.status != "duplicate"]
+    assert result.progress.samples == len(counted) and result.progress.samples < 200
+    assert model.calls >= 2  # the workers waited for the model rather than spin without it

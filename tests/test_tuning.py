@@ -9,7 +9,7 @@ import re
 import pytest
 
 from synapse_ng.components import assemble, get_component
-from synapse_ng.evolution.tuning import Literal, can_retune, numeric_literals, retune
+from synapse_ng.evolution.tuning import Literal, can_retune, numeric_literals, retune, tunable_literals
 from synapse_ng.languages import tokenize
 from synapse_ng.models import CodeLanguage
 from synapse_ng.toolchain import compile_source
@@ -243,3 +243,45 @@ def test_can_retune_says_whether_there_is_a_constant():
     assert can_retune(EVOLVED, RUST)
     assert not can_retune(get_component("task_allocation").baseline_block(RUST), RUST)
     assert not can_retune("fn f(x: u32) -> u32 { x + 1 } // 2.5 in a comment", RUST)
+
+
+# ------------------------------------------------------------------ what is not a tuning knob
+
+
+def test_structure_is_left_alone_by_its_place():
+    """Patterns, indices, array lengths, shifts, bit operations, remainders, wrapping arithmetic and
+    decimal hash constants are structure: tuning them changes the program (or its random stream), not
+    how it weighs things. The weights beside them still tune."""
+    block = (
+        "fn f(v: &[u64], x: u64) -> f64 {\n"
+        "    let table = [0.0f64; 64];\n"
+        "    let mut z = x.wrapping_mul(31).rotate_left(5);\n"
+        "    z = (z ^ (z >> 30)) % 7 + 2654435769 + (z & 255) + (z | 12) + (z << 3);\n"
+        "    let pick = match z { 2 => 1.5, 3 | 4 => 2.5, _ => 0.25 };\n"
+        "    pick * 0.75 + table[3] + v[2] as f64 + 40.0\n"
+        "}\n"
+    )
+    tunable = [literal.text for literal in tunable_literals(block, RUST)]
+    assert tunable == ["1.5", "2.5", "0.25", "0.75", "40.0"], tunable
+    structural = {lit.text for lit in numeric_literals(block, RUST) if lit.structural}
+    assert structural == {"64", "31", "5", "30", "7", "2654435769", "255", "12", "3", "4", "2"}, structural
+    for seed in range(30):
+        tuned = retune(block, RUST, random.Random(seed), count=3)
+        assert [lit.text for lit in numeric_literals(tuned, RUST) if lit.structural] == [
+            lit.text for lit in numeric_literals(block, RUST) if lit.structural
+        ]
+    c_block = (
+        "int f(int x, const int *a) {\n    switch (x) { case 3: return a[2] << 4; }\n    return x * 9;\n}\n"
+    )
+    assert [lit.text for lit in tunable_literals(c_block, C)] == ["9"]
+
+
+def test_the_shipped_generators_and_tallies_offer_nothing_but_real_constants():
+    """The gossip baseline's splitmix64 shifts (which a tuner once turned into a lucky random stream) and
+    the tally's match arms are not tunable; the tally's outcome code is left to the tuner's measurements."""
+    gossip = get_component("gossip_protocol")
+    tally = get_component("raft_consensus")
+    for language in (RUST, C):
+        assert tunable_literals(gossip.baseline_block(language), language) == []
+        assert [lit.text for lit in tunable_literals(tally.baseline_block(language), language)] == ["2"]
+    assert retune(gossip.baseline_block(RUST), RUST, random.Random(0)) is None

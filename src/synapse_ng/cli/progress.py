@@ -1,5 +1,6 @@
 """How `evolve` shows a search as it goes, on stderr: a live line on a terminal (rich), and plain lines
-(one per sample) when stderr is a file or a pipe, so logs stay readable.
+(one per proposal, a duplicate's too: it shows in the duplicates count, not in the samples) when stderr
+is a file or a pipe, so logs stay readable.
 
     with ProgressDisplay(budget, live=sys.stderr.isatty()) as show:
         search = EvolutionSearch(..., on_progress=show)

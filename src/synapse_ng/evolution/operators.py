@@ -4,6 +4,7 @@
     model.repair(block, compile_log) -> Answer                                  the block, made to compile
     fix_with_rustc(component, attempt, built, ...)                               rustc's suggestions applied
     Tuner(population, ...).tune(island) -> (parent, block) | None               constants re-tuned, no model
+    tuner.learn(parent, tuned)                                                   which constants are structure
 
 A model answer is prompted with the parent, its measured scores, good programs from other islands, the
 island's last failure and, in turn, one of the component's directions. A failed model call (a timeout,
@@ -20,16 +21,17 @@ import time
 from dataclasses import dataclass
 
 from ..components import Component
+from ..languages import source_hash
 from ..llm.base import LLMError, Message
 from ..models import CodeLanguage
-from ..outcome import Stage
+from ..outcome import Outcome, Stage
 from ..toolchain import CompileOptions
 from .attempt import Attempt
 from .build import BuildFailure, BuiltModule, autofix_block, build_candidate
 from .extract import extract_candidate
 from .population import Population
 from .prompts import ParentInfo, build_messages, repair_messages
-from .tuning import can_retune, retune
+from .tuning import can_retune, numeric_literals, retune
 
 logger = logging.getLogger(__name__)
 
@@ -174,34 +176,93 @@ async def fix_with_rustc(
 
 
 class Tuner:
-    """Re-tunes the numeric constants of a correct program: no model call, about two seconds a sample."""
+    """Re-tunes the numeric constants of a correct program: no model call, about two seconds a sample.
+
+    It proposes only settings not tried before in the run (`population.seen`), and only of constants that
+    are really tunable: `tuning` leaves patterns, indices, shifts and hash constants alone by their place,
+    and the tuner learns the rest from what it measures. A literal that was changed in tunes that all
+    broke the program (wrong answers, no build) and in none that stayed correct is structure (an outcome
+    code, a sentinel) and is kept as it is in every program of the same shape. With nothing untried left,
+    `tune` says so (None) and the search asks the model instead: it never spins on duplicates."""
+
+    DRAWS = 16  # tries for an untried setting before the tuner gives the turn back to the model
 
     def __init__(self, population: Population, language: CodeLanguage, rng: random.Random, exploit: float):
         self.population = population
         self.language = language
         self.rng = rng
         self.exploit = exploit
+        # shape (the block with its numbers blanked) -> literal index -> [tunes that broke, that held]
+        self._record: dict[str, dict[int, list[int]]] = {}
+
+    def keep(self, block: str) -> set[int]:
+        """Start offsets of the block's literals that measurements showed to be structure."""
+        record = self._record.get(_shape(block, self.language), {})
+        literals = numeric_literals(block, self.language)
+        return {
+            literals[i].start
+            for i, (broke, held) in record.items()
+            if broke and not held and i < len(literals)
+        }
+
+    def has_constants(self, member: Attempt) -> bool:
+        return can_retune(member.source, self.language, self.keep(member.source))
+
+    def learn(self, parent: Attempt, tuned: Attempt) -> None:
+        """What a judged tune says about the literals it changed: held (still correct) or broke it."""
+        if tuned.status not in _BROKE and not tuned.correct:
+            return  # a duplicate: says nothing about the constants
+        before = numeric_literals(parent.source, self.language)
+        after = numeric_literals(tuned.source, self.language)
+        if len(before) != len(after):
+            return
+        record = self._record.setdefault(_shape(parent.source, self.language), {})
+        for index, (old, new) in enumerate(zip(before, after, strict=True)):
+            if old.text != new.text:
+                record.setdefault(index, [0, 0])[0 if tuned.status in _BROKE else 1] += 1
 
     def tune(self, island: int) -> tuple[Attempt, str] | None:
-        """(parent, its block with constants re-tuned), or None when the island has no program with a
-        constant to tune. The parent is the best elite that has constants (exploit of the time), else any
-        of those elites or of the recent correct programs with constants. The step is wide (factors up to
-        10) one time in WIDE_JUMP_CHANCE, and spans decades (up to PLATEAU_JUMP) when the parent behaves
-        exactly like the baseline: a model's first guess at a threshold or a penalty is often off by
-        orders of magnitude, and a small step from a plateau stays on it."""
+        """(parent, its block with constants re-tuned, a setting not tried before), or None when the
+        island has no program with a constant to tune or no untried setting turned up in DRAWS draws.
+        The parent is the best elite that has constants (exploit of the time), else any of those elites
+        or of the recent correct programs with constants. The step is wide (factors up to 10) one time in
+        WIDE_JUMP_CHANCE, and spans decades (up to PLATEAU_JUMP) when the parent behaves exactly like the
+        baseline: a model's first guess at a threshold or a penalty is often off by orders of magnitude,
+        and a small step from a plateau stays on it."""
         population = self.population
-        elites = [m for m in population.islands[island] if can_retune(m.source, self.language)]
-        recent = [m for m in population.tunable[island] if all(m.id != e.id for e in elites)]
+        elites = [m for m in population.islands[island] if self.has_constants(m)]
+        recent = [
+            m
+            for m in population.tunable[island]
+            if all(m.id != e.id for e in elites) and self.has_constants(m)
+        ]
         pool = elites + recent
         if not pool:
             return None
-        parent = elites[0] if elites and self.rng.random() < self.exploit else self.rng.choice(pool)
         baseline = population.baseline
-        if baseline is not None and parent.scores == baseline.scores:
-            # A rule such as "penalise gaps below T by P" stays inert until T and P are *both* in range,
-            # so from a plateau every constant (up to three) moves at once.
-            block = retune(parent.source, self.language, self.rng, count=3, scale=PLATEAU_JUMP)
-        else:
-            scale = WIDE_JUMP if self.rng.random() < WIDE_JUMP_CHANCE else 2.0
-            block = retune(parent.source, self.language, self.rng, scale=scale)
-        return (parent, block) if block is not None else None  # can_retune said it has constants
+        for _ in range(self.DRAWS):
+            parent = elites[0] if elites and self.rng.random() < self.exploit else self.rng.choice(pool)
+            keep = self.keep(parent.source)
+            if baseline is not None and parent.scores == baseline.scores:
+                # A rule such as "penalise gaps below T by P" stays inert until T and P are *both* in
+                # range, so from a plateau every constant (up to three) moves at once.
+                block = retune(parent.source, self.language, self.rng, count=3, scale=PLATEAU_JUMP, keep=keep)
+            else:
+                scale = WIDE_JUMP if self.rng.random() < WIDE_JUMP_CHANCE else 2.0
+                block = retune(parent.source, self.language, self.rng, scale=scale, keep=keep)
+            if block is not None and source_hash(block, self.language) not in population.seen:
+                return parent, block
+        return None
+
+
+# Outcomes of a tune that say the changed constants were not free to change.
+_BROKE = frozenset({Outcome.INCORRECT, Outcome.COMPILE_FAILED, Outcome.REJECTED, Outcome.TIME_LIMIT})
+
+
+def _shape(block: str, language: CodeLanguage) -> str:
+    """The block with every numeric literal blanked: the programs a tuner's lessons apply to."""
+    out, cursor = [], 0
+    for literal in numeric_literals(block, language):
+        out += [block[cursor : literal.start], "#"]
+        cursor = literal.end
+    return "".join(out) + block[cursor:]

@@ -1,10 +1,13 @@
 """The search: a population of measured programs, evolved by a language model and a constant tuner.
 
 A sample picks an island and proposes an `Attempt`: the tuner re-tunes the constants of one of the
-island's programs (a share of the samples, and every sample while a one-call-at-a-time model is busy),
-or the model writes a better block for a parent the population picks (operators.py). A block whose
-normalised source was seen before in the run is never built again. A block that does not compile first
-gets rustc's own machine-applicable fixes, then goes back to the model for a bounded number of repairs.
+island's programs (a share of the samples, and every sample while a one-call-at-a-time model is busy, as
+long as it has an untried setting of a really tunable constant), or the model writes a better block for a
+parent the population picks (operators.py); with nothing left to tune, a worker waits for the model. A
+block whose normalised source was seen before in the run is never built again, and a duplicate does not
+count against the sample budget (MAX_DUPLICATES_IN_A_ROW of them end the run: the model only repeats).
+A block that does not compile first gets rustc's own machine-applicable fixes, then goes back to the model
+for a bounded number of repairs.
 What builds is evaluated on *training* workloads only, and a correct program is admitted to its
 island (population.py); every few samples each island's best migrates to the next. At the end the best
 training program is re-measured on *held-out* workloads, and only a held-out improvement counts.
@@ -39,11 +42,14 @@ from .store import Store
 logger = logging.getLogger(__name__)
 
 EDITS_SHARE = 0.3  # of model samples, asked for SEARCH/REPLACE edits rather than a whole block
+MAX_DUPLICATES_IN_A_ROW = 50
 
 
 @dataclass(frozen=True)
 class Budget:
-    samples: int = 24  # candidates proposed (by the model or the tuner), the baseline not counted
+    samples: int = (
+        24  # candidates proposed (by the model or the tuner), the baseline and duplicates not counted
+    )
     minutes: float | None = None
     tokens: int | None = None  # prompt + completion tokens
 
@@ -85,7 +91,9 @@ class Progress:
     """What the search has done so far: shown as it goes, and printed whole (`vars`) in the CLI's JSON."""
 
     def __init__(self) -> None:
-        self.samples = 0
+        self.samples = 0  # proposals that counted: duplicates give their sample back
+        self.proposals = 0  # every proposal, duplicates too: numbers each one (its seed, its island)
+        self.duplicates_in_a_row = 0
         # What became of them:
         self.compiled = self.compile_failed = self.correct = self.duplicates = 0
         # What they cost, and how far the search got:
@@ -107,6 +115,7 @@ class SearchResult:
     reason: str
     progress: Progress
     model_gave_up: bool = False  # the run ended because the model kept failing (not for lack of ideas)
+    stopped: str = ""  # why the search stopped proposing: which budget was spent, or what ended it
 
 
 class EvolutionSearch:
@@ -230,6 +239,7 @@ class EvolutionSearch:
             reason,
             self.progress,
             self.model.gave_up is not None,
+            self._stop_reason or f"sample budget of {self.budget.samples} spent",
         )
 
     # ----------------------------------------------------------------------------------- budgets
@@ -240,6 +250,10 @@ class EvolutionSearch:
     def _budget_left(self) -> bool:
         self._stop_reason = self._stop_reason or self.model.gave_up
         if self._stop_reason:
+            return False
+        if self.progress.duplicates_in_a_row >= MAX_DUPLICATES_IN_A_ROW:
+            repeats = self.progress.duplicates_in_a_row
+            self._stop_reason = f"the last {repeats} proposals all repeated programs seen before"
             return False
         if self.progress.samples >= self.budget.samples:
             return False
@@ -261,11 +275,16 @@ class EvolutionSearch:
 
     async def _worker(self) -> None:
         while self._budget_left():
-            sample = self.progress.samples
+            sample = self.progress.proposals
+            self.progress.proposals += 1
             self.progress.samples += 1  # reserved before any await: concurrent workers never overshoot
             island = sample % len(self.population.islands)
             try:
-                await self._sample(island, sample)
+                if await self._sample(island, sample) is Outcome.DUPLICATE:
+                    self.progress.samples -= 1
+                    self.progress.duplicates_in_a_row += 1
+                else:
+                    self.progress.duplicates_in_a_row = 0
             finally:
                 self._save_budget()
                 if (sample + 1) % self.config.migration_every == 0:
@@ -273,20 +292,24 @@ class EvolutionSearch:
                 if self.on_progress:
                     self.on_progress(self.progress)
 
-    async def _sample(self, island: int, sample: int) -> None:
+    async def _sample(self, island: int, sample: int) -> Outcome | None:
         parent, attempt = await self._propose(island, sample)
         if attempt.status is None:
             attempt = await self._build_and_judge(attempt, island, sample)
         if attempt.status is Outcome.NO_CODE:
             self.last_error[island] = attempt.message
+        if attempt.operator == TUNE:
+            self.tuner.learn(parent, attempt)
         self._store(attempt)
         if attempt.correct:
             self._admit(island, attempt, parent)
+        return attempt.status
 
     async def _propose(self, island: int, sample: int) -> tuple[Attempt, Attempt]:
         """(parent, a tuned program or the model's answer); an answer without a block has ended already."""
         # A model that generates one answer at a time (the embedded one) is busy with another sample's
-        # call: waiting for it would idle this worker for tens of seconds, a tune takes about two.
+        # call: waiting for it would idle this worker for tens of seconds, a tune takes about two. With
+        # nothing untried to tune, the worker does wait for the model.
         if self.model.busy or self.rng.random() < self.config.tune_share:
             tuned = self.tuner.tune(island)
             if tuned is not None:
@@ -407,7 +430,7 @@ class EvolutionSearch:
                 self.progress.first_improvement_s = self._elapsed()
 
     def _store(self, attempt: Attempt) -> None:
-        attempt.generation = self.progress.samples
+        attempt.generation = self.progress.proposals
         attempt.id = self.store.add(attempt)
 
     # ------------------------------------------------------------------------------ the baseline
@@ -435,7 +458,10 @@ class EvolutionSearch:
         self.run_id = run.run_id
         attempts = self.store.candidates(run_id)
         self.population.seen = {a.source_hash for a in attempts if a.source_hash}
-        self.progress.samples = sum(1 for a in attempts if a.operator != BASELINE)
+        self.progress.proposals = sum(1 for a in attempts if a.operator != BASELINE)
+        self.progress.samples = sum(
+            1 for a in attempts if a.operator != BASELINE and a.status != Outcome.DUPLICATE
+        )
         self.progress.tokens_in = sum(a.tokens_in for a in attempts)
         self.progress.tokens_out = sum(a.tokens_out for a in attempts)
         self._elapsed_before = run.elapsed_s or 0.0

@@ -23,10 +23,17 @@ among the *tunable* ones, floats three times as likely as integers:
   crossing to 0 or to the other sign; it stays a decimal integer with its suffix and digit grouping
   (`1_000` -> `1_250`).
 
-Not tunable (left as they are): zeros (0, 0.0: loop starts, initial values, clamps), the integer 1
-(`n - 1`, `i + 1`: structure, not a constant), and non-decimal integers (hex/octal/binary: bit masks and
-hash constants). `retune` returns None when no literal is tunable, so the caller falls back to the
-model. Everything is drawn from `rng`, in a fixed order: the same seed gives the same block.
+Not tunable (left as they are), because changing them changes what the program *is*, not how it
+weighs things: zeros (0, 0.0: loop starts, initial values, clamps), the integer 1 (`n - 1`, `i + 1`),
+non-decimal integers (hex/octal/binary: bit masks and hash constants), integers of 2^31 and beyond (hash
+and generator constants written in decimal), match and `case` patterns (`0 => ...`, `2 | 3 =>`), indices
+and array lengths (`a[3]`, `[0.0; 64]`), the integer operands of bit operations, shifts and `%` (a
+generator's `z >> 30`, a hash's `h % 7`), and the arguments of wrapping arithmetic, rotations and pointer
+offsets (`wrapping_mul(31)`, `rotate_left(5)`, `ptr.add(8)`): a different random stream or hash is luck,
+not a better rule. `keep` names more literals to leave alone (the tuner's own measurements: a literal whose
+every change broke the program is structure). `retune` returns None when no literal is tunable, so the
+caller falls back to the model. Everything is drawn from `rng`, in a fixed order: the same seed gives the
+same block.
 """
 
 from __future__ import annotations
@@ -34,12 +41,13 @@ from __future__ import annotations
 import math
 import random
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from ..languages import as_language, tokenize
 from ..models import CodeLanguage
 
-__all__ = ["Literal", "can_retune", "numeric_literals", "retune"]
+__all__ = ["Literal", "can_retune", "numeric_literals", "retune", "tunable_literals"]
 
 FLOAT_WEIGHT = 3
 NOISE_CHANCE = 0.25
@@ -55,6 +63,31 @@ class Literal:
     text: str  # exactly as written, suffix included
     value: int | float
     is_float: bool
+    structural: bool = False  # its place says it is structure (a pattern, an index, a shift...), not a knob
+
+
+# Where an integer is structure: beside these operators (bit operations, shifts, remainders), as the
+# argument of these methods (wrapping arithmetic, rotations, pointer offsets), and from this size on.
+_BIT_OPERATORS = frozenset({"<<", ">>", "<<=", ">>=", "&", "|", "^", "&=", "|=", "^=", "%", "%="})
+_STRUCTURAL_METHODS = frozenset(
+    {
+        "wrapping_mul",
+        "wrapping_add",
+        "wrapping_sub",
+        "wrapping_shl",
+        "wrapping_shr",
+        "rotate_left",
+        "rotate_right",
+        "add",
+        "sub",
+        "offset",
+        "byte_add",
+        "byte_offset",
+    }
+)
+_HASH_SIZE = 1 << 31
+# An identifier before `[` makes it an index (`a[3]`), unless it is one of these keywords (`in [1.0, 2.0]`).
+_NOT_INDEXED = frozenset({"return", "in", "break", "else", "match", "if", "while", "mut", "let", "as"})
 
 
 # ------------------------------------------------------------------------------------------ parsing
@@ -158,8 +191,18 @@ def _literals(block: str, language: CodeLanguage) -> list[tuple[Literal, _Parsed
     found = []
     attribute_depth = 0  # Rust: inside #[...]
     directive: str | None = None  # C: the directive the tokens belong to
+    brackets: list[bool] = []  # Rust and C: for each open `[`, whether it indexes (`a[3]`) or lists
     for index, token in enumerate(tokens):
         previous = tokens[index - 1] if index else None
+        if language is not CodeLanguage.WAT and token.kind == "punct":
+            if token.text == "[":
+                brackets.append(
+                    previous is not None
+                    and (previous.text in (")", "]") or previous.kind == "ident")
+                    and previous.text not in _NOT_INDEXED
+                )
+            elif token.text == "]" and brackets:
+                brackets.pop()
         if language is CodeLanguage.C:
             if token.kind == "eol":
                 directive = None
@@ -202,8 +245,29 @@ def _literals(block: str, language: CodeLanguage) -> list[tuple[Literal, _Parsed
         parsed = _parse(token.text, language)
         if parsed is None:
             continue
-        found.append((Literal(token.start, token.end, token.text, parsed.value, parsed.is_float), parsed))
+        following = tokens[index + 1] if index + 1 < len(tokens) else None
+        structural = language is not CodeLanguage.WAT and _structural(
+            parsed, tokens[index - 2] if index >= 2 else None, previous, following, brackets
+        )
+        literal = Literal(token.start, token.end, token.text, parsed.value, parsed.is_float, structural)
+        found.append((literal, parsed))
     return found
+
+
+def _structural(parsed: _Parsed, before_previous, previous, following, brackets: list[bool]) -> bool:
+    """Whether a literal's place in Rust or C says it is structure rather than a tunable constant."""
+    prev_text = previous.text if previous is not None else ""
+    next_text = following.text if following is not None else ""
+    if next_text in ("=>", "|") or prev_text == "case":  # a pattern: `0 =>`, `2 | 3 =>`, `case 3:`
+        return True
+    if brackets and (brackets[-1] or prev_text == ";"):  # an index `a[3]`, a length `[0.0; 64]`
+        return True
+    if parsed.is_float:
+        return False
+    if prev_text in _BIT_OPERATORS or next_text in _BIT_OPERATORS or abs(parsed.value) >= _HASH_SIZE:
+        return True
+    method = before_previous.text if before_previous is not None else ""
+    return prev_text == "(" and method in _STRUCTURAL_METHODS
 
 
 def _starts_line(text: str, offset: int) -> bool:
@@ -274,24 +338,43 @@ def _perturb(literal: Literal, parsed: _Parsed, rng: random.Random, scale: float
     return _format_int(new_int, parsed)
 
 
-def can_retune(block: str, language: CodeLanguage | str) -> bool:
+def _tunable_pairs(
+    block: str, language: CodeLanguage, keep: Collection[int] = ()
+) -> list[tuple[Literal, _Parsed]]:
+    return [
+        (literal, parsed)
+        for literal, parsed in _literals(block, language)
+        if _tunable(parsed) and not literal.structural and literal.start not in keep
+    ]
+
+
+def tunable_literals(block: str, language: CodeLanguage | str, keep: Collection[int] = ()) -> list[Literal]:
+    """The literals `retune` may change: tunable values in tunable places, none whose start is in `keep`."""
+    return [literal for literal, _ in _tunable_pairs(block, as_language(language), keep)]
+
+
+def can_retune(block: str, language: CodeLanguage | str, keep: Collection[int] = ()) -> bool:
     """Whether `retune` has a constant to change in this block."""
-    language = as_language(language)
-    return any(_tunable(parsed) for _, parsed in _literals(block, language))
+    return bool(_tunable_pairs(block, as_language(language), keep))
 
 
 def retune(
-    block: str, language: CodeLanguage | str, rng: random.Random, count: int | None = None, scale: float = 2.0
+    block: str,
+    language: CodeLanguage | str,
+    rng: random.Random,
+    count: int | None = None,
+    scale: float = 2.0,
+    keep: Collection[int] = (),
 ) -> str | None:
     """The block with 1..3 of its tunable numeric literals perturbed (nothing else changes), or None
     when it has none. `count` (default: drawn from 1..3) is capped at the number of tunable literals.
     `scale` (> 1) bounds a float's factor to [1/scale, scale] and stretches an integer's step by log2(scale):
     the search sometimes takes a wide jump, since a model's first guess at a threshold or a penalty can be
-    off by an order of magnitude."""
+    off by an order of magnitude. `keep`: start offsets of literals to leave as they are."""
     if not scale > 1.0:
         raise ValueError(f"scale must be > 1, not {scale!r}")
     language = as_language(language)
-    candidates = [(literal, parsed) for literal, parsed in _literals(block, language) if _tunable(parsed)]
+    candidates = _tunable_pairs(block, language, keep)
     if not candidates:
         return None
     if count is None:
