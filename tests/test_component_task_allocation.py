@@ -372,8 +372,8 @@ def test_training_workloads_are_our_own_seeded_instances_pinned_by_hash():
     workloads = COMPONENT.workloads(Split.TRAIN)
     assert [w.id for w in workloads] == ["train_or", "train_weibull"]
     pinned = {
-        "train_or": "4048288a8c171a8edd91fa6f7224e199047f22056cb150928c1ee6aa362432d2",
-        "train_weibull": "507821cdc25b9c49143f3f6e661e924dce7681b15e1ac9d79d1fde501c764249",
+        "train_or": "b42d9f5e8633b59cf6d989a202a7c707390eac0b4fbb3f73b3b290b29f5d905d",
+        "train_weibull": "1cdd114d8af568261b06cc9d89a1ea3cb98c37877b2739f6cf996ae7835e7c99",
     }
     heldout_items = {tuple(i["items"]) for w in COMPONENT.workloads(Split.HELDOUT) for i in w.input}
     for workload in workloads:
@@ -383,14 +383,14 @@ def test_training_workloads_are_our_own_seeded_instances_pinned_by_hash():
         ).hexdigest()
         assert digest == pinned[workload.id]  # the same instances on every machine
         assert not heldout_items & {tuple(i["items"]) for i in workload.input}
-    assert [len(i["items"]) for i in workloads[0].input] == [500] * 5
+    assert [len(i["items"]) for i in workloads[0].input] == [500] * 20
     assert {i["capacity"] for i in workloads[0].input} == {150}
-    assert [len(i["items"]) for i in workloads[1].input] == [1000] * 5
+    assert [len(i["items"]) for i in workloads[1].input] == [1000] * 20
     assert {i["capacity"] for i in workloads[1].input} == {100}
     rust = baseline(RUST)
     figures = {w.id: COMPONENT.measure(fresh(rust), w) for w in workloads}
-    assert (figures["train_or"]["bins"], figures["train_or"]["l1"]) == (213.4, 202.6)
-    assert (figures["train_weibull"]["bins"], figures["train_weibull"]["l1"]) == (416.8, 398.2)
+    assert (figures["train_or"]["bins"], figures["train_or"]["l1"]) == (211.25, 201.0)
+    assert (figures["train_weibull"]["bins"], figures["train_weibull"]["l1"]) == (420.75, 401.7)
 
 
 def test_heldout_workloads_name_their_file_and_hash():

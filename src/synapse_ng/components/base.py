@@ -125,6 +125,9 @@ class Component(ABC):
     directions: tuple[str, ...] = ()
     # Limits of one call into the module; generous for the baseline at the largest workload.
     limits: SandboxLimits = SandboxLimits()
+    # For a module that draws random numbers from seeds the host hands it: how many other streams the
+    # held-out check measures the baseline under, so a gain must beat what reseeding alone produces.
+    random_streams: int = 0
 
     # ------------------------------------------------------------------ what subclasses provide
 
@@ -160,9 +163,16 @@ class Component(ABC):
         """Training workloads (generated with our own seeds) or held-out ones (never trained on)."""
 
     @abstractmethod
-    def measure(self, instance: Instance, workload: Workload) -> dict[str, float]:
+    def measure(self, instance: Instance, workload: Workload) -> dict[str, Any]:
         """Run one workload; returns metrics, at least `objective.metric` and "fuel". Raises CaseFailure
-        when the output is invalid (an invalid answer has no score, whatever it claims)."""
+        when the output is invalid (an invalid answer has no score, whatever it claims). A workload made
+        of several generated instances also returns "items": the objective's value on each instance, in
+        order, so a gain can be tested pair by pair (evolution.significance)."""
+
+    def measure_reseeded(self, instance: Instance, workload: Workload, stream: int) -> dict[str, Any]:
+        """`measure` with the module's random numbers drawn from another stream (1, 2, ...): the seeds a
+        component hands the module, mixed with `stream`. Only components with `random_streams` > 0."""
+        raise NotImplementedError(f"{self.name} hands its module no random seeds")
 
     def check_output(self, input: Any, output: Any) -> None:
         """Raise CaseFailure unless output is acceptable. Exact components: equal to the reference."""

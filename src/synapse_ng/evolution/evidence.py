@@ -251,8 +251,8 @@ def reproduce(
     )
     mismatches += _compare_workloads(evidence["workloads"], rerun_workloads)
     if rerun_aggregate is not None:
-        for key in ("candidate", "baseline", "improvement_pct"):
-            if evidence["aggregate"].get(key) != rerun_aggregate[key]:
+        for key in ("candidate", "baseline", "improvement_pct", "significance"):
+            if evidence["aggregate"].get(key) != rerun_aggregate.get(key):
                 claimed, measured = evidence["aggregate"].get(key), rerun_aggregate[key]
                 mismatches.append(f"aggregate {key}: evidence {claimed}, re-run {measured}")
     rerun = {"workloads": rerun_workloads, "aggregate": rerun_aggregate}
@@ -302,8 +302,27 @@ def _compare_workloads(claimed: list[dict], measured: list[dict]) -> list[str]:
                 mismatches.append(
                     f"workload {workload_id}: {key} is {here!r} here, {there!r} in the evidence"
                 )
-        for side in ("candidate", "baseline"):
-            claimed_metrics, measured_metrics = theirs.get(side) or {}, ours[side]
+        sides = [("candidate", theirs.get("candidate"), ours["candidate"])]
+        sides.append(("baseline", theirs.get("baseline"), ours["baseline"]))
+        claimed_streams, measured_streams = (
+            theirs.get("baseline_streams") or [],
+            ours.get("baseline_streams") or [],
+        )
+        if not isinstance(claimed_streams, list) or len(claimed_streams) != len(measured_streams):
+            count = len(claimed_streams) if isinstance(claimed_streams, list) else claimed_streams
+            mismatches.append(
+                f"workload {workload_id}: the baseline under {len(measured_streams)} other random streams "
+                f"here, {count!r:.40} in the evidence"
+            )
+        else:
+            sides += [
+                (f"baseline (stream {n})", claimed, measured)
+                for n, (claimed, measured) in enumerate(
+                    zip(claimed_streams, measured_streams, strict=True), start=1
+                )
+            ]
+        for side, claimed_metrics, measured_metrics in sides:
+            claimed_metrics = claimed_metrics if isinstance(claimed_metrics, dict) else {}
             for metric in sorted(set(claimed_metrics) | set(measured_metrics)):
                 if metric in NONDETERMINISTIC_METRICS:
                     continue
@@ -311,6 +330,6 @@ def _compare_workloads(claimed: list[dict], measured: list[dict]) -> list[str]:
                 if claimed_value != measured_value:
                     mismatches.append(
                         f"workload {workload_id}, {side} {metric}: "
-                        f"evidence {claimed_value}, re-run {measured_value}"
+                        f"evidence {claimed_value!r:.200}, re-run {measured_value!r:.200}"
                     )
     return mismatches

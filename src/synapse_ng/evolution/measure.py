@@ -13,6 +13,7 @@ from typing import Any
 from ..components import CaseFailure, Component, ComponentKind, Split
 from ..components.base import summarize
 from ..wasm.sandbox import Sandbox
+from .significance import significance
 
 
 def aggregate(component: Component, workloads: list[dict]) -> dict:
@@ -23,12 +24,17 @@ def aggregate(component: Component, workloads: list[dict]) -> dict:
     for w in workloads:
         w["improvement_pct"] = objective.improvement_pct(w["candidate"][metric], w["baseline"][metric])
     improvements = [w["improvement_pct"] for w in workloads]
-    return {
+    improvement = sum(improvements) / len(improvements) if improvements else 0.0
+    figures = {
         "metric": metric,
         "candidate": objective.aggregate(cand) if cand else None,
         "baseline": objective.aggregate(base) if base else None,
-        "improvement_pct": sum(improvements) / len(improvements) if improvements else 0.0,
+        "improvement_pct": improvement,
     }
+    verdict = significance(objective, workloads, improvement) if workloads else None
+    if verdict is not None:  # workloads of generated instances: is the gain skill or luck?
+        figures["significance"] = verdict
+    return figures
 
 
 def run_cases(component, sandbox: Sandbox, cases, stage: str) -> tuple[int, dict | None]:
@@ -100,14 +106,19 @@ def measure_job(job: dict) -> dict:
                 result["first_failure"] = _failure("workloads", workload.id, component, "", error)
                 return result
             reference = component.measure(baseline.instantiate(), workload)
-            result["workloads"].append(
-                {
-                    "id": workload.id,
-                    "split": workload.split.value,
-                    "origin": workload.origin,
-                    "seed": workload.seed,
-                    "candidate": measured,
-                    "baseline": reference,
-                }
-            )
+            record: dict[str, Any] = {
+                "id": workload.id,
+                "split": workload.split.value,
+                "origin": workload.origin,
+                "seed": workload.seed,
+                "candidate": measured,
+                "baseline": reference,
+            }
+            if workload.split is Split.HELDOUT and component.random_streams:
+                # What another random stream alone gains: the bar a held-out gain must clear.
+                record["baseline_streams"] = [
+                    component.measure_reseeded(baseline.instantiate(), workload, stream)
+                    for stream in range(1, component.random_streams + 1)
+                ]
+            result["workloads"].append(record)
     return result

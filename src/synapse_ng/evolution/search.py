@@ -10,7 +10,8 @@ A block that does not compile first gets rustc's own machine-applicable fixes, t
 for a bounded number of repairs.
 What builds is evaluated on *training* workloads only, and a correct program is admitted to its
 island (population.py); every few samples each island's best migrates to the next. At the end the best
-training program is re-measured on *held-out* workloads, and only a held-out improvement counts.
+training program whose gain is shown instance by instance (significance.py) is re-measured on *held-out*
+workloads, and only a held-out improvement that passes the same test, stricter, counts.
 
 Every attempt is written to the store as it ends, so a killed run resumes where it stopped
 (`resume_run_id`), losing at most the samples that were in flight. Several samples run concurrently, so
@@ -37,6 +38,7 @@ from .evaluate import Evaluation, evaluate
 from .executors import LocalExecutor
 from .operators import Answer, ModelOperator, Tuner, fix_with_rustc
 from .population import Population
+from .significance import SELECTION_LEVEL, luck, shown_in_training
 from .store import Store
 
 logger = logging.getLogger(__name__)
@@ -156,6 +158,8 @@ class EvolutionSearch:
         )
         self.tuner = Tuner(self.population, config.language, self.rng, config.exploit)
         self.last_error: list[str | None] = [None] * config.islands  # shown to the model next time
+        # The best training program whose gain is shown instance by instance: the one confirmed at the end.
+        self.proven: Attempt | None = None
         self.progress = Progress()
         self._started = time.monotonic()
         self._elapsed_before = 0.0
@@ -192,7 +196,14 @@ class EvolutionSearch:
         if best is None or (best.improvement_pct or 0.0) <= 0:
             reason = self._stop_reason or "no candidate beat the baseline on the training workloads"
             return self._finish(best, None, None, reason)
-        return await self._confirm_on_heldout(best)
+        if self.proven is None:
+            verdict = (best.metrics or {}).get("aggregate", {}).get("significance") or {}
+            reason = (
+                f"no training gain was shown instance by instance: the best, {best.improvement_pct:+.3f} %, "
+                f"has p = {verdict.get('p_value', 1.0):.3g} (needs p < {SELECTION_LEVEL:g})"
+            )
+            return self._finish(best, None, None, reason)
+        return await self._confirm_on_heldout(self.proven)
 
     async def _confirm_on_heldout(self, best: Attempt) -> SearchResult:
         """Only an improvement on workloads the search never saw counts, and it is stored with evidence."""
@@ -215,6 +226,10 @@ class EvolutionSearch:
         improvement = heldout.improvement_pct
         if improvement is None or improvement <= 0:
             reason = f"the best training candidate does not improve held-out work ({improvement:.3f} %)"
+            return self._finish(best, heldout, built, reason)
+        unproven = luck(heldout.aggregate or {})
+        if unproven:
+            reason = f"the held-out gain of {improvement:.3f} % {unproven}"
             return self._finish(best, heldout, built, reason)
         sha = self.store.put_artifact(built.wasm)
         name = self.component.name
@@ -423,11 +438,22 @@ class EvolutionSearch:
             )
         self.population.admit(island, attempt)
         self.population.remember_tunable(island, attempt)
+        self._consider(attempt)
         improvement = attempt.improvement_pct or 0.0
         if improvement > self.progress.best_improvement_pct:
             self.progress.best_improvement_pct = improvement
             if self.progress.first_improvement_s is None:
                 self.progress.first_improvement_s = self._elapsed()
+
+    def _consider(self, attempt: Attempt) -> None:
+        """Keep the best correct program whose training gain is shown instance by instance."""
+        if not shown_in_training((attempt.metrics or {}).get("aggregate") or {}):
+            return
+        score, proven = attempt.score, self.proven
+        if score is None:
+            return
+        if proven is None or proven.score is None or self.component.objective.better(score, proven.score):
+            self.proven = attempt
 
     def _store(self, attempt: Attempt) -> None:
         attempt.generation = self.progress.proposals
@@ -474,6 +500,7 @@ class EvolutionSearch:
                 continue
             self.population.admit(attempt.island % islands, attempt)
             self.population.remember_tunable(attempt.island % islands, attempt)
+            self._consider(attempt)
             self.progress.correct += 1
             improvement = attempt.improvement_pct or 0.0
             self.progress.best_improvement_pct = max(self.progress.best_improvement_pct, improvement)

@@ -15,7 +15,10 @@ checking is enough or how much the checking may cost. In order, stopping at the 
    (evolution.evidence.reproduce);
 5. evidence: the same re-run re-measures every workload, and every deterministic figure must be equal
    to the evidence's, bit for bit;
-6. improvement: the re-measured improvement is positive, and it is the one the proposal states.
+6. improvement: the re-measured improvement is positive, it is the one the proposal states, and where
+   the workloads are made of generated instances it is skill, not luck: a paired test over the
+   instances, and (for a module that draws random numbers) beyond what another random stream alone
+   gives the baseline, both recomputed from this node's own re-run (evolution.significance).
 
 What the checking may cost is this node's choice (VerifyLimits): the whole verification has a time
 limit, the worker that re-runs the module a memory limit, and evidence asking for more random cases
@@ -41,6 +44,7 @@ from ..errors import UsageError
 from ..evolution.build import BuildFailure, build_candidate
 from ..evolution.evidence import case_demands, reproduce, too_many_random_cases
 from ..evolution.measure import component_ref
+from ..evolution.significance import luck
 from ..models import CodeLanguage
 from ..outcome import Stage
 from ..text import last_lines
@@ -331,6 +335,9 @@ def _run_checks(
                 f"the evidence (re-measured here) shows {pct}%"
             ],
         )
+    unproven = luck(aggregate)  # recomputed here from this node's own re-run, not read from the claim
+    if unproven:
+        raise _Stop("improvement", [f"the re-measured gain of {pct:.3f} % {unproven}"])
     checks["improvement"] = True
 
 

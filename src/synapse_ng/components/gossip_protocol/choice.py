@@ -31,8 +31,10 @@ def baseline_choice(n: int, fanout: int, seed: int) -> list[int]:
     return out
 
 
-def decision_seed(topology_seed: int, node: int) -> int:
-    return splitmix64(((topology_seed << 32) ^ node) & M64)[1]
+def decision_seed(topology_seed: int, node: int, stream: int = 0) -> int:
+    """The seed handed to the module for a node's decision; `stream` > 0 gives another random stream on
+    the same topology (the held-out check's reseeded baselines), 0 the workloads' own."""
+    return splitmix64((((topology_seed << 32) ^ node) ^ (stream * 0x9E3779B97F4A7C15)) & M64)[1]
 
 
 def validate_choice(choice: list[int], n_peers: int, fanout: int) -> None:

@@ -47,6 +47,9 @@ class GossipProtocol(Component):
     )
     languages = (CodeLanguage.RUST, CodeLanguage.C)
     limits = CALL_LIMITS
+    # The module draws its random choices from the seeds the simulation hands it: a held-out gain must
+    # beat what the baseline gains from another stream alone (evolution.significance).
+    random_streams = 8
 
     # ------------------------------------------------------------------ reference
 
@@ -90,7 +93,15 @@ class GossipProtocol(Component):
     def workloads(self, split: Split) -> list[Workload]:
         return generators.workloads(split)
 
-    def measure(self, instance: Instance, workload: Workload) -> dict[str, float]:
+    def measure(self, instance: Instance, workload: Workload) -> dict[str, Any]:
+        return self._measure(instance, workload, stream=0)
+
+    def measure_reseeded(self, instance: Instance, workload: Workload, stream: int) -> dict[str, Any]:
+        if stream < 1:
+            raise ValueError(f"another stream is numbered from 1, not {stream}")
+        return self._measure(instance, workload, stream)
+
+    def _measure(self, instance: Instance, workload: Workload, stream: int) -> dict[str, Any]:
         spec = workload.input
         if not isinstance(spec, MeshSpec):
             raise TypeError(f"gossip_protocol workloads carry a MeshSpec, not {type(spec).__name__}")
@@ -102,12 +113,14 @@ class GossipProtocol(Component):
         buffers, fuel = buffer_pointers(instance)
         totals = {"t99": 0.0, "messages": 0.0, "coverage": 0.0, "duplicates": 0.0}
         incomplete = decisions = 0
+        per_topology: list[float] = []  # t99, for the paired test (evolution.significance)
         for number, (topology_seed, topology) in enumerate(zip(spec.topology_seeds, topologies, strict=True)):
             where = f"{workload.id} topology {number} (seed {topology_seed})"
-            decider = ModuleDecider(instance, buffers, topology, spec.fanout, where, fuel)
+            decider = ModuleDecider(instance, buffers, topology, spec.fanout, where, fuel, stream)
             result = simulate(topology, spec.fanout, decider)
             fuel = decider.fuel
             totals["t99"] += result.t99
+            per_topology.append(result.t99)
             totals["messages"] += result.messages
             totals["coverage"] += result.coverage
             totals["duplicates"] += result.duplicates
@@ -123,4 +136,5 @@ class GossipProtocol(Component):
             "decisions": decisions,
             "fuel": fuel,
             "wall_s": time.perf_counter() - started,
+            "items": per_topology,
         }

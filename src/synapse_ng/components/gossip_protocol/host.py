@@ -103,8 +103,16 @@ class ModuleDecider:
     """The simulation's `choose`: one select call per decision, every answer checked."""
 
     def __init__(
-        self, instance: Instance, pointers: Pointers, topology: Topology, fanout: int, where: str, fuel: int
+        self,
+        instance: Instance,
+        pointers: Pointers,
+        topology: Topology,
+        fanout: int,
+        where: str,
+        fuel: int,
+        stream: int = 0,
     ):
+        self.stream = stream  # of the decision seeds (choice.decision_seed)
         self.instance = instance
         self.memory = instance.memory
         self.pointers = pointers
@@ -125,7 +133,7 @@ class ModuleDecider:
             memory.write_bytes(pointers.contact_age, f64_bytes(ages))
         except MemoryAccessError as error:
             raise CaseFailure(f"could not write the peers into the module's memory: {error}") from None
-        seed = decision_seed(topology.seed, node)
+        seed = decision_seed(topology.seed, node, self.stream)
         try:
             choice, used = select(self.instance, pointers, n, self.fanout, seed)
             validate_choice(choice, n, self.fanout)

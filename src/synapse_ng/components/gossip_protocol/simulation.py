@@ -50,7 +50,7 @@ def f64_bytes(values) -> bytes:
     return packed.tobytes()
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=128)  # every workload's topologies: 112
 def generate_topology(
     seed: int, nodes: int, nearest: int = NEAREST, long_links: int = LONG_LINKS
 ) -> Topology:

@@ -81,7 +81,7 @@ class RaftConsensus(Component):
             self._workloads[split] = generators.workloads(split)
         return list(self._workloads[split])
 
-    def measure(self, instance: Instance, workload: Workload) -> dict[str, float]:
+    def measure(self, instance: Instance, workload: Workload) -> dict[str, Any]:
         input: TallyInput = workload.input
         try:
             tally, fuel, wall = run(instance, input)

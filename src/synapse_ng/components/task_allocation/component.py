@@ -114,8 +114,9 @@ class TaskAllocation(Component):
             return generators.training_workloads()
         return heldout_workloads()
 
-    def measure(self, instance: Instance, workload: Workload) -> dict[str, float]:
+    def measure(self, instance: Instance, workload: Workload) -> dict[str, Any]:
         total_bins = total_l1 = 0
+        per_instance: list[float] = []  # bins, for the paired test (evolution.significance)
         fuel = 0
         wall = 0.0
         instances = workload.input
@@ -130,6 +131,7 @@ class TaskAllocation(Component):
                     f"workload {workload.id}, instance {packing.get('id', '?')}: {failure}"
                 ) from None
             total_bins += used
+            per_instance.append(float(used))
             total_l1 += l1_bound(items, capacity)
             fuel += call_fuel
             wall += call_wall
@@ -142,4 +144,5 @@ class TaskAllocation(Component):
             "l1": mean_l1,
             "fuel": float(fuel),
             "wall_s": wall,
+            "items": per_instance,
         }
