@@ -150,3 +150,80 @@ def test_evolve_draws_a_live_line_on_a_terminal_and_plain_lines_into_a_pipe(tmp_
     assert counts[-1][0] == "2/2" and len(counts) == 2 + counts[-1][1], counts
     assert [n for n, _ in counts] == sorted(n for n, _ in counts) and "\x1b[" not in piped.stderr
     assert all("min left" in line and "correct" in line for line in lines)
+
+
+# A hash table with linear probing, in C: O(n) where the baseline is O(records x voters).
+HASHED_TALLY_C = r"""
+typedef struct {
+    uint32_t voter;
+    uint32_t seq;
+    uint32_t index;
+    uint32_t used;
+} Slot;
+
+static Slot table[1u << 21];
+
+static Tally tally_votes(const Record *records, uint32_t n, int64_t quorum, int64_t num, int64_t den) {
+    uint32_t size = 16;
+    while (size < 2 * n) size <<= 1;
+    for (uint32_t k = 0; k < size; k++) table[k].used = 0;
+    uint32_t mask = size - 1;
+    for (uint32_t i = 0; i < n; i++) {
+        const Record *r = &records[i];
+        uint32_t h = (r->voter * 2654435761u) & mask;
+        while (table[h].used && table[h].voter != r->voter) h = (h + 1) & mask;
+        if (!table[h].used) {
+            table[h].used = 1;
+            table[h].voter = r->voter;
+            table[h].seq = r->seq;
+            table[h].index = i;
+        } else if (r->seq >= table[h].seq) {
+            table[h].seq = r->seq;
+            table[h].index = i;
+        }
+    }
+    Tally t;
+    t.yes = 0;
+    t.no = 0;
+    t.abstain = 0;
+    t.turnout = 0;
+    for (uint32_t k = 0; k < size; k++) {
+        if (!table[k].used) continue;
+        const Record *r = &records[table[k].index];
+        int64_t w = (int64_t)r->weight;
+        if (r->choice == 0) t.yes += w;
+        else if (r->choice == 1) t.no += w;
+        else t.abstain += w;
+        t.turnout += w;
+    }
+    if (t.turnout < quorum) t.outcome = 2;
+    else if (t.yes + t.no > 0 && t.yes * den >= num * (t.yes + t.no)) t.outcome = 0;
+    else t.outcome = 1;
+    return t;
+}
+"""
+
+
+def test_evolve_searches_in_the_language_it_is_given(tmp_path):
+    """`--language c`: the model is asked for C, the answer is built by clang into the C skeleton, and the
+    result (source, module, evidence) is C; a language the component has no skeleton for is refused
+    before anything runs."""
+    server = LoopbackServer(OpenAIWire(), Ok(text=f"A hash table:\n```c\n{HASHED_TALLY_C}\n```"))
+    workspace = str(tmp_path / "ws")
+    try:
+        done = synapse(
+            *two_sample_tally_search(server), "--language", "c", "--workspace", workspace, "--json"
+        )
+        refused = synapse(*two_sample_tally_search(server), "--language", "wat", "--workspace", workspace)
+    finally:
+        server.close()
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert report["improved"] and report["heldout"]["aggregate"]["improvement_pct"] > 50
+    assert report["files"]["source"].endswith("candidate.c")
+    assert "uint32_t h = (r->voter * 2654435761u) & mask;" in Path(report["files"]["source"]).read_text()
+    assert report["heldout"]["candidate"]["language"] == "c"
+    prompt = json.dumps(server.requests[0].body)
+    assert "```c" in prompt or " C " in prompt or "in C" in prompt
+    assert refused.returncode != 0 and "has no wat skeleton" in refused.stderr
+    assert "--language rust, c" in refused.stderr and len(server.requests) >= 1

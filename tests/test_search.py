@@ -569,11 +569,19 @@ def test_a_program_that_ties_its_parent_but_has_constants_is_still_tuned_with_wi
     assert all("0.1;" not in block and "10.0" not in block for block in blocks), blocks
 
 
-def test_directions_with_rust_shapes_are_not_given_to_a_c_search(tmp_path):
+@pytest.mark.parametrize("name", ["task_allocation", "raft_consensus", "gossip_protocol"])
+def test_each_language_gets_directions_with_its_own_code_shapes(tmp_path, name):
     from synapse_ng.components import get_component
 
-    search, _ = _bare_search(tmp_path, get_component("task_allocation"), language=CodeLanguage.C)
-    assert all(search.model.direction(sample) is None for sample in range(10))
+    component = get_component(name)
+    rust_only = ("let ", ".iter()", "Vec<", "|&", "usize")
+    for language in (CodeLanguage.RUST, CodeLanguage.C):
+        search, _ = _bare_search(tmp_path / language.value, component, language=language)
+        given = {search.model.direction(sample) for sample in range(12)} - {None}
+        assert given == set(component.directions_for(language)) and len(given) >= 1
+        rusty = [d for d in given if any(token in d for token in rust_only)]
+        assert rusty if language is CodeLanguage.RUST else not rusty, given  # C shapes for C
+    assert component.directions_for(CodeLanguage.WAT) == ()
 
 
 @pytest.mark.parametrize(
@@ -730,3 +738,27 @@ def test_a_run_uses_its_minutes_without_spinning(tmp_path, name):
     # Every proposal did real work (a build, or a model call that took its second): no spinning.
     progress = result.progress
     assert progress.proposals == progress.samples + progress.duplicates < 100 and model.calls >= 1
+
+
+def test_the_model_sees_the_failing_case_of_its_wrong_tally(tmp_path):
+    """A wrong exact answer goes back to the model with the case that shows it: the input, what the
+    reference answers and what the program returned."""
+    from synapse_ng.components import get_component
+    from test_cli_components import FIRST_VOTE_TALLY, SORTED_TALLY
+
+    server = LoopbackServer(OpenAIWire(), answer(FIRST_VOTE_TALLY), answer(SORTED_TALLY))
+    store = Store(tmp_path / "ws")
+    search = EvolutionSearch(
+        get_component("raft_consensus"),
+        provider_for(server),
+        store,
+        problem="p",
+        config=SearchConfig(islands=1, concurrency=1, tune_share=0.0, random_cases=5),
+        budget=Budget(samples=2),
+    )
+    try:
+        asyncio.run(search.run())
+    finally:
+        server.close()
+    second_prompt = server.requests[1].body["messages"][-1]["content"]
+    assert "wrong tally for" in second_prompt and "expected" in second_prompt and "got" in second_prompt

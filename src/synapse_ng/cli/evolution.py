@@ -11,9 +11,14 @@ import click
 
 from .. import errors
 from ..errors import UsageError
+from ..models import CodeLanguage
+from ..toolchain import SOURCE_SUFFIXES
 from .evaluation import describe_evaluation
 from .files import WORKSPACE_HELP, workspace, write_file
+from .modules import LANGUAGES
 from .output import Output, json_option
+
+SOURCE_SUFFIX = {language: suffix for suffix, language in SOURCE_SUFFIXES.items()}
 
 PROVIDERS = ["local", "ollama_local", "openai_api", "anthropic_api"]
 
@@ -51,6 +56,13 @@ def llm_config(provider: str | None, model: str | None, endpoint: str | None):
 )
 @click.option("--model", help="Model name (local: a GGUF path; default: LLM_MODEL, else the embedded one).")
 @click.option("--endpoint", help="Base URL of the provider's API (default: LLM_ENDPOINT).")
+@click.option(
+    "--language",
+    type=LANGUAGES,
+    default="rust",
+    show_default=True,
+    help="The language candidates are written in (the component must ship a skeleton in it).",
+)
 @click.option("--samples", type=int, default=24, show_default=True, help="Candidates to propose.")
 @click.option("--minutes", type=float, help="Wall-clock budget.")
 @click.option("--tokens", type=int, help="Token budget (prompt + completion).")
@@ -75,6 +87,7 @@ def evolve_command(
     provider: str | None,
     model: str | None,
     endpoint: str | None,
+    language: str,
     samples: int,
     minutes: float | None,
     tokens: int | None,
@@ -98,6 +111,12 @@ def evolve_command(
     from .progress import ProgressDisplay
 
     component = get_component(component_name)
+    chosen = CodeLanguage.from_name(language)
+    if chosen not in component.languages:
+        supported = ", ".join(lang.value for lang in component.languages)
+        raise UsageError(
+            f"{component.name} has no {chosen.value} skeleton to evolve; choose --language {supported}"
+        )
     if samples < 0 or (minutes is not None and minutes <= 0) or islands < 1 or concurrency < 1:
         raise UsageError("--samples must be >= 0, --minutes > 0, --islands and --concurrency >= 1")
     store = Store(workspace(workspace_dir))
@@ -112,7 +131,7 @@ def evolve_command(
             llm,
             store,
             problem=f"Make {component.name} better: {component.objective.description}.",
-            config=SearchConfig(islands=islands, concurrency=concurrency, seed=seed),
+            config=SearchConfig(islands=islands, concurrency=concurrency, seed=seed, language=chosen),
             budget=budget,
             on_progress=None if out.json else display,
             executor=runner,
@@ -135,7 +154,7 @@ def _write_result(store, result) -> dict[str, str]:
         for name, file in (
             ("wasm", "candidate.wasm"),
             ("evidence", "evidence.json"),
-            ("source", "candidate.rs"),
+            ("source", "candidate" + SOURCE_SUFFIX[result.best.language]),
         )
     }
     write_file(paths["wasm"], result.built.wasm)
@@ -150,6 +169,7 @@ def _result_dict(result, paths: dict[str, str]) -> dict[str, Any]:
         "component": result.component,
         "improved": result.improved,
         "reason": result.reason,
+        "stopped": result.stopped,
         "progress": vars(result.progress),
         "heldout": result.heldout.to_dict() if result.heldout else None,
         "files": paths,

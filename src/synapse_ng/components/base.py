@@ -121,8 +121,10 @@ class Component(ABC):
     hints: tuple[str, ...] = ()
     # Concrete directions to try, one per prompt in turn: a small model follows one specific idea far
     # better than a list of them, and rotating them spreads the population over different structures.
-    # They may show code shapes in Rust, so other languages get none (see directions_for).
+    # They show code shapes in Rust; `c_directions` show them in C (see directions_for).
     directions: tuple[str, ...] = ()
+    # The same kind of ideas with C code shapes, for a C search.
+    c_directions: tuple[str, ...] = ()
     # Limits of one call into the module; generous for the baseline at the largest workload.
     limits: SandboxLimits = SandboxLimits()
     # For a module that draws random numbers from seeds the host hands it: how many other streams the
@@ -186,7 +188,8 @@ class Component(ABC):
         return WasmPolicy(required_exports=self.exports, max_memory_pages=self.max_memory_pages)
 
     def directions_for(self, language: CodeLanguage) -> tuple[str, ...]:
-        return self.directions if language is CodeLanguage.RUST else ()
+        """The directions whose code shapes are written in `language` (none for a language without)."""
+        return {CodeLanguage.RUST: self.directions, CodeLanguage.C: self.c_directions}.get(language, ())
 
     def baseline_block(self, language: CodeLanguage) -> str:
         return split_skeleton(self.skeleton(language))[1]

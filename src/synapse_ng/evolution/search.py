@@ -120,6 +120,18 @@ class SearchResult:
     stopped: str = ""  # why the search stopped proposing: which budget was spent, or what ended it
 
 
+def failing_case(evaluation: Evaluation) -> str:
+    """What the model is shown of a wrong program: the first failing case's message and, where the
+    component knows them, its input, the expected answer and what the program returned."""
+    failure = evaluation.first_failure or {}
+    lines = [failure.get("message") or evaluation.message]
+    for key in ("input", "expected", "got"):
+        value = failure.get(key)
+        if value and str(value) not in lines[0]:
+            lines.append(f"{key}: {value}")
+    return "\n".join(lines)
+
+
 class EvolutionSearch:
     def __init__(
         self,
@@ -387,8 +399,7 @@ class EvolutionSearch:
         )
         attempt.judged(evaluation, built.sha256)
         if not evaluation.correct:
-            failure = evaluation.first_failure or {}
-            self.last_error[island] = failure.get("message") or evaluation.message
+            self.last_error[island] = failing_case(evaluation)
         return attempt
 
     async def _build_fixed(self, attempt: Attempt) -> tuple[Attempt, BuiltModule | BuildFailure]:

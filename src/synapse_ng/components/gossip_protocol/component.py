@@ -38,6 +38,28 @@ class GossipProtocol(Component):
         description="mean over topologies of the time (ms) until 99 % of nodes hold the message; penalty "
         "N x largest latency when 99 % is never reached",
     )
+    # Ideas that change which peers are chosen, never the random generator: another random stream is
+    # not a better rule, and the held-out test says so (evolution.significance).
+    directions = (
+        "Prefer fast, reliable peers: give each peer a cost such as its expected delay `latency[i] / "
+        "(reliability[i] + EPS)`, add a large cost for the peer the message came from (`contact_age[i] == "
+        "0.0`: it has the message), and choose the `k` cheapest. Shape: `let cost = |i: usize| -> f64 { "
+        "/* the rule, with named constants */ }; let mut order: Vec<usize> = (0..n).collect(); "
+        "order.sort_by(|&a, &b| cost(a).partial_cmp(&cost(b)).unwrap_or(core::cmp::Ordering::Equal)); for "
+        "i in 0..k { out[i] = order[i] as i32; }`",
+        "Mix speed and spread: take the `k - R` cheapest peers by `latency[i] / (reliability[i] + EPS)` "
+        "and fill the last R slots with random other peers (drawn with splitmix64 from `seed`), so that "
+        "long links still carry the message far; never the sender (`contact_age[i] == 0.0`) unless no "
+        "other peer is left.",
+        "Weigh a peer by both how soon and how surely it receives the message: cost = latency + PENALTY * "
+        "(1 - reliability) + a small term that prefers peers not heard from for a long time "
+        "(`contact_age[i]`, large means they may lack news); choose the `k` lowest costs.",
+    )
+    c_directions = (
+        "Prefer fast, reliable peers: cost(i) = latency[i] / (reliability[i] + EPS), plus a large cost "
+        "when contact_age[i] == 0.0 (the sender); choose the `k` cheapest with a partial selection sort "
+        "over an `int order[MAX_PEERS]` array, writing the chosen indices to out[0..k).",
+    )
     exports = (
         ExportSpec("latency_ptr", (), ("i32",)),
         ExportSpec("reliability_ptr", (), ("i32",)),

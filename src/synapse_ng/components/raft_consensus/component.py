@@ -29,6 +29,36 @@ class RaftConsensus(Component):
         aggregation="sum",
         description="wasm fuel burnt by the tally over the workload's calls (deterministic); lower is better",
     )
+    # The known faster families, each with the shape of its code: a small model that is only told "use a
+    # hash map" mostly gets the tie rule wrong (which of a voter's equal-sequence records counts).
+    directions = (
+        "Sort, then scan: sort the record indices by (voter, seq, index) and the LAST index of each voter's "
+        "run is the record that counts (highest seq, and the last in input order among equal seqs). Shape: "
+        "`let mut order: Vec<usize> = (0..records.len()).collect(); order.sort_unstable_by_key(|&i| "
+        "(records[i].voter, records[i].seq, i)); for k in 0..order.len() { let last = k + 1 == order.len() "
+        "|| records[order[k + 1]].voter != records[order[k]].voter; if !last { continue; } /* add "
+        "records[order[k]] to the tally */ }`, then the outcome exactly as the baseline computes it.",
+        "One pass with a hash map from voter to (best seq, index), in input order, `>=` so that a later "
+        "record with an equal seq wins: `let mut best: std::collections::HashMap<u32, (u32, usize)> = "
+        "std::collections::HashMap::with_capacity(records.len()); for (i, r) in records.iter().enumerate() "
+        "{ let e = best.entry(r.voter).or_insert((r.seq, i)); if r.seq >= e.0 { *e = (r.seq, i); } }` then "
+        "sum the weights of `records[i]` for every `(_, i)` in `best.values()` by choice, and the outcome "
+        "exactly as the baseline computes it.",
+        "Sort plain keys instead of indices (no indirection while sorting): `let mut keys: Vec<(u32, u32, "
+        "u32)> = records.iter().enumerate().map(|(i, r)| (r.voter, r.seq, i as u32)).collect(); "
+        "keys.sort_unstable();` then the last key of each voter's run names the counted record "
+        "`records[key.2 as usize]`; sum and decide the outcome exactly as the baseline does.",
+    )
+    c_directions = (
+        "One pass with an open-addressing hash table from voter to (best seq, index) in a static array "
+        "(`static Slot table[1u << 21];` with a `used` flag; size the table to the next power of two >= 2n "
+        "and clear only that part): probe `h = (voter * 2654435761u) & mask`, step `h = (h + 1) & mask`; "
+        "in input order replace the entry when `r->seq >= entry.seq`, so a later equal seq wins. Then sum "
+        "the counted records and decide the outcome exactly as the baseline does.",
+        "Sort, then scan: put (voter, seq, index) keys in a static array, sort them with a heap sort or a "
+        "radix sort written out (there is no libc qsort), and the last key of each voter's run is the "
+        "counted record.",
+    )
     exports = (
         ExportSpec("records_ptr", (), ("i32",)),
         ExportSpec("tally", ("i32", "i64", "i32", "i32"), ("i32",)),

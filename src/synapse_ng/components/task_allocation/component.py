@@ -66,6 +66,18 @@ class TaskAllocation(Component):
         "Score a bin by how full it would be after the item, compared with the fullest bin that can hold it: "
         "`let fullest = bins.iter().cloned().fold(f64::MAX, f64::min);` then map each bin to a score.",
     )
+    c_directions = (
+        "Start from best fit and subtract a penalty when the gap the item would leave is positive but "
+        "smaller than a threshold, since such a gap is too small for later items. Keep this shape: "
+        "`for (int k = 0; k < n; k++) { double gap = bins[k] - item; double score = -gap; "
+        "/* the rule, with #define constants */ scores[k] = score; }`",
+        "Start from best fit and add a bonus when the gap the item would leave is still large enough for a "
+        "typical later item. Keep this shape: `for (int k = 0; k < n; k++) { double gap = bins[k] - item; "
+        "double score = -gap; /* the rule */ scores[k] = score; }`",
+        "Use a different rule for small items than for large ones (compare the item with a #define SMALL "
+        "constant) inside `for (int k = 0; k < n; k++) { double gap = bins[k] - item; scores[k] = "
+        "item < SMALL ? /* ... */ : /* ... */; }`",
+    )
     exports = (
         ExportSpec("items_ptr", (), ("i32",)),
         ExportSpec("assignment_ptr", (), ("i32",)),
