@@ -735,9 +735,11 @@ def test_a_run_uses_its_minutes_without_spinning(tmp_path, name):
     assert all(row.status != "duplicate" for row in tunes)  # the tuner offers untried settings only
     counted = [row for row in rows if row.operator != "baseline" and row.status != "duplicate"]
     assert result.progress.samples == len(counted)
-    # Every proposal did real work (a build, or a model call that took its second): no spinning.
+    # Every proposal did real work (a build, or a model call that took its second): no spinning. A model
+    # call still running when the minutes ended was cancelled and proposed nothing (at most one a worker).
     progress = result.progress
-    assert progress.proposals == progress.samples + progress.duplicates < 100 and model.calls >= 1
+    judged = progress.samples + progress.duplicates
+    assert judged <= progress.proposals <= judged + 2 and progress.proposals < 100 and model.calls >= 1
 
 
 def test_the_model_sees_the_failing_case_of_its_wrong_tally(tmp_path):
@@ -762,3 +764,32 @@ def test_the_model_sees_the_failing_case_of_its_wrong_tally(tmp_path):
         server.close()
     second_prompt = server.requests[1].body["messages"][-1]["content"]
     assert "wrong tally for" in second_prompt and "expected" in second_prompt and "got" in second_prompt
+
+
+def test_the_time_budget_cancels_a_model_call_in_flight(tmp_path):
+    """A model that takes a minute per answer and a three-second budget: the run ends on time, the call
+    is cancelled (the embedded model stops generating on cancellation), nothing half-made is stored."""
+    from synapse_ng.components import get_component
+
+    server = LoopbackServer(OpenAIWire(), answer(WRONG))
+    model = OneAtATimeModel(provider_for(server), seconds=60.0)
+    store = Store(tmp_path / "ws")
+    search = EvolutionSearch(
+        get_component("gossip_protocol"),  # nothing to tune: every worker waits for the model
+        model,
+        store,
+        problem="p",
+        config=SearchConfig(islands=2, concurrency=2, random_cases=3),
+        budget=Budget(samples=100, minutes=0.05),
+    )
+    started = time.monotonic()
+    try:
+        result = asyncio.run(search.run())
+    finally:
+        server.close()
+    took = time.monotonic() - started
+    assert result.stopped == "time budget of 0.05 minutes spent" and took < 30, (result.stopped, took)
+    assert result.progress.samples == 0 and [row.operator for row in store.candidates(result.run_id)] == [
+        "baseline"
+    ]
+    assert model.calls >= 1 and not model.busy  # the call in flight was cancelled, its lock released

@@ -136,3 +136,27 @@ def test_an_exact_component_has_no_instances_to_test():
         and "significance" not in evaluation.aggregate
         and luck(evaluation.aggregate) is None
     )
+
+
+def test_the_search_confirms_only_a_training_gain_shown_instance_by_instance():
+    """The rule that would have kept seed 2's winner (lucky on two of ten training instances, worse held
+    out) from being confirmed: a gain made on a couple of instances is not worth a held-out test."""
+    from synapse_ng.evolution.measure import aggregate
+    from synapse_ng.evolution.significance import SELECTION_LEVEL, shown_in_training
+
+    packing = get_component("task_allocation")
+
+    def figures(candidate: list[float]) -> dict:
+        baseline = [100.0] * len(candidate)
+        workload = {
+            "candidate": {"bins": sum(candidate) / len(candidate), "items": candidate},
+            "baseline": {"bins": 100.0, "items": baseline},
+        }
+        return aggregate(packing, [workload])
+
+    lucky = figures([98.0, 99.0] + [100.0] * 38)  # better on 2 of 40 instances
+    broad = figures([99.0] * 12 + [100.0] * 27 + [101.0])  # better on 12, worse on 1
+    assert lucky["improvement_pct"] > 0 and lucky["significance"]["p_value"] >= SELECTION_LEVEL
+    assert not shown_in_training(lucky)
+    assert shown_in_training(broad) and broad["significance"]["p_value"] < SELECTION_LEVEL
+    assert not shown_in_training(figures([101.0] * 40))  # a loss is never confirmed

@@ -143,7 +143,9 @@ def _describe(summary, metric: str, plot: str) -> str:
             f"{_percent(best.improvement_pct)} on the training workloads"
         )
     if summary.result is not None:
-        lines.append(f"held out: {_percent(summary.result.improvement_pct)}")
+        verdict = (summary.result.evidence.get("aggregate") or {}).get("significance")
+        test = f", {verdict['test']}: p = {verdict['p_value']:.3g}" if isinstance(verdict, dict) else ""
+        lines.append(f"held out: {_percent(summary.result.improvement_pct)}{test}")
     if summary.diff:
         lines += ["", summary.diff.rstrip("\n"), ""]
     lines.append(f"plot: {plot}")

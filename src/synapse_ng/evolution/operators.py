@@ -4,6 +4,7 @@
     model.repair(block, compile_log) -> Answer                                  the block, made to compile
     fix_with_rustc(component, attempt, built, ...)                               rustc's suggestions applied
     Tuner(population, ...).tune(island) -> (parent, block) | None               constants re-tuned, no model
+    tuner.batch(island, size) -> SettingsBatch | None                            many settings, one build
     tuner.learn(parent, tuned)                                                   which constants are structure
 
 A model answer is prompted with the parent, its measured scores, good programs from other islands, the
@@ -31,7 +32,16 @@ from .build import BuildFailure, BuiltModule, autofix_block, build_candidate
 from .extract import extract_candidate
 from .population import Population
 from .prompts import ParentInfo, build_messages, repair_messages
-from .tuning import can_retune, numeric_literals, retune
+from .slots import bake, slottable, slotted
+from .tuning import (
+    Literal,
+    can_retune,
+    float_setting,
+    literal_value,
+    numeric_literals,
+    retune,
+    tunable_literals,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +52,20 @@ WIDE_JUMP_CHANCE = 1 / 3
 # From a plateau (a program that decides exactly like the baseline) the constants are far from where
 # they matter (a small model writes thresholds like 0.005 where 20 is needed): jump across decades.
 PLATEAU_JUMP = 1000.0
+
+
+@dataclass(frozen=True)
+class SettingsBatch:
+    """Settings of one parent's float constants, measured from one build of its slotted block."""
+
+    parent: Attempt
+    literals: list[Literal]  # the slotted constants, in slot order
+    slotted: str  # the parent reading them from memory (evolution.slots)
+    settings: list[list[str]]  # per setting, the text of each constant
+    blocks: list[str]  # per setting, the parent with that setting written in
+
+    def values(self, language: CodeLanguage) -> list[list[float]]:
+        return [[literal_value(text, language) for text in texts] for texts in self.settings]
 
 
 @dataclass(frozen=True)
@@ -194,6 +218,7 @@ class Tuner:
         self.exploit = exploit
         # shape (the block with its numbers blanked) -> literal index -> [tunes that broke, that held]
         self._record: dict[str, dict[int, list[int]]] = {}
+        self.unslottable: set[int | None] = set()  # parents whose slotted block did not build
 
     def keep(self, block: str) -> set[int]:
         """Start offsets of the block's literals that measurements showed to be structure."""
@@ -221,14 +246,51 @@ class Tuner:
             if old.text != new.text:
                 record.setdefault(index, [0, 0])[0 if tuned.status in _BROKE else 1] += 1
 
-    def tune(self, island: int) -> tuple[Attempt, str] | None:
-        """(parent, its block with constants re-tuned, a setting not tried before), or None when the
-        island has no program with a constant to tune or no untried setting turned up in DRAWS draws.
-        The parent is the best elite that has constants (exploit of the time), else any of those elites
-        or of the recent correct programs with constants. The step is wide (factors up to 10) one time in
-        WIDE_JUMP_CHANCE, and spans decades (up to PLATEAU_JUMP) when the parent behaves exactly like the
-        baseline: a model's first guess at a threshold or a penalty is often off by orders of magnitude,
-        and a small step from a plateau stays on it."""
+    def batch(self, island: int, size: int) -> SettingsBatch | None:
+        """Up to `size` untried settings of one parent's float constants, to be measured from a single
+        build (evolution.slots), or None when the parent has no float a slot can replace (or its slotted
+        form did not build before): then the ordinary `tune` takes the turn."""
+        chosen = self._choose(island)
+        if chosen is None:
+            return None
+        parent, plateau = chosen
+        if parent.id in self.unslottable:
+            return None
+        keep = self.keep(parent.source)
+        tunable = tunable_literals(parent.source, self.language, keep)
+        floats = [literal for literal in tunable if literal.is_float]
+        usable = slottable(parent.source, self.language, floats)
+        if not usable:
+            return None
+        others = {literal.start for literal in tunable if literal not in usable}
+        seen = self.population.seen
+        settings: list[list[str]] = []
+        blocks: list[str] = []
+        hashes: set[str] = set()
+        for _ in range(3 * size):
+            if plateau:
+                drawn = float_setting(parent.source, self.language, self.rng, 3, PLATEAU_JUMP, keep | others)
+            else:
+                scale = WIDE_JUMP if self.rng.random() < WIDE_JUMP_CHANCE else 2.0
+                drawn = float_setting(parent.source, self.language, self.rng, None, scale, keep | others)
+            if drawn is None:
+                return None
+            literals, texts = drawn
+            block = bake(parent.source, literals, texts)
+            digest = source_hash(block, self.language)
+            if digest in seen or digest in hashes:
+                continue
+            hashes.add(digest)
+            settings.append(texts)
+            blocks.append(block)
+            if len(settings) == size:
+                break
+        if not settings:
+            return None
+        return SettingsBatch(parent, usable, slotted(parent.source, self.language, usable), settings, blocks)
+
+    def _choose(self, island: int) -> tuple[Attempt, bool] | None:
+        """(a parent with constants, whether it sits on the baseline's plateau), as `tune` chooses."""
         population = self.population
         elites = [m for m in population.islands[island] if self.has_constants(m)]
         recent = [
@@ -239,18 +301,32 @@ class Tuner:
         pool = elites + recent
         if not pool:
             return None
+        parent = elites[0] if elites and self.rng.random() < self.exploit else self.rng.choice(pool)
         baseline = population.baseline
+        return parent, baseline is not None and parent.scores == baseline.scores
+
+    def tune(self, island: int) -> tuple[Attempt, str] | None:
+        """(parent, its block with constants re-tuned, a setting not tried before), or None when the
+        island has no program with a constant to tune or no untried setting turned up in DRAWS draws.
+        The parent is the best elite that has constants (exploit of the time), else any of those elites
+        or of the recent correct programs with constants. The step is wide (factors up to 10) one time in
+        WIDE_JUMP_CHANCE, and spans decades (up to PLATEAU_JUMP) when the parent behaves exactly like the
+        baseline: a model's first guess at a threshold or a penalty is often off by orders of magnitude,
+        and a small step from a plateau stays on it."""
         for _ in range(self.DRAWS):
-            parent = elites[0] if elites and self.rng.random() < self.exploit else self.rng.choice(pool)
+            chosen = self._choose(island)
+            if chosen is None:
+                return None
+            parent, plateau = chosen
             keep = self.keep(parent.source)
-            if baseline is not None and parent.scores == baseline.scores:
+            if plateau:
                 # A rule such as "penalise gaps below T by P" stays inert until T and P are *both* in
                 # range, so from a plateau every constant (up to three) moves at once.
                 block = retune(parent.source, self.language, self.rng, count=3, scale=PLATEAU_JUMP, keep=keep)
             else:
                 scale = WIDE_JUMP if self.rng.random() < WIDE_JUMP_CHANCE else 2.0
                 block = retune(parent.source, self.language, self.rng, scale=scale, keep=keep)
-            if block is not None and source_hash(block, self.language) not in population.seen:
+            if block is not None and source_hash(block, self.language) not in self.population.seen:
                 return parent, block
         return None
 

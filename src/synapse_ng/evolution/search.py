@@ -24,21 +24,25 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from ..components import Component, Split
 from ..languages import source_hash
 from ..models import CodeLanguage
 from ..outcome import Outcome, Stage
 from ..toolchain import CompileOptions
+from ..workers import run_in_worker
 from .attempt import BASELINE, TUNE, Attempt
 from .build import BuildFailure, BuiltModule, build_candidate
 from .evaluate import Evaluation, evaluate
 from .executors import LocalExecutor
-from .operators import Answer, ModelOperator, Tuner, fix_with_rustc
+from .measure import component_ref
+from .operators import Answer, ModelOperator, SettingsBatch, Tuner, fix_with_rustc
 from .population import Population
 from .significance import SELECTION_LEVEL, luck, shown_in_training
+from .slots import measure_settings_job
 from .store import Store
 
 logger = logging.getLogger(__name__)
@@ -72,6 +76,8 @@ class SearchConfig:
     max_new_tokens: int = 900  # a block, with room for a short explanation around it
     temperature: float | None = None  # None: the provider's own config (LLMProviderConfig.temperature)
     random_cases: int = 20  # of the correctness suite, besides the fixed edge cases
+    # Settings of float constants measured from one build per tune (evolution.slots); 0: one compile each.
+    batch_settings: int = 24
     eval_time_limit_s: float = 300.0  # after which an evaluation's worker is killed
 
     def to_dict(self) -> dict:
@@ -98,6 +104,7 @@ class Progress:
         self.duplicates_in_a_row = 0
         # What became of them:
         self.compiled = self.compile_failed = self.correct = self.duplicates = 0
+        self.settings_measured = 0  # constant settings measured from slotted builds (the tuner's fast path)
         # What they cost, and how far the search got:
         self.tokens_in = self.tokens_out = 0
         self.best_improvement_pct = 0.0
@@ -118,6 +125,10 @@ class SearchResult:
     progress: Progress
     model_gave_up: bool = False  # the run ended because the model kept failing (not for lack of ideas)
     stopped: str = ""  # why the search stopped proposing: which budget was spent, or what ended it
+
+
+class BudgetSpent(Exception):
+    """The time budget ended during a model call (which was cancelled)."""
 
 
 def failing_case(evaluation: Evaluation) -> str:
@@ -271,6 +282,17 @@ class EvolutionSearch:
 
     # ----------------------------------------------------------------------------------- budgets
 
+    async def _within_budget(self, call: Coroutine[Any, Any, Answer]) -> Answer:
+        """A model call, cancelled when the time budget ends (the model stops generating): a run keeps
+        to its minutes instead of waiting out answers nobody will use."""
+        if self.budget.minutes is None:
+            return await call
+        left = self.budget.minutes * 60 - self._elapsed()
+        try:
+            return await asyncio.wait_for(call, timeout=max(left, 0.0))
+        except TimeoutError:
+            raise BudgetSpent from None
+
     def _elapsed(self) -> float:
         return self._elapsed_before + time.monotonic() - self._started
 
@@ -312,6 +334,10 @@ class EvolutionSearch:
                     self.progress.duplicates_in_a_row += 1
                 else:
                     self.progress.duplicates_in_a_row = 0
+            except BudgetSpent:  # the minutes ended while the model wrote: nothing was proposed
+                self.progress.samples -= 1
+                self._budget_left()  # records why the run stopped
+                return
             finally:
                 self._save_budget()
                 if (sample + 1) % self.config.migration_every == 0:
@@ -338,14 +364,16 @@ class EvolutionSearch:
         # call: waiting for it would idle this worker for tens of seconds, a tune takes about two. With
         # nothing untried to tune, the worker does wait for the model.
         if self.model.busy or self.rng.random() < self.config.tune_share:
-            tuned = self.tuner.tune(island)
+            tuned = await self._tune(island)
             if tuned is not None:
                 parent, block = tuned
                 return parent, self._attempt(island, parent, TUNE, block)
         parent = self.population.pick_parent(island)
         mode = "edits" if self.rng.random() < EDITS_SHARE else "block"
         inspirations = self.population.inspirations(island, parent)
-        answer = await self.model.propose(parent, inspirations, self.last_error[island], mode, sample)
+        answer = await self._within_budget(
+            self.model.propose(parent, inspirations, self.last_error[island], mode, sample)
+        )
         self._spent(answer)
         attempt = self._attempt(island, parent, f"llm-{mode}", answer.block)
         attempt.tokens_in, attempt.tokens_out = answer.tokens_in, answer.tokens_out
@@ -357,6 +385,64 @@ class EvolutionSearch:
             attempt.source = problem
             attempt.end(Outcome.NO_CODE, Stage.EXTRACT, problem)
         return parent, attempt
+
+    async def _tune(self, island: int) -> tuple[Attempt, str] | None:
+        """(parent, a tuned block): the best of a batch of settings measured from one slotted build when
+        the parent has float constants a slot can replace, else one ordinary tune. Either way the block
+        is then built, checked and judged like any candidate."""
+        size = self.config.batch_settings
+        batch = self.tuner.batch(island, size) if size > 0 else None
+        if batch is not None:
+            scores = await asyncio.to_thread(self._measure_settings, batch)
+            if scores is None:
+                self.tuner.unslottable.add(batch.parent.id)
+            else:
+                best = self._best_setting(batch, scores)
+                if best is not None:
+                    return batch.parent, best
+        return self.tuner.tune(island)
+
+    def _measure_settings(self, batch: SettingsBatch) -> list[float | None] | None:
+        """Build the slotted parent once and measure every setting on the training workloads in a worker
+        process; None when the slotted block does not build or the worker gives no answer."""
+        built = self._build(batch.slotted)
+        if isinstance(built, BuildFailure):
+            logger.info("slotted build of candidate %s failed: %s", batch.parent.id, built.message)
+            return None
+        job = {
+            "component": component_ref(self.component),
+            "wasm": built.wasm,
+            "settings": batch.values(self.config.language),
+        }
+        result = run_in_worker(measure_settings_job, job, self.config.eval_time_limit_s)
+        if result is None or "error" in result:
+            problem = "time limit" if result is None else result["error"].strip().splitlines()[-1]
+            logger.info("settings of candidate %s not measured: %s", batch.parent.id, problem)
+            return None
+        return result["scores"]
+
+    def _best_setting(self, batch: SettingsBatch, scores: list[float | None]) -> str | None:
+        """The best measured setting, written in (judged next); the others are marked seen: measured, never
+        tried again."""
+        self.progress.settings_measured += len(scores)
+        language = self.config.language
+        for block in batch.blocks:
+            self.population.claim(source_hash(block, language))
+        measured = [
+            (score, block) for score, block in zip(scores, batch.blocks, strict=True) if score is not None
+        ]
+        if not measured:
+            return None
+        sign = 1.0 if self.component.objective.direction == "min" else -1.0
+        score, best = min(measured, key=lambda pair: sign * pair[0])
+        self.population.seen.discard(source_hash(best, language))
+        logger.info(
+            "tuned candidate %s: best of %d settings from one build scores %g",
+            batch.parent.id,
+            len(scores),
+            score,
+        )
+        return best
 
     def _attempt(self, island: int, parent: Attempt | None, operator: str, block: str | None) -> Attempt:
         by_model = operator not in (TUNE, BASELINE)
@@ -416,7 +502,9 @@ class EvolutionSearch:
             and repairs < self.config.repair_tries
         ):
             repairs += 1
-            answer = await self.model.repair(attempt.source, built.log, self.rng.randrange(1 << 30))
+            answer = await self._within_budget(
+                self.model.repair(attempt.source, built.log, self.rng.randrange(1 << 30))
+            )
             self._spent(answer)
             attempt.tokens_in += answer.tokens_in
             attempt.tokens_out += answer.tokens_out

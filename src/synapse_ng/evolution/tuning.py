@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from ..languages import as_language, tokenize
 from ..models import CodeLanguage
 
-__all__ = ["Literal", "can_retune", "numeric_literals", "retune", "tunable_literals"]
+__all__ = ["Literal", "can_retune", "float_setting", "numeric_literals", "retune", "tunable_literals"]
 
 FLOAT_WEIGHT = 3
 NOISE_CHANCE = 0.25
@@ -397,3 +397,40 @@ def retune(
         cursor = literal.end
     out.append(block[cursor:])
     return "".join(out)
+
+
+def float_setting(
+    block: str,
+    language: CodeLanguage | str,
+    rng: random.Random,
+    count: int | None = None,
+    scale: float = 2.0,
+    keep: Collection[int] = (),
+) -> tuple[list[Literal], list[str]] | None:
+    """A new setting of the block's tunable float constants, as `retune` would draw it: (those literals,
+    the text of each in the setting: 1..3 of them perturbed, the others as written), or None when the
+    block has no tunable float. The tuner's fast path measures such settings without compiling them
+    (evolution.slots)."""
+    if not scale > 1.0:
+        raise ValueError(f"scale must be > 1, not {scale!r}")
+    language = as_language(language)
+    floats = [
+        (literal, parsed) for literal, parsed in _tunable_pairs(block, language, keep) if parsed.is_float
+    ]
+    if not floats:
+        return None
+    count = max(1, min(int(count if count is not None else rng.randint(1, 3)), len(floats)))
+    chosen = set(rng.sample(range(len(floats)), count))
+    texts = [
+        _perturb(literal, parsed, rng, scale) if index in chosen else literal.text
+        for index, (literal, parsed) in enumerate(floats)
+    ]
+    return [literal for literal, _ in floats], texts
+
+
+def literal_value(text: str, language: CodeLanguage | str) -> float:
+    """The value a float literal's text stands for (suffix and digit grouping allowed)."""
+    parsed = _parse(text, as_language(language))
+    if parsed is None or not parsed.is_float:
+        raise ValueError(f"not a float literal: {text!r}")
+    return -float(parsed.value) if parsed.sign == "-" and parsed.value > 0 else float(parsed.value)
