@@ -26,17 +26,6 @@ GOSSIP = get_component("gossip_protocol")
 BASELINE = GOSSIP.baseline_block(CodeLanguage.RUST)
 # The baseline, its random stream changed and nothing else: +3.334 % held out, p = 0.17 (measured).
 RESEEDED = BASELINE.replace("let mut state = seed;", f"let mut state = seed ^ {7 * 0x1000_0001};")
-# Prefers fast, reliable peers and never sends back to the sender: a rule, not a stream.
-BETTER = (
-    "fn choose_peers(latency: &[f64], reliability: &[f64], contact_age: &[f64], fanout: usize, "
-    "seed: u64, out: &mut [i32]) -> i32 {\n"
-    "    let _ = seed;\n    let n = latency.len();\n    let k = if fanout < n { fanout } else { n };\n"
-    "    let cost = |i: usize| latency[i] / (reliability[i] + 0.05) "
-    "+ if contact_age[i] == 0.0 { 1000.0 } else { 0.0 };\n"
-    "    let mut order: Vec<usize> = (0..n).collect();\n"
-    "    order.sort_by(|&a, &b| cost(a).partial_cmp(&cost(b)).unwrap_or(core::cmp::Ordering::Equal));\n"
-    "    for i in 0..k {\n        out[i] = order[i] as i32;\n    }\n    k as i32\n}\n"
-)
 
 
 def brute_force_p(differences: list[float]) -> float:
@@ -118,13 +107,6 @@ def test_every_voter_refuses_a_lucky_stream_and_a_doctored_test(reseeded):
     mismatches = reproduce(doctored, built.wasm, component=GOSSIP).mismatches
     assert any(m.startswith("aggregate significance") for m in mismatches), mismatches
     assert any("other random streams" in m for m in mismatches), mismatches
-
-
-def test_a_better_rule_passes_the_test_with_room_to_spare():
-    evaluation = evaluate(GOSSIP, BETTER, split=Split.HELDOUT, random_cases=5)
-    verdict = evaluation.aggregate["significance"]
-    assert evaluation.improvement_pct > 30 and verdict["passed"] and verdict["p_value"] < 1e-9
-    assert luck(evaluation.aggregate) is None
 
 
 def test_an_exact_component_has_no_instances_to_test():

@@ -1,0 +1,201 @@
+"""A search that never spins and keeps to its minutes: duplicates give their samples back, the tuner offers
+only untried settings of real constants, the workers wait for a slow model instead of spinning, and the time
+budget cancels a model call in flight. Real compiles and evaluations; the model is a scripted loopback
+server behind a wrapper that answers one call at a time, slowly, as the embedded model does."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from llm_servers import LoopbackServer, Ok, OpenAIWire
+from synapse_ng.evolution.attempt import Attempt
+from synapse_ng.evolution.search import Budget, EvolutionSearch, SearchConfig
+from synapse_ng.evolution.store import Store
+from synapse_ng.languages import source_hash
+from synapse_ng.models import CodeLanguage
+from test_search import WRONG, _bare_search, answer, provider_for
+
+
+def test_the_tuner_learns_that_a_constant_whose_changes_break_the_program_is_structure(tmp_path):
+    from synapse_ng.components import get_component
+    from synapse_ng.outcome import Outcome
+
+    component = get_component("raft_consensus")
+    search, Member = _bare_search(tmp_path, component, exploit=1.0)
+    tally = Member(1, component.baseline_block(CodeLanguage.RUST), 10.0, 0.0, {"a": 1.0})
+    search.population.admit(0, tally)
+    parent, block = search.tuner.tune(0)  # only the outcome code `2` is left to try
+    assert parent.id == 1 and "{\n        2\n" not in block
+    broken = Attempt("run", 0, 1, "tune", CodeLanguage.RUST, source=block, status=Outcome.INCORRECT)
+    search.tuner.learn(parent, broken)
+    assert search.tuner.tune(0) is None  # nothing tunable left: the search asks the model instead
+    # A constant that once held (a weight) stays tunable even if another change of it broke something.
+    weighted = Member(2, "fn f(x: f64) -> f64 { x * 0.5 + 3.0 }", 9.0, 1.0, {"a": 0.9})
+    search.population.admit(0, weighted)
+    seen = set()
+    for _ in range(5):
+        parent, block = search.tuner.tune(0)
+        assert parent.id == 2 and block not in seen
+        seen.add(block)
+        search.population.claim(source_hash(block, CodeLanguage.RUST))
+
+
+def test_the_tuner_offers_only_settings_not_tried_before(tmp_path):
+    from synapse_ng.components import get_component
+
+    search, Member = _bare_search(tmp_path, get_component("task_allocation"), exploit=1.0)
+    search.population.admit(0, Member(1, "fn f(x: u32) -> u32 { x * 3 }", 9.0, 1.0, {"a": 0.9}))
+    offered = []
+    while (tuned := search.tuner.tune(0)) is not None:
+        offered.append(tuned[1])
+        search.population.claim(source_hash(tuned[1], CodeLanguage.RUST))
+        assert len(offered) < 50
+    # `3` moves by at most 25 % (at least 1) and never to 0 or 1, so few settings exist: all tried once.
+    assert len(offered) == len(set(offered)) >= 2
+
+
+class OneAtATimeModel:
+    """A model that generates one answer at a time and takes `seconds` for it, as the embedded one does:
+    `busy` while an answer is being generated, the next call waiting for it."""
+
+    def __init__(self, inner, seconds: float):
+        self.inner, self.name, self.model, self.seconds = inner, inner.name, inner.model, seconds
+        self.calls = 0
+        self._lock: asyncio.Lock | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self._lock is not None and self._lock.locked()
+
+    async def complete(self, *args, **kwargs):
+        self._lock = self._lock or asyncio.Lock()
+        async with self._lock:
+            self.calls += 1
+            await asyncio.sleep(self.seconds)
+            return await self.inner.complete(*args, **kwargs)
+
+    async def aclose(self):
+        await self.inner.aclose()
+
+
+# What the model keeps answering, per component: a correct block (with constants where the component's
+# rules have any) that the model then repeats, as a small model often does.
+REPEATED_ANSWERS = {
+    "task_allocation": (
+        "fn priority(item: f64, bins: &[f64]) -> Vec<f64> {\n"
+        "    bins.iter().map(|&r| { let gap = r - item; "
+        "if gap > 0.0 && gap < 20.0 { -gap - 10.0 } else { -gap } }).collect()\n}\n"
+    ),
+    "raft_consensus": None,  # the sorted tally (tests/test_cli_components.py)
+    "gossip_protocol": (
+        "fn choose_peers(latency: &[f64], reliability: &[f64], contact_age: &[f64], fanout: usize, "
+        "seed: u64, out: &mut [i32]) -> i32 {\n"
+        "    let _ = seed;\n    let n = latency.len();\n    let k = if fanout < n { fanout } else { n };\n"
+        "    let cost = |i: usize| latency[i] / (reliability[i] + 0.05) "
+        "+ if contact_age[i] == 0.0 { 1000.0 } else { 0.0 };\n"
+        "    let mut order: Vec<usize> = (0..n).collect();\n"
+        "    order.sort_by(|&a, &b| cost(a).partial_cmp(&cost(b)).unwrap_or(core::cmp::Ordering::Equal));\n"
+        "    for i in 0..k {\n        out[i] = order[i] as i32;\n    }\n    k as i32\n}\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REPEATED_ANSWERS))
+def test_a_run_uses_its_minutes_without_spinning(tmp_path, name):
+    """A slow model that repeats itself and a sample budget far beyond what the minutes allow: the run
+    ends on its time budget, having tuned only untried settings while the model was busy and waited for
+    the model otherwise; its repeats were stored as duplicates and counted no samples. (The run that
+    once ended after 1.7 of its 20 minutes had spent its 10,000 samples on duplicate tunes.)"""
+    from synapse_ng.components import get_component
+    from test_cli_components import SORTED_TALLY
+
+    block = REPEATED_ANSWERS[name] or SORTED_TALLY
+    server = LoopbackServer(OpenAIWire(), answer(block))
+    model = OneAtATimeModel(provider_for(server), seconds=1.0)
+    minutes = 0.12
+    store = Store(tmp_path / "ws")
+    search = EvolutionSearch(
+        get_component(name),
+        model,
+        store,
+        problem="p",
+        config=SearchConfig(islands=2, concurrency=2, random_cases=3),
+        budget=Budget(samples=10_000, minutes=minutes),
+    )
+    started = time.monotonic()
+    try:
+        result = asyncio.run(search.run())
+    finally:
+        server.close()
+    assert result.stopped == f"time budget of {minutes:g} minutes spent", (result.stopped, result.reason)
+    assert result.progress.elapsed_s >= minutes * 60 and time.monotonic() - started >= minutes * 60
+    rows = store.candidates(result.run_id)
+    tunes = [row for row in rows if row.operator == "tune"]
+    assert all(row.status != "duplicate" for row in tunes)  # the tuner offers untried settings only
+    counted = [row for row in rows if row.operator != "baseline" and row.status != "duplicate"]
+    assert result.progress.samples == len(counted)
+    # Every proposal did real work (a build, or a model call that took its second): no spinning. A model
+    # call still running when the minutes ended was cancelled and proposed nothing (at most one a worker).
+    progress = result.progress
+    judged = progress.samples + progress.duplicates
+    assert judged <= progress.proposals <= judged + 2 and progress.proposals < 100 and model.calls >= 1
+    if name == "gossip_protocol":  # a real rule, not a stream: its held-out gain passes the paired test
+        verdict = result.heldout.aggregate["significance"]
+        assert result.improved and verdict["passed"] and verdict["p_value"] < 1e-9, result.reason
+
+
+def test_the_model_sees_the_failing_case_of_its_wrong_tally(tmp_path):
+    """A wrong exact answer goes back to the model with the case that shows it: the input, what the
+    reference answers and what the program returned."""
+    from synapse_ng.components import get_component
+    from test_cli_components import FIRST_VOTE_TALLY
+
+    # The second answer holds no code: only its prompt matters, and nothing more is built or measured.
+    server = LoopbackServer(OpenAIWire(), answer(FIRST_VOTE_TALLY), Ok(text="No better idea."))
+    store = Store(tmp_path / "ws")
+    search = EvolutionSearch(
+        get_component("raft_consensus"),
+        provider_for(server),
+        store,
+        problem="p",
+        config=SearchConfig(islands=1, concurrency=1, tune_share=0.0, random_cases=5),
+        budget=Budget(samples=2),
+    )
+    try:
+        asyncio.run(search.run())
+    finally:
+        server.close()
+    second_prompt = server.requests[1].body["messages"][-1]["content"]
+    assert "wrong tally for" in second_prompt and "expected" in second_prompt and "got" in second_prompt
+
+
+def test_the_time_budget_cancels_a_model_call_in_flight(tmp_path):
+    """A model that takes a minute per answer and a twelve-second budget: the run ends on time, the call
+    is cancelled (the embedded model stops generating on cancellation), nothing half-made is stored."""
+    from synapse_ng.components import get_component
+
+    server = LoopbackServer(OpenAIWire(), answer(WRONG))
+    model = OneAtATimeModel(provider_for(server), seconds=60.0)
+    store = Store(tmp_path / "ws")
+    search = EvolutionSearch(
+        get_component("gossip_protocol"),  # nothing to tune: every worker waits for the model
+        model,
+        store,
+        problem="p",
+        config=SearchConfig(islands=2, concurrency=2, random_cases=3),
+        budget=Budget(samples=100, minutes=0.2),
+    )
+    started = time.monotonic()
+    try:
+        result = asyncio.run(search.run())
+    finally:
+        server.close()
+    took = time.monotonic() - started
+    assert result.stopped == "time budget of 0.2 minutes spent" and took < 40, (result.stopped, took)
+    assert result.progress.samples == 0 and [row.operator for row in store.candidates(result.run_id)] == [
+        "baseline"
+    ]
+    assert model.calls >= 1 and not model.busy  # the call in flight was cancelled, its lock released
