@@ -25,7 +25,7 @@ from synapse_ng.toolchain import CompileOptions, compile_source
 from synapse_ng.wasm.inspect import inspect_wasm
 from synapse_ng.wasm.sandbox import Sandbox
 
-RUST, C = CodeLanguage.RUST, CodeLanguage.C
+RUST, C, WAT = CodeLanguage.RUST, CodeLanguage.C, CodeLanguage.WAT
 COMPONENT = GossipProtocol()
 _compiled: dict[tuple[CodeLanguage, str], bytes] = {}
 
@@ -229,6 +229,28 @@ C_BETTER = (
 )
 
 
+WAT_SIGNATURE = (
+    "(func $choose_peers (param $latency i32) (param $reliability i32) (param $contact_age i32)"
+    " (param $n i32) (param $fanout i32) (param $seed i64) (param $out i32) (param $scratch i32)"
+    " (result i32)"
+)
+
+# The baseline's shuffle, then every chosen slot overwritten with peer 0.
+WAT_DUPLICATES = COMPONENT.baseline_block(WAT).replace(
+    "\n  (local.get $k))",
+    "\n  (local.set $i (i32.const 0))\n"
+    "  (loop $zero (if (i32.lt_s (local.get $i) (local.get $k)) (then\n"
+    "    (i32.store (i32.add (local.get $out) (i32.shl (local.get $i) (i32.const 2))) (i32.const 0))\n"
+    "    (local.set $i (i32.add (local.get $i) (i32.const 1)))\n"
+    "    (br $zero))))\n"
+    "  (local.get $k))",
+)
+assert WAT_DUPLICATES != COMPONENT.baseline_block(WAT)
+
+# Claims a count beyond the output buffer (the host would read past it).
+WAT_OVER_BUFFER = WAT_SIGNATURE + "\n  (i32.const 257))\n"
+
+
 # ------------------------------------------------------------------ the contract
 
 
@@ -241,7 +263,7 @@ def test_registry_finds_the_component_by_name_and_by_the_seed_names():
     assert "select:i32,i32,i64->i32" in info["exports"]
 
 
-@pytest.mark.parametrize("language", [RUST, C])
+@pytest.mark.parametrize("language", [RUST, C, WAT])
 def test_skeleton_has_one_evolve_block_and_reassembles_to_itself(language):
     skeleton = COMPONENT.skeleton(language)
     _, block, tail = split_skeleton(skeleton)
@@ -251,13 +273,13 @@ def test_skeleton_has_one_evolve_block_and_reassembles_to_itself(language):
     with pytest.raises(CandidateShapeError):
         assemble(
             skeleton,
-            skeleton.replace("MAX_PEERS 256", "MAX_PEERS 300").replace(
-                "MAX_PEERS: usize = 256", "MAX_PEERS: usize = 300"
-            ),
+            skeleton.replace("MAX_PEERS 256", "MAX_PEERS 300")
+            .replace("MAX_PEERS: usize = 256", "MAX_PEERS: usize = 300")
+            .replace("$MAX_PEERS i32 (i32.const 256)", "$MAX_PEERS i32 (i32.const 300)"),
         )
 
 
-@pytest.mark.parametrize("language", [RUST, C])
+@pytest.mark.parametrize("language", [RUST, C, WAT])
 def test_baseline_passes_every_case_bit_for_bit_with_the_reference(language):
     module = instance(language)
     cases = COMPONENT.fixed_cases() + COMPONENT.random_cases(seed=7, count=200)
@@ -291,6 +313,18 @@ def test_rust_and_c_baselines_agree_on_every_workload_metric():
         for key in ("t99", "messages", "coverage", "duplicates", "incomplete", "decisions"):
             assert rust[key] == c[key], (workload.id, key)
         assert rust["incomplete"] == 0.0, f"the baseline must reach 99 % on every topology of {workload.id}"
+
+
+def test_the_wat_baseline_measures_what_the_c_baseline_measures():
+    """On a training workload (the cheapest; the choices are checked bit for bit on every case above):
+    every figure but fuel and time, on a fresh and on a reused instance."""
+    workload = COMPONENT.workloads(Split.TRAIN)[0]
+    c = COMPONENT.measure(instance(C), workload)
+    reused = instance(WAT)
+    for wat in (COMPONENT.measure(reused, workload), COMPONENT.measure(reused, workload)):
+        for key in ("t99", "messages", "coverage", "duplicates", "incomplete", "decisions", "items"):
+            assert wat[key] == c[key], (workload.id, key)
+        assert wat["fuel"] > 0
 
 
 @pytest.mark.parametrize("language", [RUST, C])
@@ -406,6 +440,8 @@ def first_failure(module) -> str:
         (C, C_DUPLICATES, r"duplicate index 0 \(output slots 0 and 1\)"),
         (C, C_NEGATIVE, r"negative count"),
         (C, C_DIVIDE_BY_ZERO, r"trapped: trap \(integer_division_by_zero\)"),
+        (WAT, WAT_DUPLICATES, r"duplicate index 0 \(output slots 0 and 1\)"),
+        (WAT, WAT_OVER_BUFFER, r"above the 256-slot output buffer"),
     ],
     ids=[
         "duplicates",
@@ -418,6 +454,8 @@ def first_failure(module) -> str:
         "c_duplicates",
         "c_negative",
         "c_div_zero",
+        "wat_duplicates",
+        "wat_over_buffer",
     ],
 )
 def test_wrong_candidates_are_caught_with_a_clear_message(language, block, message):

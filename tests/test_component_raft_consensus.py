@@ -30,7 +30,7 @@ from synapse_ng.toolchain import CompileOptions, compile_source
 from synapse_ng.wasm.inspect import inspect_wasm
 from synapse_ng.wasm.sandbox import Sandbox
 
-RUST, C = CodeLanguage.RUST, CodeLanguage.C
+RUST, C, WAT = CodeLanguage.RUST, CodeLanguage.C, CodeLanguage.WAT
 COMPONENT = RaftConsensus()
 
 # ------------------------------------------------------------------------------------------ candidates
@@ -199,6 +199,11 @@ static Tally tally_votes(const Record *records, uint32_t n, int64_t quorum, int6
 # The baseline with an off-by-one: reads records[n], the first poison record.
 C_READ_PAST = split_skeleton(COMPONENT.skeleton(C))[1].replace("i < n; i++", "i <= n; i++")
 
+# The WAT baseline with the same off-by-one: its record loop runs while i <= n.
+WAT_READ_PAST = split_skeleton(COMPONENT.skeleton(WAT))[1].replace(
+    "(if (i32.lt_u (local.get $i) (local.get $n))", "(if (i32.le_u (local.get $i) (local.get $n))"
+)
+
 # Correct, but all pairs of records: fine up to a few thousand votes, hopeless at 100k.
 C_ALL_PAIRS = (
     r"""
@@ -328,17 +333,18 @@ def test_registered_under_its_name_and_aliases():
         "result_ptr:->i32",
     ]
     assert component.limits.memory_bytes == component.max_memory_pages * 65536
-    assert component.languages == (RUST, C)
+    assert component.languages == (RUST, C, WAT)
 
 
 def test_skeletons_have_one_block_holding_the_baseline():
-    for language in (RUST, C):
+    for language in (RUST, C, WAT):
         skeleton = COMPONENT.skeleton(language)
         head, block, tail = split_skeleton(skeleton)
-        assert "tally_votes(" in block and "tally_votes(" not in head
+        defined = "(func $tally_votes (param" if language is WAT else "tally_votes("
+        assert defined in block and defined not in head
         assert all(
             name in tail
-            for name in ('"records_ptr"' if language is C else "fn records_ptr", "result_ptr", "tally")
+            for name in ("fn records_ptr" if language is RUST else '"records_ptr"', "result_ptr", "tally")
         )
         assert assemble(skeleton, COMPONENT.baseline_block(language)) == skeleton
         assert assemble(skeleton, skeleton) == skeleton
@@ -400,7 +406,7 @@ def test_poison_is_fresh_voters_with_big_weights():
 # ------------------------------------------------------------------------------------------ the baseline
 
 
-@pytest.mark.parametrize("language", [RUST, C])
+@pytest.mark.parametrize("language", [RUST, C, WAT])
 def test_baseline_passes_every_case(language):
     instance = instance_of(language)
     run_cases(instance, COMPONENT.fixed_cases())
@@ -409,7 +415,7 @@ def test_baseline_passes_every_case(language):
     run_cases(instance_of(language), COMPONENT.random_cases(2, 24))
 
 
-@pytest.mark.parametrize("language", [RUST, C])
+@pytest.mark.parametrize("language", [RUST, C, WAT])
 def test_baseline_measure_is_deterministic(language):
     for split in (Split.TRAIN, Split.HELDOUT):
         for item in COMPONENT.workloads(split):
@@ -452,7 +458,11 @@ def test_fixed_table_of_256_voters_is_caught_everywhere():
         COMPONENT.measure(instance_of(C, C_TABLE_256), workload("votes_10k"))
 
 
-@pytest.mark.parametrize("language, block", [(C, C_READ_PAST), (RUST, RUST_READ_PAST)], ids=["c", "rust"])
+@pytest.mark.parametrize(
+    "language, block",
+    [(C, C_READ_PAST), (RUST, RUST_READ_PAST), (WAT, WAT_READ_PAST)],
+    ids=["c", "rust", "wat"],
+)
 def test_reading_past_the_input_is_caught(language, block):
     instance = instance_of(language, block)
     # With no votes, any weight at all is more than 0 records carry: the harness refuses it (error -4).
@@ -473,6 +483,37 @@ def test_reading_past_the_input_is_caught(language, block):
     for item in (COMPONENT.random_cases(4, 3)[0].input, workload("votes_1k").input):
         with pytest.raises(CaseFailure, match="wrong tally"):
             COMPONENT.check_output(item, COMPONENT.call(instance, item).value)
+
+
+def test_the_wat_baseline_tallies_what_rust_and_c_tally_and_rebuilds_for_a_vote():
+    """Every workload, field by field, against the reference (as every measure does) and the C module;
+    a governance vote rebuilds a WAT block inside the WAT skeleton, to the module the engine built."""
+    from synapse_ng.evolution.build import build_candidate
+    from synapse_ng.governance.verify import rebuild
+
+    wat, c = instance_of(WAT), instance_of(C)
+    for split in (Split.TRAIN, Split.HELDOUT):
+        for item in COMPONENT.workloads(split):
+            if len(item.input.votes) <= 20_000:
+                assert COMPONENT.call(wat, item.input).value == COMPONENT.call(c, item.input).value
+    block = COMPONENT.baseline_block(WAT)
+    built = build_candidate(COMPONENT, block, WAT)
+    assert built.language == "wat" and built.wasm == wasm_of(WAT)
+    assert rebuild(COMPONENT, block, WAT).sha256 == built.sha256
+    assert rebuild(COMPONENT, COMPONENT.skeleton(WAT), WAT).sha256 == built.sha256
+
+
+def test_a_wat_block_that_overwrites_the_harness_is_caught():
+    """WAT names reach the whole module, so a block can write the harness's buffers: here it zeroes
+    every weight in the records it is handed, then tallies. The comparison with the reference catches it."""
+    block = COMPONENT.baseline_block(WAT).replace(
+        "(local.set $r (i32.add (local.get $records) (i32.shl (local.get $i) (i32.const 4))))",
+        "(local.set $r (i32.add (local.get $records) (i32.shl (local.get $i) (i32.const 4))))\n"
+        "      (i32.store offset=12 (local.get $r) (i32.const 0))",
+    )
+    assert block != COMPONENT.baseline_block(WAT)
+    with pytest.raises(CaseFailure, match=r"wrong tally for .*expected yes=.*; got yes=0, no=0"):
+        run_cases(instance_of(WAT, block), COMPONENT.fixed_cases())
 
 
 def test_inconsistent_totals_are_refused_by_the_harness():

@@ -43,8 +43,21 @@ from synapse_ng.toolchain import CompileOptions, compile_source
 from synapse_ng.wasm.inspect import inspect_wasm
 from synapse_ng.wasm.sandbox import Sandbox, SandboxLimits
 
-RUST, C = CodeLanguage.RUST, CodeLanguage.C
+RUST, C, WAT = CodeLanguage.RUST, CodeLanguage.C, CodeLanguage.WAT
 COMPONENT: TaskAllocation = get_component("task_allocation")
+
+# WAT names reach the whole module, so a WAT block can name the harness's buffers: this one puts bin 0's
+# remaining capacity back to a billion on every call and scores bin 0 best, so every item goes there.
+WAT_TAMPER = """
+(func $priority (param $item f64) (param $bins i32) (param $n i32) (param $scores i32) (param $scratch i32)
+  (local $k i32)
+  (f64.store (global.get $REMAINING) (f64.const 1e9))
+  (loop $each_bin (if (i32.lt_s (local.get $k) (local.get $n)) (then
+    (f64.store (i32.add (local.get $scores) (i32.shl (local.get $k) (i32.const 3)))
+      (f64.neg (f64.convert_i32_s (local.get $k))))
+    (local.set $k (i32.add (local.get $k) (i32.const 1)))
+    (br $each_bin)))))
+"""
 
 _compiled: dict[tuple[CodeLanguage, str], bytes] = {}
 
@@ -74,7 +87,7 @@ def baseline(language: CodeLanguage) -> bytes:
 @pytest.fixture(scope="module", autouse=True)
 def _compile_everything_at_once():
     """The compilers are separate processes: build every module of this file side by side, once."""
-    sources = [(COMPONENT.skeleton(language), language) for language in (RUST, C)]
+    sources = [(COMPONENT.skeleton(language), language) for language in (RUST, C, WAT)]
     sources += [(assemble(COMPONENT.skeleton(language), block), language) for block, language in BLOCKS]
     sources += [(whole_program_cheat(), RUST), (tampering_program(), RUST)]
     with ThreadPoolExecutor(max_workers=4) as pool:
@@ -257,7 +270,7 @@ def test_the_component_is_registered_under_its_name_and_the_seed_names():
         "min",
         "mean",
     )
-    assert COMPONENT.languages == (RUST, C)
+    assert COMPONENT.languages == (RUST, C, WAT)
     assert [str(spec) for spec in COMPONENT.exports] == [
         "items_ptr:->i32",
         "assignment_ptr:->i32",
@@ -267,17 +280,23 @@ def test_the_component_is_registered_under_its_name_and_the_seed_names():
     assert COMPONENT.info()["objective"] == "min mean bins"
 
 
-@pytest.mark.parametrize("language", [RUST, C])
+@pytest.mark.parametrize("language", [RUST, C, WAT])
 def test_each_skeleton_has_one_block_holding_the_baseline(language):
     skeleton = COMPONENT.skeleton(language)
     _, block, tail = split_skeleton(skeleton)
-    assert "priority(double item" in block or "fn priority(item: f64, bins: &[f64]) -> Vec<f64>" in block
+    assert {
+        RUST: "fn priority(item: f64, bins: &[f64]) -> Vec<f64>",
+        C: "priority(double item",
+        WAT: "(func $priority (param $item f64) (param $bins i32) (param $n i32) (param $scores i32)",
+    }[language] in block
     assert "EVOLVE" not in block
-    assert ('export_name("pack")' in tail) or ("fn pack(" in tail)  # the entry points are harness
+    # The entry points are harness.
+    assert 'export_name("pack")' in tail or "fn pack(" in tail or '(export "pack")' in tail
+    assert "(memory" not in block and "(export" not in block and "export_name" not in block
     assert assemble(skeleton, COMPONENT.baseline_block(language)) == skeleton
     assert assemble(skeleton, skeleton) == skeleton
-    with pytest.raises(UsageError, match="no wat skeleton"):
-        COMPONENT.skeleton(CodeLanguage.WAT)
+    with pytest.raises(UsageError, match="no assemblyscript skeleton"):
+        COMPONENT.skeleton(CodeLanguage.ASSEMBLYSCRIPT)
 
 
 def test_the_python_protocol_is_best_fit_and_first_fit_on_a_hand_checked_instance():
@@ -310,7 +329,7 @@ def test_cases_are_deterministic_valid_and_quick():
 # ============================================================================ the baseline
 
 
-@pytest.mark.parametrize("language", [RUST, C])
+@pytest.mark.parametrize("language", [RUST, C, WAT])
 def test_the_baseline_passes_every_case_and_packs_exactly_like_the_python_oracle(language):
     instance = fresh(baseline(language))
     for case in COMPONENT.fixed_cases() + COMPONENT.random_cases(0, 60):
@@ -344,6 +363,27 @@ def test_the_baseline_reproduces_the_published_best_fit_figures_deterministicall
     # Five pack calls; each well inside the per-call fuel limit.
     assert 5e9 < big["fuel"] < 5 * COMPONENT.limits.fuel / 4
     assert big["wall_s"] > 0
+
+
+def test_the_wat_baseline_packs_every_held_out_instance_as_c_does():
+    """The published best-fit figures (the packing itself is checked against the oracle on every case
+    above), instance by instance equal to the C baseline's."""
+    wat, c = baseline(WAT), baseline(C)
+    for workload_id, figures in (("or3", (212.0, 201.2, 5.37)), ("weibull_5k", (2067.0, 1987.8, 3.98))):
+        ours = COMPONENT.measure(fresh(wat), heldout(workload_id))
+        assert (ours["bins"], ours["l1"], round(ours["excess_pct"], 2)) == figures
+        assert ours["items"] == COMPONENT.measure(fresh(c), heldout(workload_id))["items"]
+
+
+def test_a_wat_block_that_writes_the_harness_buffers_is_caught():
+    instance = fresh(candidate(WAT_TAMPER, WAT))
+    with pytest.raises(
+        CaseFailure,
+        match=r"^bin 0 is over capacity: it holds items 0, 1 of total size 1200, above the capacity 1000",
+    ):
+        COMPONENT.call(instance, {"capacity": 1000, "items": [600, 600]})
+    # The cascade stops at its first case of two items or more: packed into one bin, counted as none.
+    assert failure_of(candidate(WAT_TAMPER, WAT)).startswith("pack reports 0 bins but packed into 1")
 
 
 def test_first_fit_reproduces_the_published_first_fit_figures():

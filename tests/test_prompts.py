@@ -11,6 +11,7 @@ from synapse_ng.evolution.prompts import (
     SKELETON_BUDGET,
     ParentInfo,
     build_messages,
+    prompt_budget,
     repair_messages,
     skeleton_excerpt,
     trim_error,
@@ -21,6 +22,10 @@ from synapse_ng.models import CodeLanguage
 
 RUST = CodeLanguage.RUST
 C = CodeLanguage.C
+WAT = CodeLanguage.WAT
+# What each language's rules say, and the fence the answer is asked in.
+RULE = {RUST: "no external crates", C: "no libc", WAT: "only (func ...) definitions"}
+FENCE = {RUST: "rust", C: "c", WAT: "wat"}
 
 PROBLEM = (
     "HealthIssue: chronic inefficiency in task_allocation (issue_source=algorithm). "
@@ -133,8 +138,8 @@ def test_block_prompt_has_every_part(component, language):
     assert doc in between
     # Rules and answer format.
     assert "only the EVOLVE block" in user.replace("Write only", "only") and "No I/O" in user
-    assert ("no external crates" in user.lower()) if language is RUST else ("no libc" in user)
-    assert f"```{'rust' if language is RUST else 'c'} code block" in user
+    assert RULE[language] in user.lower()
+    assert f"```{FENCE[language]} code block" in user
     assert "<<<<<<< SEARCH" not in user
 
 
@@ -147,7 +152,7 @@ def test_prompt_sizes_stay_within_budget(component, language):
     messages = build_messages(
         component, language, problem=PROBLEM, parent=_parent(component, language), last_error=RUSTC_LOG
     )
-    assert sum(len(m.content) for m in messages) <= PROMPT_BUDGET
+    assert sum(len(m.content) for m in messages) <= prompt_budget(language)
     # Two inspirations as big as the parent: they are dropped as needed, the parent never.
     big = ParentInfo(component.baseline_block(language) * 2, {"x": 1.0}, "big")
     messages = build_messages(
@@ -158,7 +163,7 @@ def test_prompt_sizes_stay_within_budget(component, language):
         inspirations=[big, big],
         last_error=RUSTC_LOG * 3,
     )
-    assert sum(len(m.content) for m in messages) <= PROMPT_BUDGET
+    assert sum(len(m.content) for m in messages) <= prompt_budget(language)
     assert component.baseline_block(language).strip() in messages[1].content
 
 
@@ -181,7 +186,7 @@ def test_the_excerpt_shrinks_but_keeps_the_signature_and_its_doc_comment(compone
         if budget >= 1000:
             # the harness line that calls the block is always shown at a reasonable budget
             assert any(
-                f"{name}(" in line
+                (f"(call ${name}" if language is WAT else f"{name}(") in line
                 for line in excerpt.split("\n")[excerpt.count("\n") // 3 :]
                 for name in required_functions(component, language)
             )
@@ -349,7 +354,7 @@ def test_repair_messages_carry_the_block_the_errors_and_block_line_numbers():
 @pytest.mark.parametrize("component, language", CASES, ids=IDS)
 def test_repair_prompts_fit(component, language):
     messages = repair_messages(component, language, component.baseline_block(language), RUSTC_LOG)
-    assert sum(len(m.content) for m in messages) <= PROMPT_BUDGET
+    assert sum(len(m.content) for m in messages) <= prompt_budget(language)
 
 
 def test_a_direction_is_given_as_the_one_idea_to_try_just_before_the_answer():
@@ -374,3 +379,23 @@ def test_a_direction_is_given_as_the_one_idea_to_try_just_before_the_answer():
     assert sum(len(m.content) for m in messages) <= PROMPT_BUDGET
     without = build_messages(component, RUST, problem=PROBLEM, parent=_parent(component, RUST))
     assert "Idea to try" not in without[1].content
+
+
+def test_wat_repairs_name_block_lines_and_a_whole_wat_module_gives_its_block_back():
+    """wat2wasm's `<anon>:LINE:COL` and gutters become block lines; an answer that copies the whole WAT
+    skeleton without its markers is cut back to the block's functions (helpers included)."""
+    from synapse_ng.evolution.build import BuildFailure, build_candidate
+
+    task = get_component("task_allocation")
+    block = task.baseline_block(WAT).replace("(local.get $item))))", "(local.get $itm))))")
+    built = build_candidate(task, block, WAT)
+    assert isinstance(built, BuildFailure) and "<anon>:" in built.log
+    line = next(number for number, text in enumerate(block.split("\n"), 1) if "$itm" in text)
+    user = repair_messages(task, WAT, block, built.log)[1].content
+    assert f"--> block line {line}:" in user and "failed to find name `$itm`" in user
+    gossip = get_component("gossip_protocol")
+    module = "\n".join(line for line in gossip.skeleton(WAT).split("\n") if "EVOLVE-BLOCK" not in line)
+    extraction = extract_candidate(f"```wat\n{module}\n```", gossip.baseline_block(WAT), WAT, gossip)
+    assert extraction.kind == "program" and extraction.error is None
+    assert [f.name for f in find_functions(extraction.block, WAT)] == ["splitmix64", "choose_peers"]
+    assert "(memory" not in extraction.block and "(export" not in extraction.block

@@ -580,7 +580,10 @@ def test_each_language_gets_directions_with_its_own_code_shapes(tmp_path, name):
         assert given == set(component.directions_for(language)) and len(given) >= 1
         rusty = [d for d in given if any(token in d for token in rust_only)]
         assert rusty if language is CodeLanguage.RUST else not rusty, given  # C shapes for C
-    assert component.directions_for(CodeLanguage.WAT) == ()
+    # WAT has a skeleton but no directions: a WAT search leaves every idea to the model.
+    assert CodeLanguage.WAT in component.languages and component.directions_for(CodeLanguage.WAT) == ()
+    search, _ = _bare_search(tmp_path / "wat", component, language=CodeLanguage.WAT)
+    assert {search.model.direction(sample) for sample in range(12)} == {None}
 
 
 @pytest.mark.parametrize(

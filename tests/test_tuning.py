@@ -281,7 +281,44 @@ def test_the_shipped_generators_and_tallies_offer_nothing_but_real_constants():
     the tally's match arms are not tunable; the tally's outcome code is left to the tuner's measurements."""
     gossip = get_component("gossip_protocol")
     tally = get_component("raft_consensus")
-    for language in (RUST, C):
+    for language in (RUST, C, WAT):
         assert tunable_literals(gossip.baseline_block(language), language) == []
         assert [lit.text for lit in tunable_literals(tally.baseline_block(language), language)] == ["2"]
     assert retune(gossip.baseline_block(RUST), RUST, random.Random(0)) is None
+    assert retune(gossip.baseline_block(WAT), WAT, random.Random(0)) is None
+    assert not can_retune(get_component("task_allocation").baseline_block(WAT), WAT)
+
+
+def test_wat_structure_is_known_by_the_instruction_that_takes_the_constant():
+    """In WAT the instruction a constant feeds says what it is, folded (the enclosing form) or flat (the
+    next instruction): shifts, bit operations, remainders, addresses and hash-sized integers are
+    structure; the operands of arithmetic and comparisons tune, and so does every float."""
+    block = (
+        "(func $f (param $x i64) (result f64)\n"
+        "  (i64.shr_u (local.get $x) (i64.const 30)) drop\n"
+        "  local.get $x i64.const 27 i64.rotl drop\n"
+        "  (i64.rem_u (local.get $x) (i64.const 7)) drop\n"
+        "  (i32.load (i32.const 64)) drop\n"
+        "  (i64.mul (local.get $x) (i64.const 2654435769)) drop\n"
+        "  (i64.and (local.get $x) (i64.const 255)) drop\n"
+        "  (i64.lt_s (local.get $x) (i64.const 40)) drop\n"
+        "  i64.const 12 local.get $x i64.add drop\n"
+        "  (f64.mul (f64.const 0.75) (f64.const 3.0)))\n"
+    )
+    structural = [lit.text for lit in numeric_literals(block, WAT) if lit.structural]
+    assert structural == ["30", "27", "7", "64", "2654435769", "255"], structural
+    assert [lit.text for lit in tunable_literals(block, WAT)] == ["40", "12", "0.75", "3.0"]
+
+
+def test_wat_blocks_have_no_slots_so_the_ordinary_tuner_tunes_them():
+    """The fast path reads settings from a static array of the block's own; a WAT block may only define
+    functions, so nothing in it is slottable and the tuner falls back to one compile per setting."""
+    from synapse_ng.evolution.slots import slottable, slotted
+
+    block = "(func $f (result f64) (f64.mul (f64.const 0.75) (f64.const 3.0)))"
+    floats = [lit for lit in tunable_literals(block, WAT) if lit.is_float]
+    assert len(floats) == 2 and slottable(block, WAT, floats) == []
+    assert slottable(block, C, floats) == floats  # C slots them (and Rust, outside a const item)
+    with pytest.raises(ValueError, match="no slots for wat"):
+        slotted(block, WAT, floats)
+    assert retune(block, WAT, random.Random(0)) != block

@@ -17,7 +17,9 @@ that call it), the parent block with its scores, up to two inspirations, the las
 to try this time (when the search passes one of the component's directions), and the answer format:
 one fenced block (mode "block") or SEARCH/REPLACE edits of the parent (mode "edits").
 
-Sizes: the whole prompt (system + user) is kept within PROMPT_BUDGET characters, and what the other
+Sizes: the whole prompt (system + user) is kept within PROMPT_BUDGET characters (one and a half times
+that for WAT, which takes two to three times the characters of Rust or C for the same code: see
+`prompt_budget`), and what the other
 sections leave of it goes to the harness excerpt (at most SKELETON_BUDGET). The excerpt shrinks in
 steps (notes, call-site context, the header comment, comments before the block, declarations before
 the block) and always keeps the EVOLVE markers and the signature(s) with their doc comment. When
@@ -51,6 +53,7 @@ __all__ = [
     "SKELETON_BUDGET",
     "ParentInfo",
     "build_messages",
+    "prompt_budget",
     "repair_messages",
     "skeleton_excerpt",
     "trim_error",
@@ -62,6 +65,14 @@ MIN_EXCERPT = 900  # below this the excerpt is only the signature and the call s
 PROBLEM_CHARS = 700
 ERROR_CHARS = 1200
 MODES = ("block", "edits")
+# WAT spells out every operand (`(i32.add (local.get $i) (i32.const 1))` for `i + 1`): the same block is
+# two to three times as long as in Rust or C, so a WAT prompt gets a larger default budget.
+_BUDGET_SCALE = {CodeLanguage.WAT: 1.5}
+
+
+def prompt_budget(language: CodeLanguage | str) -> int:
+    """The default size of a prompt in `language`, in characters (PROMPT_BUDGET, scaled for WAT)."""
+    return int(PROMPT_BUDGET * _BUDGET_SCALE.get(as_language(language), 1.0))
 
 
 @dataclass(frozen=True)
@@ -361,8 +372,8 @@ def _cut(text: str, max_chars: int) -> str:
 
 
 def _map_lines(log: str, component: Component, language: CodeLanguage, block: str) -> str:
-    """Rewrite `candidate.rs:13:30` / `candidate.c:18:11` and rustc's `13 |` gutters as block lines
-    (the model sees the block, not the assembled program)."""
+    """Rewrite `candidate.rs:13:30` / `candidate.c:18:11` / WAT's `<anon>:29:10` and the `13 |` gutters
+    as block lines (the model sees the block, not the assembled program)."""
     head, _, _ = split_skeleton(component.skeleton(language))
     offset = head.count("\n")
     length = block.strip("\n").count("\n") + 1
@@ -375,7 +386,8 @@ def _map_lines(log: str, component: Component, language: CodeLanguage, block: st
         mapped = where(int(m.group(2)))
         return f"block line {mapped}:{m.group(3)}" if mapped else f"harness line {m.group(2)}:{m.group(3)}"
 
-    log = re.sub(r"(candidate\.(?:rs|c|wat)):(\d+):(\d+)", location, log)
+    # wat2wasm names the text it parses `<anon>`.
+    log = re.sub(r"(candidate\.(?:rs|c|wat)|<anon>):(\d+):(\d+)", location, log)
 
     def gutter(m: re.Match) -> str:
         mapped = where(int(m.group(2)))
@@ -503,14 +515,15 @@ def build_messages(
     last_error: str | None = None,
     mode: str = "block",
     direction: str | None = None,
-    budget: int = PROMPT_BUDGET,
+    budget: int | None = None,
 ) -> list[Message]:
     """[system, user] asking for a better block than `parent` (see the module docstring). `direction`:
     one idea to try this time (one of the component's `directions`), placed just before the answer
     instructions. `budget`: the characters the prompt may take (raise it for models with a large
     context: more harness, and the inspirations, which do not fit 6,000 characters next to a
-    1.5k-character parent)."""
+    1.5k-character parent); by default `prompt_budget(language)`."""
     language = as_language(language)
+    budget = prompt_budget(language) if budget is None else budget
     if mode not in MODES:
         raise ValueError(f"unknown prompt mode {mode!r}; known: {', '.join(MODES)}")
     system = _system(language)
@@ -565,11 +578,12 @@ def repair_messages(
     block: str,
     compile_log: str,
     *,
-    budget: int = PROMPT_BUDGET,
+    budget: int | None = None,
 ) -> list[Message]:
     """[system, user] sending a block that does not compile back with its first errors (line numbers
-    rewritten to the block's own), asking for the corrected block."""
+    rewritten to the block's own), asking for the corrected block (`budget`: as in build_messages)."""
     language = as_language(language)
+    budget = prompt_budget(language) if budget is None else budget
     errors = trim_error(_map_lines(compile_log or "", component, language, block))
     system = _system(language)
 

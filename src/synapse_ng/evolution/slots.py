@@ -15,7 +15,9 @@ Nothing measured here is trusted or stored as a result: no correctness case runs
 The search bakes the best setting back into literals (`bake`), and that block is built, checked and
 judged like any candidate before it can join the population or win. Only float constants are slotted
 (an integer's type is the context's, which a slot cannot follow); a block whose slotted form does not
-compile (a float in an f32 context, say) goes to the ordinary tuner.
+compile (a float in an f32 context, say) goes to the ordinary tuner. So does every WAT block: a WAT
+block may hold only functions, so it has no static array of its own to read settings from (and the
+harness's memory is the block's to use), and `slottable` finds nothing to slot in it.
 """
 
 from __future__ import annotations
@@ -39,8 +41,12 @@ MARKER_BYTES = struct.pack("<2d", *MARKER)
 def slottable(block: str, language: CodeLanguage, literals: Sequence[Literal]) -> list[Literal]:
     """The literals a slot can replace. A Rust `const` or `static` initialiser must be a constant, and a
     volatile read is not: a `const` inside a function becomes a `let` in the slotted block (`slotted`
-    does it), one outside any function keeps its literal (the ordinary tuner still tunes it)."""
-    if language is not CodeLanguage.RUST:
+    does it), one outside any function keeps its literal (the ordinary tuner still tunes it). None in
+    WAT (or any language but Rust and C), whose block has nowhere to keep the slots: the ordinary tuner
+    tunes its constants."""
+    if language not in (CodeLanguage.RUST, CodeLanguage.C):
+        return []
+    if language is CodeLanguage.C:
         return list(literals)
     return [
         literal
@@ -93,7 +99,7 @@ def slotted(block: str, language: CodeLanguage, literals: Sequence[Literal]) -> 
             return f"({SLOTS_NAME}[{slot + 2}])"
 
     else:
-        raise ValueError(f"no slots for {language.value}")
+        raise ValueError(f"no slots for {language.value}: slottable() finds no literal a slot can replace")
     edits = [(literal.start, literal.end, read(slot)) for slot, literal in enumerate(literals)]
     if language is CodeLanguage.RUST:  # a function's `const` read from a slot is a `let`
         items = {_const_item(block, literal.start) for literal in literals}

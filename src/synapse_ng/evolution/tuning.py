@@ -9,8 +9,9 @@ so a digit inside a comment, a string, a char literal or an identifier (`x1`, `f
 literal. Handled forms: Rust `1.0f64`, `3u32`, `0x1F`, `0b101`, `0o17`, `1e-3`, `2.5E+3_f32`, `1_000`
 (a tuple field such as `pair.0` is not a literal, and nothing inside `#[...]` attributes is); C `1.5f`,
 `10UL`, `0x1Fu`, `017` (octal), `.5`, `1e-3` (in directives only `#define` values count); WAT only the
-operand of `i32.const` / `i64.const` / `f32.const` / `f64.const`, sign included. `value` is an int or a
-float; hex floats, `nan` and `inf` are left out.
+operand of `i32.const` / `i64.const` / `f32.const` / `f64.const`, sign included (the instruction that
+takes the constant says what it is: the enclosing form's head when folded, else the next one). `value`
+is an int or a float; hex floats, `nan` and `inf` are left out.
 
 `retune` perturbs `count` literals (1..3, drawn from `rng` when not given), chosen without replacement
 among the *tunable* ones, floats three times as likely as integers:
@@ -192,8 +193,14 @@ def _literals(block: str, language: CodeLanguage) -> list[tuple[Literal, _Parsed
     attribute_depth = 0  # Rust: inside #[...]
     directive: str | None = None  # C: the directive the tokens belong to
     brackets: list[bool] = []  # Rust and C: for each open `[`, whether it indexes (`a[3]`) or lists
+    forms: list[int] = []  # WAT: for each open `(`, the index of the token after it (its head)
     for index, token in enumerate(tokens):
         previous = tokens[index - 1] if index else None
+        if language is CodeLanguage.WAT and token.kind == "punct":
+            if token.text == "(":
+                forms.append(index + 1)
+            elif forms:
+                forms.pop()
         if language is not CodeLanguage.WAT and token.kind == "punct":
             if token.text == "[":
                 brackets.append(
@@ -246,9 +253,16 @@ def _literals(block: str, language: CodeLanguage) -> list[tuple[Literal, _Parsed
         if parsed is None:
             continue
         following = tokens[index + 1] if index + 1 < len(tokens) else None
-        structural = language is not CodeLanguage.WAT and _structural(
-            parsed, tokens[index - 2] if index >= 2 else None, previous, following, brackets
-        )
+        if language is CodeLanguage.WAT:
+            # The instruction that takes the constant: the enclosing form's head when it is folded,
+            # `(i64.shr_u (local.get $z) (i64.const 30))`, else the next one, `i64.const 30 i64.shr_u`.
+            folded = index >= 2 and tokens[index - 2].text == "("
+            user = tokens[forms[-2]] if folded and len(forms) >= 2 else (None if folded else following)
+            structural = _wat_structural(parsed, user.text if user is not None else "")
+        else:
+            structural = _structural(
+                parsed, tokens[index - 2] if index >= 2 else None, previous, following, brackets
+            )
         literal = Literal(token.start, token.end, token.text, parsed.value, parsed.is_float, structural)
         found.append((literal, parsed))
     return found
@@ -268,6 +282,27 @@ def _structural(parsed: _Parsed, before_previous, previous, following, brackets:
         return True
     method = before_previous.text if before_previous is not None else ""
     return prev_text == "(" and method in _STRUCTURAL_METHODS
+
+
+# WAT instructions (after the `i32.` / `i64.` type) whose integer operand is structure: bit operations,
+# shifts, rotations, remainders; and an address given to a load or a store.
+_WAT_BIT_OPERATIONS = frozenset(
+    {"and", "or", "xor", "shl", "shr_s", "shr_u", "rotl", "rotr", "rem_s", "rem_u"}
+)
+
+
+def _wat_structural(parsed: _Parsed, instruction: str) -> bool:
+    """Whether a WAT constant is structure, by the instruction that takes it (as `_structural` for Rust
+    and C): the operand of a bit operation, a shift or a remainder, an address, a hash-sized integer."""
+    if parsed.is_float:
+        return False
+    operation = instruction.rpartition(".")[2]
+    return (
+        abs(parsed.value) >= _HASH_SIZE
+        or operation in _WAT_BIT_OPERATIONS
+        or "load" in operation
+        or "store" in operation
+    )
 
 
 def _starts_line(text: str, offset: int) -> bool:

@@ -362,8 +362,9 @@ def rebuild(
     """The SHA-256 of the module this node builds from `source`, or why it does not build.
 
     The way the engine builds a candidate: the component's skeleton around the block (a whole program
-    must keep the skeleton's harness), the source policy, the compiler, the static checks. A WAT module
-    has no skeleton: when the component has none for WAT, the text is the whole module."""
+    must keep the skeleton's harness), the source policy, the compiler, the static checks; in every
+    language the component ships a skeleton for, WAT included. For a component without a WAT skeleton,
+    WAT text is the whole module, compiled as it is."""
     program = source
     if (
         language in component.languages

@@ -4,7 +4,7 @@ The evolvable function sees one node's peer list and picks up to ``fanout`` dist
 message to. Its quality is the speed of a whole broadcast, measured by a seeded dissemination simulation
 that runs on the host and asks the module for every forwarding decision.
 
-ABI (both languages; MAX_PEERS = 256):
+ABI (every language; MAX_PEERS = 256):
 
 - ``latency_ptr() -> i32``: MAX_PEERS f64, the link latency to each peer in ms;
 - ``reliability_ptr() -> i32``: MAX_PEERS f64, the probability that a message sent to the peer arrives;
@@ -63,5 +63,7 @@ topologies, the number of decisions, total fuel over every call (pointer getters
 Modules: ``choice`` (the baseline's choice in Python, bit for bit, and what a valid choice is),
 ``simulation`` (topologies and the dissemination), ``generators`` (cases and workloads), ``host`` (the
 calls through the ABI, and the module as the simulation's decider) and ``component`` (the Component).
-The skeletons are ``skeleton.rs`` and ``skeleton.c``.
+The skeletons are ``skeleton.rs``, ``skeleton.c`` and ``skeleton.wat`` (in WAT, splitmix64 returns the
+new state and the number, and ``choose_peers`` also gets ``$scratch``, memory of its own; the baseline
+shuffles in the output array and needs none).
 """

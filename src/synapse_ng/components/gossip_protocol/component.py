@@ -67,7 +67,7 @@ class GossipProtocol(Component):
         ExportSpec("output_ptr", (), ("i32",)),
         ExportSpec("select", ("i32", "i32", "i64"), ("i32",)),
     )
-    languages = (CodeLanguage.RUST, CodeLanguage.C)
+    languages = (CodeLanguage.RUST, CodeLanguage.C, CodeLanguage.WAT)
     limits = CALL_LIMITS
     # The module draws its random choices from the seeds the simulation hands it: a held-out gain must
     # beat what the baseline gains from another stream alone (evolution.significance).

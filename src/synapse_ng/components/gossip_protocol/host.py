@@ -14,7 +14,7 @@ from ..base import CaseFailure
 from .choice import MAX_PEERS, decision_seed, validate_choice
 from .simulation import Topology, f64_bytes
 
-# select's error codes (negative return values), shared by both skeletons.
+# select's error codes (negative return values), shared by every skeleton.
 ERR_NEGATIVE_COUNT = -1
 ERR_COUNT_OVER_BUFFER = -2
 ERR_ARGUMENTS = -3

@@ -19,8 +19,8 @@ Consequences worth stating: no votes give turnout 0, so "no quorum" unless quoru
 "rejected" (yes + no == 0); all-abstain with quorum met is "rejected"; ``yes * den == num * (yes + no)``
 is "approved" (the threshold is inclusive); ``turnout == quorum`` meets the quorum.
 
-ABI (the skeleton's fixed harness, identical in Rust and C)
------------------------------------------------------------
+ABI (the skeleton's fixed harness, identical in Rust, C and WAT)
+----------------------------------------------------------------
 - ``records_ptr() -> i32``: address of a static buffer of ``MAX_VOTES + POISON_SLOTS`` records
   (``MAX_VOTES = 2**20``, ``POISON_SLOTS = 64``), each 16 bytes: four little-endian u32
   ``voter, seq, choice, weight``. The host writes the n input records at the start, then
@@ -37,5 +37,7 @@ says.
 
 Modules: ``tally`` (the vote records, the result and ``reference_tally``, the oracle), ``generators``
 (seeded votes, correctness cases and workloads), ``host`` (one tally call through the ABI, poison
-records included) and ``component`` (the Component). The skeletons are ``skeleton.rs`` and ``skeleton.c``.
+records included) and ``component`` (the Component). The skeletons are ``skeleton.rs``, ``skeleton.c``
+and ``skeleton.wat`` (in WAT, ``$tally_votes`` returns the five fields as multiple values and gets
+``$scratch``: memory of its own, as C has static arrays).
 """

@@ -64,7 +64,7 @@ class RaftConsensus(Component):
         ExportSpec("tally", ("i32", "i64", "i32", "i32"), ("i32",)),
         ExportSpec("result_ptr", (), ("i32",)),
     )
-    languages = (CodeLanguage.RUST, CodeLanguage.C)
+    languages = (CodeLanguage.RUST, CodeLanguage.C, CodeLanguage.WAT)
     max_memory_pages = 1024  # 64 MiB: 16 MiB of records, the rest for a candidate's own tables
     # Per call. The baseline burns ~1.8 G fuel (Rust; C ~1.6 G) in ~0.15 s on the largest workload
     # (votes_100k): 6 G leaves it a 3x margin and stops anything much slower in well under a second.

@@ -10,7 +10,7 @@ The protocol (FunSearch, Romera-Paredes et al. 2023, Table 1), reproduced exactl
 - the score of a run is the number of bins used (remaining < capacity); a workload's metric is the mean
   over its instances, and its excess is (mean bins - mean L1) / mean L1 with L1 = ceil(sum / capacity).
 
-The packing loop runs inside the module: one host call per instance. ABI (both languages):
+The packing loop runs inside the module: one host call per instance. ABI (every language):
 
 - ``items_ptr() -> i32``: where the host writes the n item sizes (i32, little-endian);
 - ``assignment_ptr() -> i32``: where the module leaves the chosen bin (i32, 0..n-1) of every item;
@@ -21,9 +21,11 @@ The packing loop runs inside the module: one host call per instance. ABI (both l
   not finite (detail: item, position among the bins offered, bins offered, 0 NaN / 1 +inf / 2 -inf),
   -4 no bin could hold an item, which only a module that wrecks its own bin state can reach (detail: item).
 
-Capacity and sizes are passed as integers and handed to ``priority`` as f64 (exact below 2**53). Both
-skeletons keep their buffers out of the block's reach by name (Rust: a private ``mod harness`` after the
-block; C: statics declared after the block); a raw module can of course do anything, hence the checks.
+Capacity and sizes are passed as integers and handed to ``priority`` as f64 (exact below 2**53). The
+skeletons keep their buffers out of the block's reach by name where the language can (Rust: a private
+``mod harness`` after the block; C: statics declared after the block; WAT: the buffers' addresses are
+declared after the block, though WAT names reach the whole module, and the block gets a ``$scratch``
+region of its own); a raw module can of course do anything, hence the checks.
 
 Nothing the module says is trusted: the host reads the assignment back and checks it (every item in a
 bin that exists, no bin over capacity), recounts the bins from it, and refuses a run whose reported
@@ -37,5 +39,5 @@ weakest (items just over half a bin), so inputs crafted to make L1 look bad show
 Modules: ``protocol`` (the protocol in Python: priorities, the packing loop, validation), ``bounds`` (L1 and
 L2 lower bounds), ``generators`` (training instances and correctness cases), ``datasets`` (the held-out
 FunSearch sets shipped in ``data/``), ``host`` (one pack call through the module's ABI) and ``component``
-(the Component). The skeletons are ``skeleton.rs`` and ``skeleton.c``.
+(the Component). The skeletons are ``skeleton.rs``, ``skeleton.c`` and ``skeleton.wat``.
 """

@@ -2,7 +2,7 @@
 
 ``online_pack`` is the protocol's loop (see the package docstring), ``best_fit_priority`` the baseline
 the skeletons ship, ``validate_packing`` what counts as a valid answer, and ``unpack_input`` the shape
-of one instance. The constants are the limits both skeletons share.
+of one instance. The constants are the limits every skeleton shares.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from ..base import CaseFailure
 MAX_ITEMS = 10_000
 MAX_CAPACITY = 2**31 - 1
 
-# pack's error codes (negative return values), shared by both skeletons.
+# pack's error codes (negative return values), shared by every skeleton.
 ERR_ARGUMENTS = -1
 ERR_SCORE_COUNT = -2
 ERR_NOT_FINITE = -3
