@@ -1,7 +1,13 @@
 """Evolve a component with a language model for a fixed time and report what the search achieved.
 
     .venv/bin/python benchmarks/evolution.py [--component task_allocation] [--language rust] [--minutes 20]
-        [--seed 1] [--provider local] [--model M] [--endpoint URL]
+        [--seed 1] [--provider local] [--model M] [--endpoint URL] [--arms full,tuner,shapes]
+
+`--arms` runs the ablation, each arm for the same minutes, one after the other, and prints them side by
+side: `full` the component's starting points (the directions' code shapes with their rules filled in
+plainly), the model and the tuner; `model` the model and the tuner from the baseline alone; `tuner` the
+tuner alone from the baseline (no model); `shapes` the starting points compiled as written and tuned, no
+model. What the model adds is the gap between `full` and `shapes`.
 
 Prints samples, compile rate, correct rate, the minutes to the first candidate that beat best fit on the
 training workloads, and the best candidate's held-out excess over the L1 bound on OR3 and Weibull 5k,
@@ -44,6 +50,13 @@ PROBLEMS = {
     ),
 }
 
+ARMS = {
+    "full": "the starting points, the model and the tuner",
+    "model": "the model and the tuner from the baseline (no starting points)",
+    "tuner": "the tuner alone, from the baseline",
+    "shapes": "the starting points (the directions' shapes, filled in) tuned, no model",
+}
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(
@@ -60,28 +73,19 @@ def main() -> None:
     parser.add_argument("--endpoint")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workspace", help="Default: a fresh temporary directory.")
+    parser.add_argument("--arms", default="full", help=f"Comma-separated, of: {', '.join(ARMS)}.")
     args = parser.parse_args()
+    arms = [arm.strip() for arm in args.arms.split(",") if arm.strip()]
+    unknown = [arm for arm in arms if arm not in ARMS]
+    if unknown or not arms:
+        parser.error(f"--arms: unknown arm {', '.join(unknown) or '(none)'}; choose from {', '.join(ARMS)}")
+    component = get_component(args.component)
+    if "shapes" in arms and not component.starting_points_for(CodeLanguage.from_name(args.language)):
+        parser.error(f"--arms shapes: {component.name} has no {args.language} starting points")
 
     workspace = Path(args.workspace or tempfile.mkdtemp(prefix="synapse-evolution-bench-"))
-    component = get_component(args.component)
     provider = create_provider(
         LLMProviderConfig(args.provider, args.model, args.endpoint, timeout_seconds=600)
-    )
-    store = Store(workspace)
-    search = EvolutionSearch(
-        component,
-        provider,
-        store,
-        problem=PROBLEMS.get(
-            component.name, f"Make {component.name} better: {component.objective.description}."
-        ),
-        config=SearchConfig(seed=args.seed, language=CodeLanguage.from_name(args.language)),
-        budget=Budget(samples=args.samples, minutes=args.minutes),
-        on_progress=lambda p: print(
-            f"  {p.elapsed_s / 60:5.1f} min  samples {p.samples:3d}  compiled {p.compiled:3d}"
-            f"  correct {p.correct:3d}  best {p.best_improvement_pct:+.3f} %",
-            flush=True,
-        ),
     )
     print(f"# evolution benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     print(
@@ -92,7 +96,43 @@ def main() -> None:
         f"# provider {provider.name}, model {provider.model}; budget {args.minutes:g} minutes;"
         f" seed {args.seed}; language {args.language}; store {workspace}\n"
     )
-    result = asyncio.run(search.run())
+    rows = []
+    for arm in arms:
+        if len(arms) > 1:
+            print(f"\n## arm {arm}: {ARMS[arm]}\n", flush=True)
+        store = Store(workspace / arm if len(arms) > 1 else workspace)
+        result = run_arm(args, component, provider, store, arm)
+        report(component, store, result)
+        rows.append((arm, result, store))
+    if len(rows) > 1:
+        print_arms(component, rows)
+
+
+def run_arm(args, component, provider, store: Store, arm: str):
+    search = EvolutionSearch(
+        component,
+        provider,
+        store,
+        problem=PROBLEMS.get(
+            component.name, f"Make {component.name} better: {component.objective.description}."
+        ),
+        config=SearchConfig(
+            seed=args.seed,
+            language=CodeLanguage.from_name(args.language),
+            use_model=arm in ("full", "model"),
+            starting_points=arm in ("full", "shapes"),
+        ),
+        budget=Budget(samples=args.samples, minutes=args.minutes),
+        on_progress=lambda p: print(
+            f"  {p.elapsed_s / 60:5.1f} min  samples {p.samples:3d}  compiled {p.compiled:3d}"
+            f"  correct {p.correct:3d}  best {p.best_improvement_pct:+.3f} %",
+            flush=True,
+        ),
+    )
+    return asyncio.run(search.run())
+
+
+def report(component, store: Store, result) -> None:
     p = result.progress
     attempts = p.compiled + p.compile_failed
     print(
@@ -141,6 +181,50 @@ def main() -> None:
             print(f"baseline under other random streams, gain %: {gains}; beaten: {verdict['beats_streams']}")
     if result.best:
         print(f"\nbest block (candidate {result.best.id}):\n{result.best.source}")
+        print(f"its line, from the baseline: {lineage(store, result)}")
+
+
+def lineage(store: Store, result) -> str:
+    """Who made the best block: the operators from the baseline down to it (a start is ours, `llm-*` the
+    model's, `tune` the tuner's), so a win is credited to what found it."""
+    rows = {row.id: row for row in store.candidates(result.run_id)}
+    chain, row = [], rows.get(result.best.id)
+    while row is not None:
+        chain.append(f"{row.operator} #{row.id}")
+        row = rows.get(row.parent_id) if row.parent_id is not None else None
+    steps = list(reversed(chain))
+    # Runs of tunes are many: count them instead of listing each.
+    out: list[str] = []
+    for step in steps:
+        if step.startswith("tune") and out and out[-1].startswith("tune"):
+            count = int(out[-1].split(" x")[1]) + 1 if " x" in out[-1] else 2
+            out[-1] = f"tune x{count}"
+        else:
+            out.append(step)
+    return " -> ".join(out)
+
+
+def print_arms(component, rows) -> None:
+    """The arms side by side: what each judged, its best training gain, and what held out."""
+    print(f"\n## the arms side by side ({component.name}, the same minutes each)\n")
+    print(
+        f"{'arm':<8} {'judged':>7} {'model':>6} {'settings':>9} {'best train':>11} {'held out':>10}"
+        f" {'p':>8}  outcome"
+    )
+    for arm, result, store in rows:
+        p = result.progress
+        answers = sum(1 for row in store.candidates(result.run_id) if row.operator.startswith("llm-"))
+        verdict = (result.heldout.aggregate or {}).get("significance") if result.heldout else None
+        heldout = (
+            f"{result.heldout.improvement_pct:+.3f}%"
+            if result.heldout and result.heldout.improvement_pct is not None
+            else "-"
+        )
+        print(
+            f"{arm:<8} {p.samples:>7} {answers:>6}"
+            f" {p.settings_measured:>9} {p.best_improvement_pct:>+10.3f}% {heldout:>10}"
+            f" {verdict['p_value'] if verdict else float('nan'):>8.3g}  {result.reason}"
+        )
 
 
 if __name__ == "__main__":

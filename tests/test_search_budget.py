@@ -199,3 +199,132 @@ def test_the_time_budget_cancels_a_model_call_in_flight(tmp_path):
         "baseline"
     ]
     assert model.calls >= 1 and not model.busy  # the call in flight was cancelled, its lock released
+
+
+def test_a_run_without_a_model_never_calls_it_and_ends_when_nothing_is_left_to_tune(tmp_path):
+    """The ablation's arm (b): best fit has no constant, so the tuner alone has nothing to do; the run says
+    so at once instead of waiting for a model it must not call."""
+    from synapse_ng.components import get_component
+
+    server = LoopbackServer(OpenAIWire(), answer(WRONG))
+    store = Store(tmp_path / "ws")
+    search = EvolutionSearch(
+        get_component("task_allocation"),
+        provider_for(server),
+        store,
+        problem="p",
+        config=SearchConfig(islands=2, concurrency=2, random_cases=3, use_model=False),
+        budget=Budget(samples=100, minutes=5),
+    )
+    try:
+        result = asyncio.run(search.run())
+    finally:
+        server.close()
+    assert result.stopped == "the tuner has no untried setting left, and this run has no model"
+    assert server.requests == [] and result.progress.samples == 0 and not result.improved
+
+
+def test_starting_blocks_are_judged_first_then_tuned_without_a_model(tmp_path):
+    """The ablation's arm (c): the given blocks are proposed before anything else and judged like any
+    candidate; one that does not compile is not sent to a model for repair; the correct one is tuned."""
+    from synapse_ng.components import get_component
+
+    broken = "fn priority(item: f64, bins: &[f64]) -> Vec<f64> { no_such_rule(item, bins) }\n"
+    shape = (
+        "fn priority(item: f64, bins: &[f64]) -> Vec<f64> {\n    const THRESHOLD: f64 = 20.0;\n"
+        "    bins.iter().map(|&r| { let gap = r - item; if gap > 0.0 && gap < THRESHOLD { -gap - 10.0 }"
+        " else { -gap } }).collect()\n}\n"
+    )
+    server = LoopbackServer(OpenAIWire(), answer(WRONG))
+    store = Store(tmp_path / "ws")
+    search = EvolutionSearch(
+        get_component("task_allocation"),
+        provider_for(server),
+        store,
+        problem="p",
+        config=SearchConfig(islands=1, concurrency=1, random_cases=3, use_model=False, batch_settings=0),
+        budget=Budget(samples=3),
+        starts=(broken, shape),
+    )
+    try:
+        result = asyncio.run(search.run())
+    finally:
+        server.close()
+    rows = store.candidates(result.run_id)
+    assert [(row.operator, row.status) for row in rows] == [
+        ("baseline", "correct"),
+        ("start", "compile_failed"),
+        ("start", "correct"),
+        ("tune", "correct"),
+    ]
+    assert rows[3].parent_id == rows[2].id and "THRESHOLD: f64 = 20.0" not in rows[3].source
+    assert server.requests == [] and rows[2].provider == "-"
+
+
+def test_the_model_is_told_when_it_copied_the_current_block_back(tmp_path):
+    """A copy of the parent is not run again, and the next prompt says that it was a copy, instead of
+    repeating the same request to a model that keeps copying (gossip: five answers of ten)."""
+    from synapse_ng.components import get_component
+
+    component = get_component("gossip_protocol")
+    baseline = component.baseline_block(CodeLanguage.RUST)
+    server = LoopbackServer(OpenAIWire(), answer(baseline), Ok(text="No better idea."))
+    store = Store(tmp_path / "ws")
+    search = EvolutionSearch(
+        component,
+        provider_for(server),
+        store,
+        problem="p",
+        config=SearchConfig(islands=1, concurrency=1, tune_share=0.0, random_cases=3),
+        budget=Budget(samples=1),
+    )
+    try:
+        asyncio.run(search.run())
+    finally:
+        server.close()
+    assert [row.status for row in store.candidates(search.run_id)] == ["correct", "duplicate", "no_code"]
+    first, second = (request.body["messages"][-1]["content"] for request in server.requests)
+    assert "the current block, unchanged" not in first and "the current block, unchanged" in second
+
+
+def test_an_exact_component_is_never_tuned(tmp_path):
+    """Raft's numbers are outcome codes and choices: with every sample offered to the tuner, none is a
+    tune; the model is asked each time."""
+    from synapse_ng.components import get_component
+    from test_cli_components import SORTED_TALLY
+
+    server = LoopbackServer(OpenAIWire(), answer(SORTED_TALLY), Ok(text="No better idea."))
+    store = Store(tmp_path / "ws")
+    search = EvolutionSearch(
+        get_component("raft_consensus"),
+        provider_for(server),
+        store,
+        problem="p",
+        config=SearchConfig(islands=1, concurrency=1, tune_share=1.0, random_cases=3),
+        budget=Budget(samples=2),
+    )
+    try:
+        asyncio.run(search.run())
+    finally:
+        server.close()
+    rows = store.candidates(search.run_id)
+    assert [row.status for row in rows] == ["correct", "correct", "no_code"], rows
+    assert all(row.operator != "tune" for row in rows) and len(server.requests) == 2
+
+
+def test_a_wat_answer_gets_room_for_wat(tmp_path):
+    """The same program takes two to three times the tokens in WAT: raft's baseline block alone is 3.4k
+    characters, more than 900 tokens would hold."""
+    from synapse_ng.components import get_component
+
+    component = get_component("raft_consensus")
+    tokens = {
+        language: _bare_search(tmp_path / language.value, component, language=language)[
+            0
+        ].model.max_new_tokens
+        for language in (CodeLanguage.RUST, CodeLanguage.C, CodeLanguage.WAT)
+    }
+    assert tokens == {CodeLanguage.RUST: 900, CodeLanguage.C: 900, CodeLanguage.WAT: 1600}
+    assert len(component.baseline_block(CodeLanguage.WAT)) > 900 * 3  # about 3 characters a token
+    chosen = _bare_search(tmp_path / "own", component, language=CodeLanguage.WAT, max_new_tokens=2000)[0]
+    assert chosen.model.max_new_tokens == 2000

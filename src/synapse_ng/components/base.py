@@ -125,6 +125,11 @@ class Component(ABC):
     directions: tuple[str, ...] = ()
     # The same kind of ideas with C code shapes, for a C search.
     c_directions: tuple[str, ...] = ()
+    # Complete blocks a search may start from (SearchConfig.starting_points): each direction's shape with
+    # the plainest rule it describes written in and named constants for the tuner. Rust; C in
+    # `c_starting_points` (see starting_points_for).
+    starting_points: tuple[str, ...] = ()
+    c_starting_points: tuple[str, ...] = ()
     # Limits of one call into the module; generous for the baseline at the largest workload.
     limits: SandboxLimits = SandboxLimits()
     # For a module that draws random numbers from seeds the host hands it: how many other streams the
@@ -190,6 +195,12 @@ class Component(ABC):
     def directions_for(self, language: CodeLanguage) -> tuple[str, ...]:
         """The directions whose code shapes are written in `language` (none for a language without)."""
         return {CodeLanguage.RUST: self.directions, CodeLanguage.C: self.c_directions}.get(language, ())
+
+    def starting_points_for(self, language: CodeLanguage) -> tuple[str, ...]:
+        """The starting blocks written in `language` (none for a language without)."""
+        return {CodeLanguage.RUST: self.starting_points, CodeLanguage.C: self.c_starting_points}.get(
+            language, ()
+        )
 
     def baseline_block(self, language: CodeLanguage) -> str:
         return split_skeleton(self.skeleton(language))[1]

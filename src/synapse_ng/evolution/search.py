@@ -28,13 +28,13 @@ from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..components import Component, Split
+from ..components import Component, ComponentKind, Split
 from ..languages import source_hash
 from ..models import CodeLanguage
 from ..outcome import Outcome, Stage
 from ..toolchain import CompileOptions
 from ..workers import run_in_worker
-from .attempt import BASELINE, TUNE, Attempt
+from .attempt import BASELINE, START, TUNE, Attempt
 from .build import BuildFailure, BuiltModule, build_candidate
 from .evaluate import Evaluation, evaluate
 from .executors import LocalExecutor
@@ -49,6 +49,7 @@ logger = logging.getLogger(__name__)
 
 EDITS_SHARE = 0.3  # of model samples, asked for SEARCH/REPLACE edits rather than a whole block
 MAX_DUPLICATES_IN_A_ROW = 50
+ANSWER_TOKENS = {CodeLanguage.WAT: 1600}  # the model's answer limit where it is not the default 900
 
 
 @dataclass(frozen=True)
@@ -73,12 +74,19 @@ class SearchConfig:
     concurrency: int = 2  # samples in flight (model calls overlap evaluations)
     language: CodeLanguage = CodeLanguage.RUST
     seed: int = 0  # of every random choice, and (with the sample) of the model's sampling
-    max_new_tokens: int = 900  # a block, with room for a short explanation around it
+    # A block, with room for a short explanation around it; None: ANSWER_TOKENS for the language (WAT
+    # takes two to three times the tokens of Rust for the same code: raft's baseline block is 3.4k chars).
+    max_new_tokens: int | None = None
     temperature: float | None = None  # None: the provider's own config (LLMProviderConfig.temperature)
     random_cases: int = 20  # of the correctness suite, besides the fixed edge cases
     # Settings of float constants measured from one build per tune (evolution.slots); 0: one compile each.
     batch_settings: int = 24
     eval_time_limit_s: float = 300.0  # after which an evaluation's worker is killed
+    # False: no model call at all; the tuner works alone and the run ends when it has nothing untried
+    # (the ablation's arms in benchmarks/evolution.py: what the model adds is measured, not assumed).
+    use_model: bool = True
+    # Propose the component's starting points (complete blocks in the directions' shapes) first.
+    starting_points: bool = False
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -128,7 +136,8 @@ class SearchResult:
 
 
 class BudgetSpent(Exception):
-    """The time budget ended during a model call (which was cancelled)."""
+    """The run stops proposing: its minutes ended during a model call (which was cancelled), or a run
+    without a model has nothing left to tune."""
 
 
 def failing_case(evaluation: Evaluation) -> str:
@@ -156,7 +165,10 @@ class EvolutionSearch:
         compile_options: CompileOptions | None = None,
         on_progress: Callable[[Progress], None] | None = None,
         executor=None,
+        starts: tuple[str, ...] | None = None,
     ):
+        """`starts`: blocks proposed before anything else, each built and judged like any candidate
+        (operator "start"); by default the component's starting points if config.starting_points."""
         self.component = component
         self.store = store
         self.problem = problem
@@ -176,11 +188,18 @@ class EvolutionSearch:
             language=config.language,
             problem=problem,
             seed=config.seed,
-            max_new_tokens=config.max_new_tokens,
+            max_new_tokens=config.max_new_tokens or ANSWER_TOKENS.get(config.language, 900),
             temperature=sampling_temperature(config, provider),
         )
         self.tuner = Tuner(self.population, config.language, self.rng, config.exploit)
+        # An exact component's numbers are its meaning (outcome codes, choices, sizes): a changed one
+        # changes the answer or nothing (a raft run's six tunes were all incorrect), so only the model
+        # proposes there.
+        self.tunes = component.kind is not ComponentKind.EXACT
         self.last_error: list[str | None] = [None] * config.islands  # shown to the model next time
+        if starts is None:
+            starts = component.starting_points_for(config.language) if config.starting_points else ()
+        self.starts = list(starts)
         # The best training program whose gain is shown instance by instance: the one confirmed at the end.
         self.proven: Attempt | None = None
         self.progress = Progress()
@@ -334,7 +353,7 @@ class EvolutionSearch:
                     self.progress.duplicates_in_a_row += 1
                 else:
                     self.progress.duplicates_in_a_row = 0
-            except BudgetSpent:  # the minutes ended while the model wrote: nothing was proposed
+            except BudgetSpent:  # the minutes ended while the model wrote, or nothing is left to tune
                 self.progress.samples -= 1
                 self._budget_left()  # records why the run stopped
                 return
@@ -351,6 +370,17 @@ class EvolutionSearch:
             attempt = await self._build_and_judge(attempt, island, sample)
         if attempt.status is Outcome.NO_CODE:
             self.last_error[island] = attempt.message
+        elif attempt.status is Outcome.DUPLICATE and attempt.operator.startswith("llm-"):
+            # A small model often copies the current block back (gossip: five answers of ten): say so.
+            which = (
+                "the current block, unchanged"
+                if attempt.source_hash == parent.source_hash
+                else ("a block already tried")
+            )
+            self.last_error[island] = (
+                f"Your last answer was {which}: it was not run again. Write a genuinely different block "
+                "that follows the idea to try."
+            )
         if attempt.operator == TUNE:
             self.tuner.learn(parent, attempt)
         self._store(attempt)
@@ -363,11 +393,19 @@ class EvolutionSearch:
         # A model that generates one answer at a time (the embedded one) is busy with another sample's
         # call: waiting for it would idle this worker for tens of seconds, a tune takes about two. With
         # nothing untried to tune, the worker does wait for the model.
-        if self.model.busy or self.rng.random() < self.config.tune_share:
+        if self.starts:
+            baseline = self.population.baseline
+            assert baseline is not None  # the run does not start without one
+            return baseline, self._attempt(island, baseline, START, self.starts.pop(0))
+        use_model = self.config.use_model
+        if self.tunes and (not use_model or self.model.busy or self.rng.random() < self.config.tune_share):
             tuned = await self._tune(island)
             if tuned is not None:
                 parent, block = tuned
                 return parent, self._attempt(island, parent, TUNE, block)
+        if not use_model:
+            self._stop_reason = "the tuner has no untried setting left, and this run has no model"
+            raise BudgetSpent
         parent = self.population.pick_parent(island)
         mode = "edits" if self.rng.random() < EDITS_SHARE else "block"
         inspirations = self.population.inspirations(island, parent)
@@ -425,17 +463,18 @@ class EvolutionSearch:
         """The best measured setting, written in (judged next); the others are marked seen: measured, never
         tried again."""
         self.progress.settings_measured += len(scores)
-        language = self.config.language
-        for block in batch.blocks:
-            self.population.claim(source_hash(block, language))
         measured = [
             (score, block) for score, block in zip(scores, batch.blocks, strict=True) if score is not None
         ]
-        if not measured:
-            return None
         sign = 1.0 if self.component.objective.direction == "min" else -1.0
-        score, best = min(measured, key=lambda pair: sign * pair[0])
-        self.population.seen.discard(source_hash(best, language))
+        score, best = min(measured, key=lambda pair: sign * pair[0]) if measured else (None, None)
+        language = self.config.language
+        kept = source_hash(best, language) if best is not None else None
+        for block in batch.blocks:  # measured: never offered again (the best is claimed when judged)
+            if (digest := source_hash(block, language)) != kept:
+                self.population.claim(digest)
+        if best is None:
+            return None
         logger.info(
             "tuned candidate %s: best of %d settings from one build scores %g",
             batch.parent.id,
@@ -445,7 +484,7 @@ class EvolutionSearch:
         return best
 
     def _attempt(self, island: int, parent: Attempt | None, operator: str, block: str | None) -> Attempt:
-        by_model = operator not in (TUNE, BASELINE)
+        by_model = operator not in (TUNE, BASELINE, START)
         return Attempt(
             self.run_id,
             island,
@@ -498,7 +537,8 @@ class EvolutionSearch:
         while (
             isinstance(built, BuildFailure)
             and built.stage is Stage.COMPILE
-            and attempt.operator != TUNE
+            and attempt.operator not in (TUNE, START)
+            and self.config.use_model
             and repairs < self.config.repair_tries
         ):
             repairs += 1

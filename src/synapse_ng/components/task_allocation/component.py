@@ -30,7 +30,9 @@ class TaskAllocation(Component):
         "still hold it (remaining capacity >= item, used or not, in bin order) is passed to "
         "priority(item, bins), which returns one finite score per bin; the item goes to the highest score "
         "(the first bin on ties). Fewer bins used is better. Rust: fn priority(item: f64, bins: &[f64]) -> "
-        "Vec<f64>. C: void priority(double item, const double *bins, int n, double *scores). "
+        "Vec<f64>. C: void priority(double item, const double *bins, int n, double *scores). WAT: (func "
+        "$priority (param $item f64) (param $bins i32) (param $n i32) (param $scores i32) (param $scratch "
+        "i32)), the bins and scores as f64 arrays at those addresses. "
         "Baseline: best fit, score = -(remaining - item)."
     )
     objective = Objective(
@@ -78,13 +80,59 @@ class TaskAllocation(Component):
         "constant) inside `for (int k = 0; k < n; k++) { double gap = bins[k] - item; scores[k] = "
         "item < SMALL ? /* ... */ : /* ... */; }`",
     )
+    # Each direction's shape with the plainest rule it describes and named constants for the tuner (a
+    # search starts from them when SearchConfig.starting_points). Round guesses inside the items' range
+    # (20-100 of 150, Weibull around 45 of 100), not tuned by hand.
+    starting_points = (
+        # 1. a penalty when the gap left is positive but too small for later items
+        "fn priority(item: f64, bins: &[f64]) -> Vec<f64> {\n"
+        "    const THRESHOLD: f64 = 20.0;\n    const PENALTY: f64 = 10.0;\n"
+        "    bins.iter().map(|&remaining| { let gap = remaining - item; let mut score = -gap;\n"
+        "        if gap > 0.0 && gap < THRESHOLD { score -= PENALTY; }\n        score }).collect()\n}\n",
+        # 2. a bonus when the gap left still fits a typical later item
+        "fn priority(item: f64, bins: &[f64]) -> Vec<f64> {\n"
+        "    const TYPICAL: f64 = 40.0;\n    const BONUS: f64 = 10.0;\n"
+        "    bins.iter().map(|&remaining| { let gap = remaining - item; let mut score = -gap;\n"
+        "        if gap >= TYPICAL { score += BONUS; }\n        score }).collect()\n}\n",
+        # 3. small items aim at a gap of a given size, large ones fit tightly
+        "fn priority(item: f64, bins: &[f64]) -> Vec<f64> {\n"
+        "    const SMALL: f64 = 30.0;\n    const TARGET: f64 = 5.0;\n"
+        "    bins.iter().map(|&remaining| { let gap = remaining - item;\n"
+        "        let score = if item < SMALL { -(gap - TARGET).abs() } else { -gap };\n"
+        "        score }).collect()\n}\n",
+        # 4. relative to the fullest bin that can hold the item: a bonus for bins nearly as full
+        "fn priority(item: f64, bins: &[f64]) -> Vec<f64> {\n"
+        "    const NEAR: f64 = 10.0;\n    const BONUS: f64 = 5.0;\n"
+        "    let fullest = bins.iter().cloned().fold(f64::MAX, f64::min);\n"
+        "    bins.iter().map(|&remaining| { let gap = remaining - item; let mut score = -gap;\n"
+        "        if remaining - fullest < NEAR { score += BONUS; }\n        score }).collect()\n}\n",
+    )
+    c_starting_points = (
+        # 1. a penalty when the gap left is positive but too small for later items
+        "#define THRESHOLD 20.0\n#define PENALTY 10.0\n"
+        "void priority(double item, const double *bins, int n, double *scores) {\n"
+        "    for (int k = 0; k < n; k++) {\n        double gap = bins[k] - item;\n"
+        "        double score = -gap;\n"
+        "        if (gap > 0.0 && gap < THRESHOLD) score -= PENALTY;\n        scores[k] = score;\n    }\n}\n",
+        # 2. a bonus when the gap left still fits a typical later item
+        "#define TYPICAL 40.0\n#define BONUS 10.0\n"
+        "void priority(double item, const double *bins, int n, double *scores) {\n"
+        "    for (int k = 0; k < n; k++) {\n        double gap = bins[k] - item;\n"
+        "        double score = -gap;\n"
+        "        if (gap >= TYPICAL) score += BONUS;\n        scores[k] = score;\n    }\n}\n",
+        # 3. small items aim at a gap of a given size, large ones fit tightly
+        "#define SMALL 30.0\n#define TARGET 5.0\n"
+        "void priority(double item, const double *bins, int n, double *scores) {\n"
+        "    for (int k = 0; k < n; k++) {\n        double gap = bins[k] - item;\n"
+        "        scores[k] = item < SMALL ? -__builtin_fabs(gap - TARGET) : -gap;\n    }\n}\n",
+    )
     exports = (
         ExportSpec("items_ptr", (), ("i32",)),
         ExportSpec("assignment_ptr", (), ("i32",)),
         ExportSpec("error_ptr", (), ("i32",)),
         ExportSpec("pack", ("i32", "i32"), ("i32",)),
     )
-    languages = (CodeLanguage.RUST, CodeLanguage.C)
+    languages = (CodeLanguage.RUST, CodeLanguage.C, CodeLanguage.WAT)
     # Per pack call (one instance). Measured with the best-fit baseline (wasmtime 50.0.1): a Weibull 5k
     # instance burns about 1.95e9 fuel (Rust; C 1.86e9) in about 0.13 s, a 10,000-item instance about 7.8e9
     # (C 7.4e9). 20e9 leaves 10x for a costlier heuristic at 5,000 items and 2.5x at the 10,000-item cap.
