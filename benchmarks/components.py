@@ -1,11 +1,12 @@
 """The components' figures, each measured in one run beside what it is compared with.
 
-    .venv/bin/python benchmarks/components.py [--skip-1m]
+    .venv/bin/python benchmarks/components.py [--skip-1m] [--only raft] [--raft-block FILE]
 
 1. Bin packing: best fit, first fit and worst fit (all in WASM, through the task_allocation harness) on
    the two FunSearch test sets, beside the published table.
 2. raft_consensus: the shipped WASM baseline against the Python reference at 1k, 10k, 100k and 1M votes
-   (tallies per second and the ratio).
+   (tallies per second and the ratio); with --raft-block, a candidate tally block (e.g. the evolved one in
+   examples/raft_hash_tally_evolved.rs) measured in the same run, its fuel beside the baseline's.
 3. The fixed cost of one host→WASM call, with and without writing an input array.
 """
 
@@ -91,38 +92,47 @@ def bin_packing() -> None:
     )
 
 
-def raft(sizes: list[tuple[int, int]]) -> None:
+def raft(sizes: list[tuple[int, int]], block: str | None = None) -> None:
     component = get_component("raft_consensus")
-    baseline = build_baseline(component).wasm
+    modules = {"shipped baseline": build_baseline(component).wasm}
+    if block is not None:
+        modules["candidate block"] = build(component, block)
     limits = SandboxLimits(fuel=10**12, memory_bytes=component.limits.memory_bytes, timeout_s=600)
+    print("\n## raft_consensus: WASM tallies vs the Python reference\n")
     print(
-        "\n## raft_consensus: the shipped WASM baseline (quadratic de-duplication) vs the Python reference\n"
-    )
-    print(
-        f"{'votes':>9} {'voters':>7} {'wasm fuel':>16} {'wasm tallies/s':>15}"
+        f"{'module':<17} {'votes':>9} {'voters':>7} {'wasm fuel':>16} {'wasm tallies/s':>15}"
         f" {'python tallies/s':>17} {'wasm / python':>14}"
     )
+    fuels: dict[int, dict[str, int]] = {}
     for count, voters in sizes:
         tally_input = workload_input(0xBE7C0000 + count, count, voters)
         expected = reference_tally(tally_input)
         repeats = 3 if count <= 100_000 else 1
-        wasm_times, python_times, fuel = [], [], 0
-        for _ in range(repeats):
-            instance = Sandbox(baseline, limits).instantiate()
-            started = time.perf_counter()
-            output = component.call(instance, tally_input)
-            wasm_times.append(time.perf_counter() - started)
-            fuel = output.fuel
-            assert output.value == expected
-            started = time.perf_counter()
-            assert reference_tally(tally_input) == expected
-            python_times.append(time.perf_counter() - started)
-        wasm_s, python_s = statistics.median(wasm_times), statistics.median(python_times)
-        print(
-            f"{count:>9} {voters:>7} {fuel:>16,} {1 / wasm_s:>15.1f} {1 / python_s:>17.1f}"
-            f" {python_s / wasm_s:>13.3f}x"
-        )
+        for label, wasm in modules.items():  # the Python reference timed beside each, in turn
+            wasm_times, python_times, fuel = [], [], 0
+            for _ in range(repeats):
+                instance = Sandbox(wasm, limits).instantiate()
+                started = time.perf_counter()
+                output = component.call(instance, tally_input)
+                wasm_times.append(time.perf_counter() - started)
+                fuel = output.fuel
+                assert output.value == expected, label
+                started = time.perf_counter()
+                assert reference_tally(tally_input) == expected
+                python_times.append(time.perf_counter() - started)
+            fuels.setdefault(count, {})[label] = fuel
+            wasm_s, python_s = statistics.median(wasm_times), statistics.median(python_times)
+            print(
+                f"{label:<17} {count:>9} {voters:>7} {fuel:>16,} {1 / wasm_s:>15.1f} {1 / python_s:>17.1f}"
+                f" {python_s / wasm_s:>13.3f}x"
+            )
     print("(wasm times include writing the records into linear memory and reading the result back)")
+    if block is not None:
+        ratios = ", ".join(
+            f"{count:,} votes {f['shipped baseline'] / f['candidate block']:.1f}x"
+            for count, f in fuels.items()
+        )
+        print(f"fuel, shipped baseline / candidate block: {ratios}")
 
 
 def call_overhead() -> None:
@@ -157,15 +167,23 @@ def main() -> None:
     parser.add_argument(
         "--skip-1m", action="store_true", help="Leave out the 1M-vote tally (it takes a while)."
     )
+    parser.add_argument("--only", choices=["raft"], help="Run only this part.")
+    parser.add_argument(
+        "--raft-block", type=Path, help="A tally block (Rust) to measure beside the baseline."
+    )
     args = parser.parse_args()
+    block = args.raft_block.read_text() if args.raft_block else None
     print(f"# components benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     print(
         f"# machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()},"
         f" wasmtime {WASMTIME_VERSION}\n"
     )
-    bin_packing()
+    if args.only is None:
+        bin_packing()
     sizes = [(1_000, 100), (10_000, 1_000), (100_000, 2_000)] + ([] if args.skip_1m else [(1_000_000, 2_000)])
-    raft(sizes)
+    raft(sizes, block)
+    if args.only is not None:
+        return
     print("\n## the fixed cost of one host -> WASM call (sandboxed: fuel, epoch deadline, limits)\n")
     call_overhead()
 

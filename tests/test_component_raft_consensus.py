@@ -403,6 +403,16 @@ def test_poison_is_fresh_voters_with_big_weights():
     assert all(p.weight > MAX_WEIGHT // 2 for p in poison) and poison[0].choice == 0
 
 
+def test_poison_voters_are_fresh_even_at_the_top_of_u32():
+    """Above every input voter when there is room; otherwise the free ids, looked up one by one."""
+    top = (Vote(0xFFFF_FFFF, 0, 0, 1), Vote(0x5EED_0001, 0, 1, 1), Vote(0xFFFF_FFC0, 0, 0, 1))
+    for votes in (top, (Vote(0xFFFF_FFB0, 0, 0, 1),)):
+        poison = poison_records(votes)
+        voters = [p.voter for p in poison]
+        assert len(set(voters)) == POISON_SLOTS and not set(voters) & {v.voter for v in votes}
+        assert all(0 <= voter <= 0xFFFF_FFFF for voter in voters)
+
+
 # ------------------------------------------------------------------------------------------ the baseline
 
 

@@ -1,8 +1,9 @@
 """Evolvable components: the contract (`base`), the registry, and one package per component.
 
 Each component package (`task_allocation`, `raft_consensus`, `gossip_protocol`) holds its skeletons as
-real files (`skeleton.rs`, `skeleton.c`), its `component` module (the Component subclass), its Python
-reference and the generators of its cases and workloads; `registry` finds them by that layout.
+real files (`skeleton.rs`, `skeleton.c`, `skeleton.wat`), its `component` module (the Component
+subclass), its Python reference and the generators of its cases and workloads; `registry` finds them by
+that layout.
 """
 
 from .base import (

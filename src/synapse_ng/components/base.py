@@ -5,8 +5,8 @@ A component declares everything needed to judge a candidate without trusting it:
 - `name` and the seed's `aliases` that map to it,
 - a `skeleton` per supported language: a complete program with exactly one EVOLVE block, the only
   region a candidate may change; the rest (memory layout, exported entry points) is fixed harness.
-  Skeletons are real files in the component's package (`skeleton.rs`, `skeleton.c`), so rustfmt and
-  clang can check them, read once through `importlib.resources`,
+  Skeletons are real files in the component's package (`skeleton.rs`, `skeleton.c`, `skeleton.wat`), so
+  rustfmt, clang and wat2wasm can check them, read once through `importlib.resources`,
 - the `exports` (ABI) the module must have, exactly, and its memory bound,
 - the baseline: the block inside each skeleton as shipped (version 0),
 - a Python `reference` implementation (the oracle) and correctness `cases` (fixed + seeded random),

@@ -26,7 +26,7 @@ import struct
 from collections.abc import Sequence
 
 from ..components import CaseFailure, Split
-from ..languages import tokenize
+from ..languages import Token, tokenize
 from ..models import CodeLanguage
 from ..wasm.sandbox import Sandbox
 from .measure import load_component
@@ -48,16 +48,20 @@ def slottable(block: str, language: CodeLanguage, literals: Sequence[Literal]) -
         return []
     if language is CodeLanguage.C:
         return list(literals)
+    tokens = _code_tokens(block)  # once for every literal
     return [
         literal
         for literal in literals
-        if _const_item(block, literal.start) is None or _in_function(block, literal.start)
+        if _const_item(tokens, literal.start) is None or _in_function(tokens, literal.start)
     ]
 
 
-def _const_item(block: str, offset: int) -> int | None:
+def _code_tokens(block: str) -> list[Token]:
+    return [t for t in tokenize(block, CodeLanguage.RUST) if t.kind not in ("ws", "comment")]
+
+
+def _const_item(tokens: list[Token], offset: int) -> int | None:
     """The offset of the `const`/`static` keyword whose item (up to its `;`) holds `offset`, if any."""
-    tokens = [t for t in tokenize(block, CodeLanguage.RUST) if t.kind not in ("ws", "comment")]
     start = None
     for token in tokens:
         if token.start > offset:
@@ -69,9 +73,11 @@ def _const_item(block: str, offset: int) -> int | None:
     return start
 
 
-def _in_function(block: str, offset: int) -> bool:
+def _in_function(tokens: list[Token], offset: int) -> bool:
     depth = 0
-    for token in tokenize(block[:offset], CodeLanguage.RUST):
+    for token in tokens:
+        if token.start >= offset:
+            break
         depth += token.text == "{"
         depth -= token.text == "}"
     return depth > 0
@@ -102,7 +108,8 @@ def slotted(block: str, language: CodeLanguage, literals: Sequence[Literal]) -> 
         raise ValueError(f"no slots for {language.value}: slottable() finds no literal a slot can replace")
     edits = [(literal.start, literal.end, read(slot)) for slot, literal in enumerate(literals)]
     if language is CodeLanguage.RUST:  # a function's `const` read from a slot is a `let`
-        items = {_const_item(block, literal.start) for literal in literals}
+        tokens = _code_tokens(block)
+        items = {_const_item(tokens, literal.start) for literal in literals}
         keywords = sorted(at for at in items if at is not None and block.startswith("const", at))
         edits += [(at, at + len("const"), "let") for at in keywords]
     out, cursor = [declaration], 0
