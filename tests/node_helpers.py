@@ -44,6 +44,8 @@ FAST = {
     "immune_interval_s": 1.0,
     "health_window_s": 2.0,
     "evolve": False,
+    # Tests script the model and follow its answers; a test about starting points turns them on.
+    "evolve_starting_points": False,
     "verify_time_limit_s": 120.0,
 }
 

@@ -299,3 +299,19 @@ def test_evolve_in_wat_builds_the_answer_into_the_wat_skeleton(tmp_path):
     assert source.name == "candidate.wat" and "(local.set $top (local.get $scratch))" in source.read_text()
     prompt = json.dumps(server.requests[0].body)
     assert "```wat" in prompt and "(func $tally_votes" in prompt
+
+
+def test_evolve_starts_from_the_starting_points_unless_told_not_to(tmp_path):
+    """The run's recorded settings say which: on by default, off with --no-starting-points."""
+    server = LoopbackServer(OpenAIWire(), Ok(text="No better idea."))
+    try:
+        for flags, expected in (((), True), (("--no-starting-points",), False)):
+            workspace = str(tmp_path / str(expected))
+            options = [*scripted_model_options(server), "--samples", "0", *flags, "--workspace", workspace]
+            done = synapse("evolve", "--component", "task_allocation", *options, "--json")
+            assert done.returncode == 0, done.stdout + done.stderr
+            run_id = json.loads(done.stdout)["run_id"]
+            shown = synapse("runs", "show", run_id, "--workspace", workspace, "--json")
+            assert json.loads(shown.stdout)["settings"]["config"]["starting_points"] is expected
+    finally:
+        server.close()

@@ -38,3 +38,23 @@ def test_every_starting_point_builds_passes_the_cases_and_has_a_constant_to_tune
 def test_a_language_without_starting_points_has_none():
     assert get_component("task_allocation").starting_points_for(CodeLanguage.ASSEMBLYSCRIPT) == ()
     assert get_component("raft_consensus").starting_points_for(CodeLanguage.RUST) == ()
+
+
+@pytest.mark.parametrize("wanted", [None, False])
+def test_a_node_s_engine_starts_from_the_starting_points_unless_its_config_says_no(tmp_path, wanted):
+    """On by default (the measured ablation in BENCHMARKS.md); `evolve_starting_points: false` in
+    node.json turns it off."""
+    import json
+
+    from synapse_ng.node.config import NodeConfig
+    from synapse_ng.node.node import Node
+
+    folder = tmp_path / "node"
+    folder.mkdir()
+    if wanted is not None:
+        (folder / "node.json").write_text(json.dumps({"evolve_starting_points": wanted}))
+    node = Node.open(NodeConfig.load(folder, port=18998))
+    try:
+        assert node.remedies.engine().search_config.starting_points is (wanted is None)
+    finally:
+        node.state.close()

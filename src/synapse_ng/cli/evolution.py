@@ -69,6 +69,12 @@ def llm_config(provider: str | None, model: str | None, endpoint: str | None):
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--islands", type=int, default=2, show_default=True)
 @click.option("--concurrency", type=int, default=2, show_default=True, help="Samples in flight.")
+@click.option(
+    "--starting-points/--no-starting-points",
+    default=True,
+    show_default=True,
+    help="Also start from the component's starting points (its directions' shapes, filled in).",
+)
 @click.option("--resume", "resume_run_id", help="Continue a killed run.")
 @click.option(
     "--executor",
@@ -94,6 +100,7 @@ def evolve_command(
     seed: int,
     islands: int,
     concurrency: int,
+    starting_points: bool,
     resume_run_id: str | None,
     executor: str,
     ray_address: str | None,
@@ -131,7 +138,13 @@ def evolve_command(
             llm,
             store,
             problem=f"Make {component.name} better: {component.objective.description}.",
-            config=SearchConfig(islands=islands, concurrency=concurrency, seed=seed, language=chosen),
+            config=SearchConfig(
+                islands=islands,
+                concurrency=concurrency,
+                seed=seed,
+                language=chosen,
+                starting_points=starting_points,
+            ),
             budget=budget,
             on_progress=None if out.json else display,
             executor=runner,

@@ -88,6 +88,9 @@ class NodeConfig:
     evolve_samples: int = 5000
     evolve_minutes: float = 20.0
     evolve_seed: int = 1
+    # Start the search from the component's starting points (its directions' shapes, filled in) as well as
+    # the baseline: the ablation in BENCHMARKS.md (issue 13) measures what they and the model each add.
+    evolve_starting_points: bool = True
     # HTTP
     max_request_bytes: int = 8 * 1024 * 1024
 

@@ -213,7 +213,7 @@ class Remedies:
                 workspace_dir=str(c.engine_path),
                 provider=self._provider,
                 budget=Budget(samples=c.evolve_samples, minutes=c.evolve_minutes),
-                search_config=SearchConfig(seed=c.evolve_seed),
+                search_config=SearchConfig(seed=c.evolve_seed, starting_points=c.evolve_starting_points),
             )
         return self._engine
 
