@@ -287,30 +287,6 @@ def test_the_model_is_told_when_it_copied_the_current_block_back(tmp_path):
     assert "the current block, unchanged" not in first and "the current block, unchanged" in second
 
 
-def test_an_exact_component_is_never_tuned(tmp_path):
-    """Raft's numbers are outcome codes and choices: with every sample offered to the tuner (which would
-    change the baseline's outcome code `2`), the model is asked instead."""
-    from synapse_ng.components import get_component
-
-    server = LoopbackServer(OpenAIWire(), Ok(text="No better idea."))
-    store = Store(tmp_path / "ws")
-    search = EvolutionSearch(
-        get_component("raft_consensus"),
-        provider_for(server),
-        store,
-        problem="p",
-        config=SearchConfig(islands=1, concurrency=1, tune_share=1.0, random_cases=3),
-        budget=Budget(samples=1),
-    )
-    try:
-        asyncio.run(search.run())
-    finally:
-        server.close()
-    rows = store.candidates(search.run_id)
-    assert [(row.operator, row.status) for row in rows] == [("baseline", "correct"), ("llm-block", "no_code")]
-    assert len(server.requests) == 1
-
-
 def test_a_wat_answer_gets_room_for_wat(tmp_path):
     """The same program takes two to three times the tokens in WAT: raft's baseline block alone is 3.4k
     characters, more than 900 tokens would hold."""

@@ -28,7 +28,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..components import Component, ComponentKind, Split
+from ..components import Component, Split
 from ..languages import source_hash
 from ..models import CodeLanguage
 from ..outcome import Outcome, Stage
@@ -192,10 +192,6 @@ class EvolutionSearch:
             temperature=sampling_temperature(config, provider),
         )
         self.tuner = Tuner(self.population, config.language, self.rng, config.exploit)
-        # An exact component's numbers are its meaning (outcome codes, choices, sizes): a changed one
-        # changes the answer or nothing (a raft run's six tunes were all incorrect), so only the model
-        # proposes there.
-        self.tunes = component.kind is not ComponentKind.EXACT
         self.last_error: list[str | None] = [None] * config.islands  # shown to the model next time
         if starts is None:
             starts = component.starting_points_for(config.language) if config.starting_points else ()
@@ -398,7 +394,7 @@ class EvolutionSearch:
             assert baseline is not None  # the run does not start without one
             return baseline, self._attempt(island, baseline, START, self.starts.pop(0))
         use_model = self.config.use_model
-        if self.tunes and (not use_model or self.model.busy or self.rng.random() < self.config.tune_share):
+        if not use_model or self.model.busy or self.rng.random() < self.config.tune_share:
             tuned = await self._tune(island)
             if tuned is not None:
                 parent, block = tuned
