@@ -303,3 +303,36 @@ def test_a_wat_answer_gets_room_for_wat(tmp_path):
     assert len(component.baseline_block(CodeLanguage.WAT)) > 900 * 3  # about 3 characters a token
     chosen = _bare_search(tmp_path / "own", component, language=CodeLanguage.WAT, max_new_tokens=2000)[0]
     assert chosen.model.max_new_tokens == 2000
+
+
+def test_a_new_structure_gets_its_own_tune_turns_before_the_incumbent(tmp_path):
+    """A model's new rule is judged with its first-guess constants; it takes the next FRESH_TURNS tunes,
+    then the tuner goes back to the best elite (exploit 1.0 here, so without the turns it would never
+    be tuned at all)."""
+    from synapse_ng.components import get_component
+
+    search, Member = _bare_search(tmp_path, get_component("task_allocation"), exploit=1.0)
+    incumbent = Member(1, "fn f(x: f64) -> f64 { x * 0.5 + 3.0 }", 9.0, 1.0, {"a": 0.9})
+    newcomer = Member(2, "fn g(x: f64) -> f64 { if x < 20.0 { x - 7.0 } else { x } }", 9.5, 0.5, {"a": 0.95})
+    search.population.admit(0, incumbent)
+    search.population.admit(0, newcomer)
+    search.tuner.introduce(0, newcomer)
+    parents = []
+    for _ in range(search.tuner.FRESH_TURNS + 2):
+        parent, block = search.tuner.tune(0)
+        search.population.claim(source_hash(block, CodeLanguage.RUST))
+        parents.append(parent.id)
+    assert parents == [2] * search.tuner.FRESH_TURNS + [1, 1]
+    # A new structure with nothing untried near it gives its turns back at once.
+    search.tuner.introduce(0, newcomer)
+    search.tuner.DRAWS = 1
+    original = search.population.seen
+
+    class Everything(set):  # every setting counts as tried
+        def __contains__(self, item):
+            return True
+
+    search.population.seen = Everything(original)
+    assert search.tuner.tune(0) is None
+    search.population.seen = original
+    assert search.tuner.tune(0)[0].id == 1

@@ -573,6 +573,8 @@ class EvolutionSearch:
             )
         self.population.admit(island, attempt)
         self.population.remember_tunable(island, attempt)
+        if attempt.operator != TUNE:
+            self.tuner.introduce(island, attempt)
         self._consider(attempt)
         improvement = attempt.improvement_pct or 0.0
         if improvement > self.progress.best_improvement_pct:
