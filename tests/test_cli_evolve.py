@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from llm_servers import LoopbackServer, Ok, OpenAIWire, scripted_model_options
 
 CLI = [sys.executable, "-m", "synapse_ng.cli"]
@@ -204,33 +206,6 @@ static Tally tally_votes(const Record *records, uint32_t n, int64_t quorum, int6
 """
 
 
-def test_evolve_searches_in_the_language_it_is_given(tmp_path):
-    """`--language c`: the model is asked for C, the answer is built by clang into the C skeleton, and the
-    result (source, module, evidence) is C; a language without a skeleton (nor a compiler) is refused
-    before anything runs."""
-    server = LoopbackServer(OpenAIWire(), Ok(text=f"A hash table:\n```c\n{HASHED_TALLY_C}\n```"))
-    workspace = str(tmp_path / "ws")
-    try:
-        done = synapse(
-            *two_sample_tally_search(server), "--language", "c", "--workspace", workspace, "--json"
-        )
-        refused = synapse(
-            *two_sample_tally_search(server), "--language", "assemblyscript", "--workspace", workspace
-        )
-    finally:
-        server.close()
-    assert done.returncode == 0, done.stdout + done.stderr
-    report = json.loads(done.stdout)
-    assert report["improved"] and report["heldout"]["aggregate"]["improvement_pct"] > 50
-    assert report["files"]["source"].endswith("candidate.c")
-    assert "uint32_t h = (r->voter * 2654435761u) & mask;" in Path(report["files"]["source"]).read_text()
-    assert report["heldout"]["candidate"]["language"] == "c"
-    prompt = json.dumps(server.requests[0].body)
-    assert "```c" in prompt or " C " in prompt or "in C" in prompt
-    assert refused.returncode != 0 and "'assemblyscript' is not one of" in refused.stderr
-    assert len(server.requests) >= 1
-
-
 # The baseline's table walked with pointers (no index arithmetic in the inner loop): about a quarter
 # less fuel than the WAT baseline, same answers.
 POINTER_TALLY_WAT = r"""
@@ -279,26 +254,45 @@ POINTER_TALLY_WAT = r"""
 """
 
 
-def test_evolve_in_wat_builds_the_answer_into_the_wat_skeleton(tmp_path):
-    """`--language wat`: every component ships a WAT skeleton, so the search runs; the model is asked for
-    WAT, its block is assembled into the WAT skeleton, measured against the WAT baseline, and the result
-    (source, evidence) is WAT."""
-    server = LoopbackServer(OpenAIWire(), Ok(text=f"Pointers:\n```wat\n{POINTER_TALLY_WAT}\n```"))
+@pytest.mark.parametrize(
+    "language, fence, block, gain, expected_line",
+    [
+        ("c", "c", HASHED_TALLY_C, 50, "uint32_t h = (r->voter * 2654435761u) & mask;"),
+        ("wat", "wat", POINTER_TALLY_WAT, 10, "(local.set $top (local.get $scratch))"),
+    ],
+)
+def test_evolve_searches_in_the_language_it_is_given(tmp_path, language, fence, block, gain, expected_line):
+    """`--language c|wat`: the model is asked for that language, the answer is built (clang, wat2wasm)
+    into that skeleton and measured against that baseline, and the result (source, module, evidence) is
+    in that language."""
+    server = LoopbackServer(OpenAIWire(), Ok(text=f"Faster:\n```{fence}\n{block}\n```"))
     workspace = str(tmp_path / "ws")
     try:
         done = synapse(
-            *two_sample_tally_search(server), "--language", "wat", "--workspace", workspace, "--json"
+            *two_sample_tally_search(server), "--language", language, "--workspace", workspace, "--json"
         )
     finally:
         server.close()
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(done.stdout)
-    assert report["improved"] and report["heldout"]["aggregate"]["improvement_pct"] > 10
-    assert report["heldout"]["candidate"]["language"] == "wat"
+    assert report["improved"] and report["heldout"]["aggregate"]["improvement_pct"] > gain
+    assert report["heldout"]["candidate"]["language"] == language
     source = Path(report["files"]["source"])
-    assert source.name == "candidate.wat" and "(local.set $top (local.get $scratch))" in source.read_text()
-    prompt = json.dumps(server.requests[0].body)
-    assert "```wat" in prompt and "(func $tally_votes" in prompt
+    assert source.name == f"candidate.{language}" and expected_line in source.read_text()
+    assert f"```{fence}" in json.dumps(server.requests[0].body)
+
+
+def test_evolve_refuses_a_language_without_a_skeleton(tmp_path):
+    """Refused before anything runs: no model call, a usage error naming the choices."""
+    server = LoopbackServer(OpenAIWire(), Ok(text="unused"))
+    try:
+        refused = synapse(
+            *two_sample_tally_search(server), "--language", "assemblyscript", "--workspace", str(tmp_path)
+        )
+    finally:
+        server.close()
+    assert refused.returncode != 0 and "'assemblyscript' is not one of" in refused.stderr
+    assert server.requests == []
 
 
 def test_evolve_starts_from_the_starting_points_unless_told_not_to(tmp_path):

@@ -147,28 +147,43 @@ def test_a_run_uses_its_minutes_without_spinning(tmp_path, name):
         assert result.improved and verdict["passed"] and verdict["p_value"] < 1e-9, result.reason
 
 
-def test_the_model_sees_the_failing_case_of_its_wrong_tally(tmp_path):
-    """A wrong exact answer goes back to the model with the case that shows it: the input, what the
-    reference answers and what the program returned."""
+def scripted_run(tmp_path, name: str, replies, config: SearchConfig, budget: Budget, **search_options):
+    """One search of component `name` against a loopback model that gives `replies` in turn (the last
+    one again after that): (store, result, the model's requests)."""
     from synapse_ng.components import get_component
-    from test_cli_components import FIRST_VOTE_TALLY
 
-    # The second answer holds no code: only its prompt matters, and nothing more is built or measured.
-    server = LoopbackServer(OpenAIWire(), answer(FIRST_VOTE_TALLY), Ok(text="No better idea."))
+    server = LoopbackServer(OpenAIWire(), *replies)
     store = Store(tmp_path / "ws")
     search = EvolutionSearch(
-        get_component("raft_consensus"),
+        get_component(name),
         provider_for(server),
         store,
         problem="p",
-        config=SearchConfig(islands=1, concurrency=1, tune_share=0.0, random_cases=5),
-        budget=Budget(samples=2),
+        config=config,
+        budget=budget,
+        **search_options,
     )
     try:
-        asyncio.run(search.run())
+        result = asyncio.run(search.run())
     finally:
         server.close()
-    second_prompt = server.requests[1].body["messages"][-1]["content"]
+    return store, result, server.requests
+
+
+def test_the_model_sees_the_failing_case_of_its_wrong_tally(tmp_path):
+    """A wrong exact answer goes back to the model with the case that shows it: the input, what the
+    reference answers and what the program returned."""
+    from test_cli_components import FIRST_VOTE_TALLY
+
+    # The second answer holds no code: only its prompt matters, and nothing more is built or measured.
+    _, _, requests = scripted_run(
+        tmp_path,
+        "raft_consensus",
+        (answer(FIRST_VOTE_TALLY), Ok(text="No better idea.")),
+        SearchConfig(islands=1, concurrency=1, tune_share=0.0, random_cases=5),
+        Budget(samples=2),
+    )
+    second_prompt = requests[1].body["messages"][-1]["content"]
     assert "wrong tally for" in second_prompt and "expected" in second_prompt and "got" in second_prompt
 
 
@@ -204,52 +219,34 @@ def test_the_time_budget_cancels_a_model_call_in_flight(tmp_path):
 def test_a_run_without_a_model_never_calls_it_and_ends_when_nothing_is_left_to_tune(tmp_path):
     """The ablation's arm (b): best fit has no constant, so the tuner alone has nothing to do; the run says
     so at once instead of waiting for a model it must not call."""
-    from synapse_ng.components import get_component
-
-    server = LoopbackServer(OpenAIWire(), answer(WRONG))
-    store = Store(tmp_path / "ws")
-    search = EvolutionSearch(
-        get_component("task_allocation"),
-        provider_for(server),
-        store,
-        problem="p",
-        config=SearchConfig(islands=2, concurrency=2, random_cases=3, use_model=False),
-        budget=Budget(samples=100, minutes=5),
+    _, result, requests = scripted_run(
+        tmp_path,
+        "task_allocation",
+        (answer(WRONG),),
+        SearchConfig(islands=2, concurrency=2, random_cases=3, use_model=False),
+        Budget(samples=100, minutes=5),
     )
-    try:
-        result = asyncio.run(search.run())
-    finally:
-        server.close()
     assert result.stopped == "the tuner has no untried setting left, and this run has no model"
-    assert server.requests == [] and result.progress.samples == 0 and not result.improved
+    assert requests == [] and result.progress.samples == 0 and not result.improved
 
 
 def test_starting_blocks_are_judged_first_then_tuned_without_a_model(tmp_path):
     """The ablation's arm (c): the given blocks are proposed before anything else and judged like any
     candidate; one that does not compile is not sent to a model for repair; the correct one is tuned."""
-    from synapse_ng.components import get_component
-
     broken = "fn priority(item: f64, bins: &[f64]) -> Vec<f64> { no_such_rule(item, bins) }\n"
     shape = (
         "fn priority(item: f64, bins: &[f64]) -> Vec<f64> {\n    const THRESHOLD: f64 = 20.0;\n"
         "    bins.iter().map(|&r| { let gap = r - item; if gap > 0.0 && gap < THRESHOLD { -gap - 10.0 }"
         " else { -gap } }).collect()\n}\n"
     )
-    server = LoopbackServer(OpenAIWire(), answer(WRONG))
-    store = Store(tmp_path / "ws")
-    search = EvolutionSearch(
-        get_component("task_allocation"),
-        provider_for(server),
-        store,
-        problem="p",
-        config=SearchConfig(islands=1, concurrency=1, random_cases=3, use_model=False, batch_settings=0),
-        budget=Budget(samples=3),
+    store, result, requests = scripted_run(
+        tmp_path,
+        "task_allocation",
+        (answer(WRONG),),
+        SearchConfig(islands=1, concurrency=1, random_cases=3, use_model=False, batch_settings=0),
+        Budget(samples=3),
         starts=(broken, shape),
     )
-    try:
-        result = asyncio.run(search.run())
-    finally:
-        server.close()
     rows = store.candidates(result.run_id)
     assert [(row.operator, row.status) for row in rows] == [
         ("baseline", "correct"),
@@ -258,7 +255,7 @@ def test_starting_blocks_are_judged_first_then_tuned_without_a_model(tmp_path):
         ("tune", "correct"),
     ]
     assert rows[3].parent_id == rows[2].id and "THRESHOLD: f64 = 20.0" not in rows[3].source
-    assert server.requests == [] and rows[2].provider == "-"
+    assert requests == [] and rows[2].provider == "-"
 
 
 def test_the_model_is_told_when_it_copied_the_current_block_back(tmp_path):
@@ -266,24 +263,16 @@ def test_the_model_is_told_when_it_copied_the_current_block_back(tmp_path):
     repeating the same request to a model that keeps copying (gossip: five answers of ten)."""
     from synapse_ng.components import get_component
 
-    component = get_component("gossip_protocol")
-    baseline = component.baseline_block(CodeLanguage.RUST)
-    server = LoopbackServer(OpenAIWire(), answer(baseline), Ok(text="No better idea."))
-    store = Store(tmp_path / "ws")
-    search = EvolutionSearch(
-        component,
-        provider_for(server),
-        store,
-        problem="p",
-        config=SearchConfig(islands=1, concurrency=1, tune_share=0.0, random_cases=3),
-        budget=Budget(samples=1),
+    baseline = get_component("gossip_protocol").baseline_block(CodeLanguage.RUST)
+    store, result, requests = scripted_run(
+        tmp_path,
+        "gossip_protocol",
+        (answer(baseline), Ok(text="No better idea.")),
+        SearchConfig(islands=1, concurrency=1, tune_share=0.0, random_cases=3),
+        Budget(samples=1),
     )
-    try:
-        asyncio.run(search.run())
-    finally:
-        server.close()
-    assert [row.status for row in store.candidates(search.run_id)] == ["correct", "duplicate", "no_code"]
-    first, second = (request.body["messages"][-1]["content"] for request in server.requests)
+    assert [row.status for row in store.candidates(result.run_id)] == ["correct", "duplicate", "no_code"]
+    first, second = (request.body["messages"][-1]["content"] for request in requests)
     assert "the current block, unchanged" not in first and "the current block, unchanged" in second
 
 
