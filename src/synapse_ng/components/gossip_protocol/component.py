@@ -47,18 +47,29 @@ class GossipProtocol(Component):
         "/* the rule, with named constants */ }; let mut order: Vec<usize> = (0..n).collect(); "
         "order.sort_by(|&a, &b| cost(a).partial_cmp(&cost(b)).unwrap_or(core::cmp::Ordering::Equal)); for "
         "i in 0..k { out[i] = order[i] as i32; }`",
-        "Mix speed and spread: take the `k - R` cheapest peers by `latency[i] / (reliability[i] + EPS)` "
-        "and fill the last R slots with random other peers (drawn with splitmix64 from `seed`), so that "
-        "long links still carry the message far; never the sender (`contact_age[i] == 0.0`) unless no "
-        "other peer is left.",
+        "Mix speed and spread: sort the peers by `latency[i] / (reliability[i] + EPS)` (the sender, "
+        "`contact_age[i] == 0.0`, last), take the `k - R` cheapest, and fill the last R slots with random "
+        "peers from the rest (splitmix64 from `seed`), so that long links still carry the message far. "
+        "Shape: `let mut order: Vec<usize> = (0..n).collect(); order.sort_by(|&a, &b| cost(a).partial_cmp("
+        "&cost(b)).unwrap_or(core::cmp::Ordering::Equal)); let fast = if k > R { k - R } else { k }; /* "
+        "swap a random one of order[i..n] into order[i] for i in fast..k */ for i in 0..k { out[i] = "
+        "order[i] as i32; }`",
         "Weigh a peer by both how soon and how surely it receives the message: cost = latency + PENALTY * "
         "(1 - reliability) + a small term that prefers peers not heard from for a long time "
-        "(`contact_age[i]`, large means they may lack news); choose the `k` lowest costs.",
+        "(`contact_age[i]`, large means they may lack news); the choice must come from the cost, not from "
+        "the random shuffle. Shape: `let cost = |i: usize| -> f64 { /* the rule, with named constants */ "
+        "}; let mut order: Vec<usize> = (0..n).collect(); order.sort_by(|&a, &b| cost(a).partial_cmp("
+        "&cost(b)).unwrap_or(core::cmp::Ordering::Equal)); for i in 0..k { out[i] = order[i] as i32; }`",
     )
+    # Every direction shows the code that turns a cost into the choice: given only the idea, the 1.5B model
+    # computed a cost per peer and then still chose at random (gossip seed 2, 2026-12-04).
     c_directions = (
         "Prefer fast, reliable peers: cost(i) = latency[i] / (reliability[i] + EPS), plus a large cost "
-        "when contact_age[i] == 0.0 (the sender); choose the `k` cheapest with a partial selection sort "
-        "over an `int order[MAX_PEERS]` array, writing the chosen indices to out[0..k).",
+        "when contact_age[i] == 0.0 (the sender); choose the `k` cheapest with a partial selection sort. "
+        "Shape: `double cost[MAX_PEERS]; int32_t order[MAX_PEERS]; for (int32_t i = 0; i < n; i++) { "
+        "cost[i] = /* the rule */; order[i] = i; } for (int32_t i = 0; i < k; i++) { int32_t best = i; for "
+        "(int32_t j = i + 1; j < n; j++) if (cost[order[j]] < cost[order[best]]) best = j; int32_t t = "
+        "order[i]; order[i] = order[best]; order[best] = t; out[i] = order[i]; }`",
     )
     exports = (
         ExportSpec("latency_ptr", (), ("i32",)),
