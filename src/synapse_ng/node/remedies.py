@@ -180,11 +180,15 @@ class Remedies:
         finally:
             self.evolving = None
         result = engine.last_result
-        if generated is None and result is not None and result.model_gave_up:
-            # Not "nothing better was found": the engine could not work. The immune system reports it
-            # as an evolve_error, for an operator to see.
+        if result is not None and result.model_gave_up:
+            # Not "nothing better was found": the engine could not work as configured (a model that
+            # refuses or fails every call). The immune system reports it as an evolve_error, for an
+            # operator to see, even when the starting points and the tuner found something without the
+            # model: that run stays in the engine's store, and nothing is proposed from a broken setup.
+            kept = f"; what it found, {result.reason}, stays in its store" if generated is not None else ""
             raise EngineFailed(
-                f"the engine's run {result.run_id} on {issue.affected_component} stopped: {result.reason}"
+                f"the engine's run {result.run_id} on {issue.affected_component} stopped: "
+                f"{result.stopped}{kept}"
             )
         return generated
 
