@@ -231,6 +231,8 @@ class EvolutionSearch:
         slots = max(1, self.config.concurrency)
         await asyncio.gather(*(asyncio.create_task(self._worker()) for _ in range(slots)))
         best = self.population.best()
+        if self.model.gave_up:  # a broken model is a failed run: nothing is confirmed or proposed from it
+            return self._finish(best, None, None, self.model.gave_up)
         if best is None or (best.improvement_pct or 0.0) <= 0:
             reason = self._stop_reason or "no candidate beat the baseline on the training workloads"
             return self._finish(best, None, None, reason)
