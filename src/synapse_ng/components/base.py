@@ -194,13 +194,11 @@ class Component(ABC):
 
     def directions_for(self, language: CodeLanguage) -> tuple[str, ...]:
         """The directions whose code shapes are written in `language` (none for a language without)."""
-        return {CodeLanguage.RUST: self.directions, CodeLanguage.C: self.c_directions}.get(language, ())
+        return _in_language(language, self.directions, self.c_directions)
 
     def starting_points_for(self, language: CodeLanguage) -> tuple[str, ...]:
         """The starting blocks written in `language` (none for a language without)."""
-        return {CodeLanguage.RUST: self.starting_points, CodeLanguage.C: self.c_starting_points}.get(
-            language, ()
-        )
+        return _in_language(language, self.starting_points, self.c_starting_points)
 
     def baseline_block(self, language: CodeLanguage) -> str:
         return split_skeleton(self.skeleton(language))[1]
@@ -215,6 +213,11 @@ class Component(ABC):
             "exports": [str(spec) for spec in self.exports],
             "description": self.description,
         }
+
+
+def _in_language(language: CodeLanguage, rust: tuple[str, ...], c: tuple[str, ...]) -> tuple[str, ...]:
+    """Of a component's texts written per language (Rust, C), those in `language`; none for another."""
+    return {CodeLanguage.RUST: rust, CodeLanguage.C: c}.get(language, ())
 
 
 @functools.cache

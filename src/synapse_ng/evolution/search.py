@@ -370,11 +370,8 @@ class EvolutionSearch:
             self.last_error[island] = attempt.message
         elif attempt.status is Outcome.DUPLICATE and attempt.operator.startswith("llm-"):
             # A small model often copies the current block back (gossip: five answers of ten): say so.
-            which = (
-                "the current block, unchanged"
-                if attempt.source_hash == parent.source_hash
-                else ("a block already tried")
-            )
+            copied = attempt.source_hash == parent.source_hash
+            which = "the current block, unchanged" if copied else "a block already tried"
             self.last_error[island] = (
                 f"Your last answer was {which}: it was not run again. Write a genuinely different block "
                 "that follows the idea to try."

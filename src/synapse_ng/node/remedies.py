@@ -184,11 +184,9 @@ class Remedies:
             # Not "nothing better was found": the engine could not work as configured (a model that
             # refuses or fails every call). The immune system reports it as an evolve_error, for an
             # operator to see, even when the starting points and the tuner found something without the
-            # model: that run stays in the engine's store, and nothing is proposed from a broken setup.
-            kept = f"; what it found, {result.reason}, stays in its store" if generated is not None else ""
+            # model: such a run ends unconfirmed (search.py), its candidates stay in the engine's store.
             raise EngineFailed(
-                f"the engine's run {result.run_id} on {issue.affected_component} stopped: "
-                f"{result.stopped}{kept}"
+                f"the engine's run {result.run_id} on {issue.affected_component} stopped: {result.stopped}"
             )
         return generated
 
