@@ -225,6 +225,18 @@ RESUMABLE = textwrap.dedent(
 )
 
 
+def _committed_candidates(database: Path) -> int:
+    """How many candidates another process has committed so far: 0 while its database has no file, or a
+    file whose tables are still being created."""
+    if not database.exists():
+        return 0
+    try:
+        with sqlite3.connect(database) as db:
+            return db.execute("select count(*) from candidates").fetchone()[0]
+    except sqlite3.OperationalError:  # "no such table" until the schema is committed
+        return 0
+
+
 def test_a_killed_run_resumes_and_loses_only_what_was_in_flight(tmp_path):
     blocks = [
         FAST.replace("sum()", "sum::<i64>()"),
@@ -246,10 +258,8 @@ def test_a_killed_run_resumes_and_loses_only_what_was_in_flight(tmp_path):
         database = workspace / "engine.sqlite3"
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:  # wait until the baseline and two samples are committed
-            if database.exists():
-                with sqlite3.connect(database) as db:
-                    if db.execute("select count(*) from candidates").fetchone()[0] >= 3:
-                        break
+            if _committed_candidates(database) >= 3:
+                break
             time.sleep(0.2)
         os.kill(child.pid, signal.SIGKILL)
         child.wait()

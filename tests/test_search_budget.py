@@ -258,6 +258,34 @@ def test_starting_blocks_are_judged_first_then_tuned_without_a_model(tmp_path):
     assert requests == [] and rows[2].provider == "-"
 
 
+def test_the_model_is_asked_before_the_starting_points_and_a_broken_one_ends_the_run_at_once(tmp_path):
+    """A model that refuses every call (a 401) ends the run before a single starting point is judged (the
+    story's engine-failure test waited minutes for it); a working one writes its first answer while the
+    starting points are judged after it."""
+    from llm_servers import Reply
+
+    shape = (
+        "fn priority(item: f64, bins: &[f64]) -> Vec<f64> {\n    const THRESHOLD: f64 = 20.0;\n"
+        "    bins.iter().map(|&r| { let gap = r - item; if gap > 0.0 && gap < THRESHOLD { -gap - 10.0 }"
+        " else { -gap } }).collect()\n}\n"
+    )
+    config = SearchConfig(islands=1, concurrency=1, random_cases=3, tune_share=1.0, batch_settings=0)
+    refused = Reply(401, {"error": {"message": "invalid api key", "type": "auth"}})
+    store, result, requests = scripted_run(
+        tmp_path / "refused", "task_allocation", (refused,), config, Budget(samples=20), starts=(shape,)
+    )
+    assert result.model_gave_up and "401" in result.reason and len(requests) == 3
+    operators = [row.operator for row in store.candidates(result.run_id)]
+    assert "start" not in operators and operators.count("llm-block") + operators.count("llm-edits") == 3
+
+    store, result, requests = scripted_run(
+        tmp_path / "working", "task_allocation", (answer(WRONG),), config, Budget(samples=3), starts=(shape,)
+    )
+    operators = [row.operator for row in store.candidates(result.run_id)]
+    assert operators[0] == "baseline" and operators[1].startswith("llm-") and operators[2] == "start"
+    assert len(requests) == 1  # then the tuner (tune_share 1.0) has the starting point to tune
+
+
 def test_the_model_is_told_when_it_copied_the_current_block_back(tmp_path):
     """A copy of the parent is not run again, and the next prompt says that it was a copy, instead of
     repeating the same request to a model that keeps copying (gossip: five answers of ten)."""

@@ -105,6 +105,8 @@ class ModelOperator:
         self.temperature = temperature
         self.failures_in_a_row = 0
         self.gave_up: str | None = None  # why the run must end: the model failed too often in a row
+        self.answered = False  # the model has answered at least once in this run
+        self.in_flight = 0  # calls sent and not yet answered
 
     @property
     def busy(self) -> bool:
@@ -144,6 +146,7 @@ class ModelOperator:
 
     async def _ask(self, messages: list[Message], parent_block: str, sample: int, log_as: str = "") -> Answer:
         started = time.monotonic()
+        self.in_flight += 1
         try:
             completion = await self.provider.complete(
                 messages,
@@ -158,8 +161,11 @@ class ModelOperator:
                 self.gave_up = f"the model failed {self.failures_in_a_row} times in a row: {error}"
             seconds = time.monotonic() - started
             return Answer(None, seconds=seconds, problem=f"the model call failed: {error}", model_failed=True)
+        finally:
+            self.in_flight -= 1
         seconds = time.monotonic() - started
         self.failures_in_a_row = 0
+        self.answered = True
         if log_as:
             chars, out = len(completion.text), completion.tokens_out
             logger.info("%s: generated %d chars in %.2fs (%d tokens out)", log_as, chars, seconds, out)

@@ -385,14 +385,19 @@ class EvolutionSearch:
 
     async def _propose(self, island: int, sample: int) -> tuple[Attempt, Attempt]:
         """(parent, a tuned program or the model's answer); an answer without a block has ended already."""
-        # A model that generates one answer at a time (the embedded one) is busy with another sample's
-        # call: waiting for it would idle this worker for tens of seconds, a tune takes about two. With
-        # nothing untried to tune, the worker does wait for the model.
+        use_model = self.config.use_model
+        # Until the model has answered once, a free worker asks it before anything else: a broken model
+        # (a wrong key, a server down) ends the run in seconds, and a slow one starts writing while the
+        # other worker judges the starting points.
+        if use_model and not self.model.answered and not self.model.in_flight and not self.model.busy:
+            return await self._ask_model(island, sample)
         if self.starts:
             baseline = self.population.baseline
             assert baseline is not None  # the run does not start without one
             return baseline, self._attempt(island, baseline, START, self.starts.pop(0))
-        use_model = self.config.use_model
+        # A model that generates one answer at a time (the embedded one) is busy with another sample's
+        # call: waiting for it would idle this worker for tens of seconds, a tune takes about two. With
+        # nothing untried to tune, the worker does wait for the model.
         if not use_model or self.model.busy or self.rng.random() < self.config.tune_share:
             tuned = await self._tune(island)
             if tuned is not None:
@@ -401,6 +406,9 @@ class EvolutionSearch:
         if not use_model:
             self._stop_reason = "the tuner has no untried setting left, and this run has no model"
             raise BudgetSpent
+        return await self._ask_model(island, sample)
+
+    async def _ask_model(self, island: int, sample: int) -> tuple[Attempt, Attempt]:
         parent = self.population.pick_parent(island)
         mode = "edits" if self.rng.random() < EDITS_SHARE else "block"
         inspirations = self.population.inspirations(island, parent)
