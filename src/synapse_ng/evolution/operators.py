@@ -230,12 +230,12 @@ class Tuner:
         # shape (the block with its numbers blanked) -> literal index -> [tunes that broke, that held]
         self._record: dict[str, dict[int, list[int]]] = {}
         self.unslottable: set[int | None] = set()  # parents whose slotted block did not build
-        self._fresh: dict[int, list[list]] = {}  # island -> [[a new structure, its tune turns left]]
+        self._fresh: dict[int, list[_Fresh]] = {}  # island -> the new structures waiting for their turns
 
     def introduce(self, island: int, member: Attempt) -> None:
         """A new structure with constants: it takes the island's next FRESH_TURNS tune turns."""
         if self.has_constants(member):
-            self._fresh.setdefault(island, []).append([member, self.FRESH_TURNS])
+            self._fresh.setdefault(island, []).append(_Fresh(member, self.FRESH_TURNS))
 
     def keep(self, block: str) -> set[int]:
         """Start offsets of the block's literals that measurements showed to be structure."""
@@ -310,8 +310,8 @@ class Tuner:
     def _used(self, island: int, parent: Attempt) -> Attempt:
         """A tune of `parent` was proposed: one of its turns, if it is the island's new structure."""
         fresh = self._fresh.get(island)
-        if fresh and fresh[0][0] is parent:
-            fresh[0][1] -= 1
+        if fresh and fresh[0].member is parent:
+            fresh[0].turns -= 1
         return parent
 
     def _choose(self, island: int) -> tuple[Attempt, bool] | None:
@@ -321,8 +321,8 @@ class Tuner:
         baseline = population.baseline
         fresh = self._fresh.get(island)
         while fresh:
-            member, turns = fresh[0]
-            if turns <= 0 or not self.has_constants(member):
+            member = fresh[0].member
+            if fresh[0].turns <= 0 or not self.has_constants(member):
                 fresh.pop(0)
                 continue
             return member, baseline is not None and member.scores == baseline.scores
@@ -362,9 +362,17 @@ class Tuner:
             if block is not None and source_hash(block, self.language) not in self.population.seen:
                 return self._used(island, parent), block
         fresh = self._fresh.get(island)
-        if fresh and chosen is not None and fresh[0][0] is chosen[0]:
+        if fresh and chosen is not None and fresh[0].member is chosen[0]:
             fresh.pop(0)  # nothing untried near the new structure: its turns go back to the elites
         return None
+
+
+@dataclass
+class _Fresh:
+    """A new structure and the tune turns it has left (Tuner.introduce)."""
+
+    member: Attempt
+    turns: int
 
 
 # Outcomes of a tune that say the changed constants were not free to change.
