@@ -29,12 +29,14 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import Enum
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import InvalidInput, SynapseError, UsageError
 from ..models import CodeLanguage
 from ..wasm.policy import ExportSpec, WasmPolicy
 from ..wasm.sandbox import Instance, SandboxLimits
+
+_T = TypeVar("_T")
 
 EVOLVE_START = "EVOLVE-BLOCK-START"
 EVOLVE_END = "EVOLVE-BLOCK-END"
@@ -130,6 +132,12 @@ class Component(ABC):
     # `c_starting_points` (see starting_points_for).
     starting_points: tuple[str, ...] = ()
     c_starting_points: tuple[str, ...] = ()
+    # Per direction (same order; None where a direction has none): the direction's shape as a whole block
+    # with its rule left as a hole for the model to write. A parent that is still the baseline is shown
+    # as this template instead: a 1.5B model shown gossip's random baseline copied it back, unchanged, in
+    # every answer of a 20-minute run (seed 3, 2026-12-04). Rust; C in `c_templates` (see templates_for).
+    templates: tuple[str | None, ...] = ()
+    c_templates: tuple[str | None, ...] = ()
     # Limits of one call into the module; generous for the baseline at the largest workload.
     limits: SandboxLimits = SandboxLimits()
     # For a module that draws random numbers from seeds the host hands it: how many other streams the
@@ -200,6 +208,10 @@ class Component(ABC):
         """The starting blocks written in `language` (none for a language without)."""
         return _in_language(language, self.starting_points, self.c_starting_points)
 
+    def templates_for(self, language: CodeLanguage) -> tuple[str | None, ...]:
+        """The templates of `language`'s directions, in their order (none for a language without)."""
+        return _in_language(language, self.templates, self.c_templates)
+
     def baseline_block(self, language: CodeLanguage) -> str:
         return split_skeleton(self.skeleton(language))[1]
 
@@ -215,7 +227,7 @@ class Component(ABC):
         }
 
 
-def _in_language(language: CodeLanguage, rust: tuple[str, ...], c: tuple[str, ...]) -> tuple[str, ...]:
+def _in_language(language: CodeLanguage, rust: tuple[_T, ...], c: tuple[_T, ...]) -> tuple[_T, ...]:
     """Of a component's texts written per language (Rust, C), those in `language`; none for another."""
     return {CodeLanguage.RUST: rust, CodeLanguage.C: c}.get(language, ())
 

@@ -27,7 +27,7 @@ from ..llm.base import LLMError, Message
 from ..models import CodeLanguage
 from ..outcome import Outcome, Stage
 from ..toolchain import CompileOptions
-from .attempt import Attempt
+from .attempt import BASELINE, Attempt
 from .build import BuildFailure, BuiltModule, autofix_block, build_candidate
 from .extract import extract_candidate
 from .population import Population
@@ -121,10 +121,22 @@ class ModelOperator:
         slot = sample % (len(directions) + 1)
         return directions[slot] if slot < len(directions) else None
 
+    def template(self, parent: Attempt, sample: int) -> str | None:
+        """The block shown in place of a parent that is still the baseline: this sample's direction with
+        its rule left as a hole (Component.templates), if it has one. A small model shown the baseline
+        tends to copy it back; given the hole, it writes a rule. The answer is a whole block."""
+        if parent.operator != BASELINE:
+            return None
+        directions = self.component.directions_for(self.language)
+        templates = self.component.templates_for(self.language)
+        slot = sample % (len(directions) + 1) if directions else 0
+        return templates[slot] if slot < len(templates) else None
+
     async def propose(
         self, parent: Attempt, inspirations: list[Attempt], last_error: str | None, mode: str, sample: int
     ) -> Answer:
         direction = self.direction(sample)
+        template = self.template(parent, sample)
         messages = build_messages(
             self.component,
             self.language,
@@ -134,11 +146,12 @@ class ModelOperator:
             last_error=last_error,
             mode=mode,
             direction=direction,
+            template=template,
         )
         idea = f", idea: {direction[:60]}..." if direction else ""
         size = sum(len(m.content) for m in messages)
         logger.info("sample %d: built prompt (%d chars) from candidate %d%s", sample, size, parent.id, idea)
-        return await self._ask(messages, parent.source, sample, log_as=f"sample {sample}")
+        return await self._ask(messages, template or parent.source, sample, log_as=f"sample {sample}")
 
     async def repair(self, block: str, compile_log: str, seed: int) -> Answer:
         messages = repair_messages(self.component, self.language, block, compile_log)

@@ -505,6 +505,14 @@ def _program(title: str, info: ParentInfo, language: CodeLanguage) -> str:
     return "\n".join(lines)
 
 
+def _template(template: str, language: CodeLanguage) -> str:
+    return (
+        "## The block to complete\nThe idea's block, with its rule left for you: replace the comment that "
+        "says `write the rule here` with the rule (named constants above it are welcome), and keep the "
+        f"rest.\n{_fenced(template, language)}"
+    )
+
+
 def build_messages(
     component: Component,
     language: CodeLanguage | str,
@@ -515,13 +523,15 @@ def build_messages(
     last_error: str | None = None,
     mode: str = "block",
     direction: str | None = None,
+    template: str | None = None,
     budget: int | None = None,
 ) -> list[Message]:
     """[system, user] asking for a better block than `parent` (see the module docstring). `direction`:
     one idea to try this time (one of the component's `directions`), placed just before the answer
-    instructions. `budget`: the characters the prompt may take (raise it for models with a large
-    context: more harness, and the inspirations, which do not fit 6,000 characters next to a
-    1.5k-character parent); by default `prompt_budget(language)`."""
+    instructions. `template`: the direction's block with its rule left as a hole, shown in place of the
+    parent (Component.templates: a parent that is still the baseline). `budget`: the characters the
+    prompt may take (raise it for models with a large context: more harness, and the inspirations, which
+    do not fit 6,000 characters next to a 1.5k-character parent); by default `prompt_budget(language)`."""
     language = as_language(language)
     budget = prompt_budget(language) if budget is None else budget
     if mode not in MODES:
@@ -537,7 +547,7 @@ def build_messages(
             f"## Goal\n{_goal(component)}",
             f"## Rules\n{_rules(component, language)}",
             f"## The fixed program around the block (excerpt)\n{_fenced(excerpt, language)}",
-            _program("## Current block", parent, language),
+            _template(template, language) if template else _program("## Current block", parent, language),
         ]
         if chosen:
             sections.append(

@@ -410,7 +410,8 @@ class EvolutionSearch:
 
     async def _ask_model(self, island: int, sample: int) -> tuple[Attempt, Attempt]:
         parent = self.population.pick_parent(island)
-        mode = "edits" if self.rng.random() < EDITS_SHARE else "block"
+        edits = self.rng.random() < EDITS_SHARE
+        mode = "edits" if edits and self.model.template(parent, sample) is None else "block"
         inspirations = self.population.inspirations(island, parent)
         answer = await self._within_budget(
             self.model.propose(parent, inspirations, self.last_error[island], mode, sample)

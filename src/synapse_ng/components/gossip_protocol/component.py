@@ -15,6 +15,7 @@ from .choice import baseline_choice, validate_choice
 from .generators import MeshSpec, unpack_case
 from .host import CALL_LIMITS, ModuleDecider, buffer_pointers, select
 from .simulation import generate_topology, simulate
+from .templates import C_TEMPLATES, RUST_TEMPLATES
 
 
 class GossipProtocol(Component):
@@ -71,6 +72,8 @@ class GossipProtocol(Component):
         "(int32_t j = i + 1; j < n; j++) if (cost[order[j]] < cost[order[best]]) best = j; int32_t t = "
         "order[i]; order[i] = order[best]; order[best] = t; out[i] = order[i]; }`",
     )
+    templates = RUST_TEMPLATES
+    c_templates = C_TEMPLATES
     exports = (
         ExportSpec("latency_ptr", (), ("i32",)),
         ExportSpec("reliability_ptr", (), ("i32",)),
