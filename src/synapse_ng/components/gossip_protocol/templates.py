@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from ..base import read_skeleton, split_skeleton
+
 # The hole, once in every template: the model replaces it with the cost of sending to peer i.
 RUST_HOLE = (
     "/* write the rule here: an f64 from latency[i], reliability[i] and contact_age[i] "
@@ -13,21 +15,18 @@ C_HOLE = (
     "(0.0 for the sender), with named constants */"
 )
 
-_RUST_HEAD = """\
-/// Chooses up to `fanout` distinct peers among the n = latency.len() peers (the three slices have the
-/// same length): writes their indices (0..n-1) to out[0..count] and returns count (0..=fanout).
-/// latency[i]: ms for a message to reach peer i; reliability[i]: probability that it arrives at all;
-/// contact_age[i]: ms since we last heard from peer i (0 for the peer we just got the message from).
-/// `seed` is fixed per decision: use it for any randomness. `out` has MAX_PEERS slots.
-fn choose_peers(
-    latency: &[f64],
-    reliability: &[f64],
-    contact_age: &[f64],
-    fanout: usize,
-    seed: u64,
-    out: &mut [i32],
-) -> i32 {
-"""
+
+def _baseline_head() -> str:
+    """The baseline's doc comment and signature, from the skeleton (without its "Baseline:" line, which
+    describes the random shuffle the template replaces): the template's function is the same function."""
+    block = split_skeleton(read_skeleton(__package__, "skeleton.rs"))[1]
+    doc = block.index("/// Chooses")
+    signature_end = block.index(") -> i32 {\n", doc) + len(") -> i32 {\n")
+    lines = block[doc:signature_end].splitlines(keepends=True)
+    return "".join(line for line in lines if not line.startswith("/// Baseline:"))
+
+
+_RUST_HEAD = _baseline_head()
 
 _RUST_COST = f"""    // The cost of sending the message to peer i: the cheapest peers are chosen.
     let cost = |i: usize| -> f64 {{
