@@ -135,7 +135,7 @@ class Component(ABC):
     # Per direction (same order; None where a direction has none): the direction's shape as a whole block
     # with its rule left as a hole for the model to write. A parent that is still the baseline is shown
     # as this template instead: a 1.5B model shown gossip's random baseline copied it back, unchanged, in
-    # every answer of a 20-minute run (seed 3, 2026-12-04). Rust; C in `c_templates` (see templates_for).
+    # 10 of 13 answers of a 20-minute run (seed 3, 2026-12-04). Rust; C in `c_templates` (templates_for).
     templates: tuple[str | None, ...] = ()
     c_templates: tuple[str | None, ...] = ()
     # Limits of one call into the module; generous for the baseline at the largest workload.

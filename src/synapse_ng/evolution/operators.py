@@ -129,7 +129,9 @@ class ModelOperator:
             return None
         directions = self.component.directions_for(self.language)
         templates = self.component.templates_for(self.language)
-        slot = sample % (len(directions) + 1) if directions else 0
+        if not directions:
+            return None
+        slot = sample % (len(directions) + 1)  # the slot of direction(sample)
         return templates[slot] if slot < len(templates) else None
 
     async def propose(

@@ -306,7 +306,10 @@ class EvolutionSearch:
             return await call
         left = self.budget.minutes * 60 - self._elapsed()
         try:
-            return await asyncio.wait_for(call, timeout=max(left, 0.0))
+            # asyncio.timeout runs the call in this task at once (3.11's wait_for wraps it in a new task
+            # that starts a loop turn later, when another worker could still see the model idle).
+            async with asyncio.timeout(max(left, 0.0)):
+                return await call
         except TimeoutError:
             raise BudgetSpent from None
 

@@ -10,9 +10,10 @@ RUST_HOLE = (
     "/* write the rule here: an f64 from latency[i], reliability[i] and contact_age[i] "
     "(0.0 for the sender), with named constants */"
 )
+# In C the hole is an expression: named constants go in #define lines above the function.
 C_HOLE = (
-    "/* write the rule here: a double from latency[i], reliability[i] and contact_age[i] "
-    "(0.0 for the sender), with named constants */"
+    "/* write the rule here: an expression in latency[i], reliability[i] and contact_age[i] "
+    "(0.0 for the sender); put named constants in #define lines above the function */"
 )
 
 
