@@ -96,13 +96,15 @@ class WorkerLimits(Limits):
 
 
 # How a worker that ran out of its data limit ends: Python's MemoryError, wasmtime's failed mmap (ENOMEM),
-# Rust's abort message, or a thread whose stack could not be mapped (the epoch clock's).
+# Rust's abort message, a thread whose stack could not be mapped (the epoch clock's), or C code that
+# returned NULL from a failed allocation without setting MemoryError (seen once in CI, 2026-12-04).
 _OUT_OF_MEMORY_SIGNS = (
     "MemoryError",
     "Cannot allocate memory",
     "memory allocation of",
     "out of memory",
     "can't start new thread",
+    "error return without exception set",
 )
 
 
