@@ -1,6 +1,6 @@
 """The operators that make new programs from old ones: the model, rustc's own fixes, and the tuner.
 
-    model.propose(parent, inspirations, last_error, mode, sample) -> Answer   a better block, asked for
+    model.propose(parent, inspirations, last_error, mode, sample, ...) -> Answer a better block, asked for
     model.repair(block, compile_log) -> Answer                                  the block, made to compile
     fix_with_rustc(component, attempt, built, ...)                               rustc's suggestions applied
     Tuner(population, ...).tune(island) -> (parent, block) | None               constants re-tuned, no model
@@ -113,32 +113,38 @@ class ModelOperator:
         """A model that generates one answer at a time (the embedded one) is busy with another call."""
         return bool(getattr(self.provider, "busy", False))
 
+    def _slot(self, sample: int) -> int | None:
+        """The index of this sample's direction: the directions in turn, one turn in (len + 1) left free
+        for the model's own ideas (None then, and for a language without directions)."""
+        count = len(self.component.directions_for(self.language))
+        slot = sample % (count + 1)
+        return slot if slot < count else None
+
     def direction(self, sample: int) -> str | None:
-        """The component's directions in turn, one turn in (len + 1) left free for the model's own ideas."""
-        directions = self.component.directions_for(self.language)
-        if not directions:
-            return None
-        slot = sample % (len(directions) + 1)
-        return directions[slot] if slot < len(directions) else None
+        slot = self._slot(sample)
+        return None if slot is None else self.component.directions_for(self.language)[slot]
 
     def template(self, parent: Attempt, sample: int) -> str | None:
         """The block shown in place of a parent that is still the baseline: this sample's direction with
         its rule left as a hole (Component.templates), if it has one. A small model shown the baseline
         tends to copy it back; given the hole, it writes a rule. The answer is a whole block."""
-        if parent.operator != BASELINE:
+        slot = self._slot(sample)
+        if parent.operator != BASELINE or slot is None:
             return None
-        directions = self.component.directions_for(self.language)
         templates = self.component.templates_for(self.language)
-        if not directions:
-            return None
-        slot = sample % (len(directions) + 1)  # the slot of direction(sample)
         return templates[slot] if slot < len(templates) else None
 
     async def propose(
-        self, parent: Attempt, inspirations: list[Attempt], last_error: str | None, mode: str, sample: int
+        self,
+        parent: Attempt,
+        inspirations: list[Attempt],
+        last_error: str | None,
+        mode: str,
+        sample: int,
+        template: str | None = None,
     ) -> Answer:
+        """A better block than `parent`; `template` (see template()) is shown in its place."""
         direction = self.direction(sample)
-        template = self.template(parent, sample)
         messages = build_messages(
             self.component,
             self.language,

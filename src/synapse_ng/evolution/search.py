@@ -413,11 +413,12 @@ class EvolutionSearch:
 
     async def _ask_model(self, island: int, sample: int) -> tuple[Attempt, Attempt]:
         parent = self.population.pick_parent(island)
+        template = self.model.template(parent, sample)  # a template asks for a whole block
         edits = self.rng.random() < EDITS_SHARE
-        mode = "edits" if edits and self.model.template(parent, sample) is None else "block"
+        mode = "edits" if edits and template is None else "block"
         inspirations = self.population.inspirations(island, parent)
         answer = await self._within_budget(
-            self.model.propose(parent, inspirations, self.last_error[island], mode, sample)
+            self.model.propose(parent, inspirations, self.last_error[island], mode, sample, template)
         )
         self._spent(answer)
         attempt = self._attempt(island, parent, f"llm-{mode}", answer.block)
