@@ -256,3 +256,22 @@ def test_what_a_peer_reports_of_its_versions_is_kept_small_and_well_typed():
         {"c": "v1"},
     )
     assert _reported_versions({"components": ["not", "a", "dict"]}) == (None, {})
+
+
+def test_the_rollouts_canary_replays_an_input_without_crowding_out_the_real_ones(runtime_parts):
+    """The judged window is the distinct inputs production sent: a canary per tick used to be kept again,
+    and a burst of ticks left a window of copies of a few inputs (a good upgrade was rolled back on one)."""
+    from synapse_ng.node.rollouts import serve_canary
+
+    baseline, better, _ = runtime_parts
+    runtime = ComponentRuntime(TASKS, baseline.wasm, baseline.sha256)
+    runtime.activate("v1", better, "b" * 64)
+    sent = [{"capacity": 100, "items": [40 + k, 30, 20 + k]} for k in range(5)]
+    for task in sent:
+        runtime.call(task)
+    for _ in range(60):
+        serve_canary(runtime)
+    assert list(runtime.recent_inputs) == sent
+    assert runtime.calls == 65  # the canaries are still served and counted: they exercise the version
+    runtime.call({"capacity": 100, "items": [99]})
+    assert list(runtime.recent_inputs)[-1] == {"capacity": 100, "items": [99]}

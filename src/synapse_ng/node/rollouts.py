@@ -95,7 +95,7 @@ class Rollouts:
         if started is None:  # live from before a restart that lost the window start: watch again
             started = time.time()
             self.state.set(f"window:{proposal.id}", started)
-        self._canary(runtime)
+        serve_canary(runtime)
         if time.time() - started < self.config.health_window_s:
             return False
         ok, reason, figures = self._judge(runtime, proposal.id, started)
@@ -118,16 +118,6 @@ class Rollouts:
         )
         self.metrics.rollbacks.inc()
         return True
-
-    def _canary(self, runtime: ComponentRuntime) -> None:
-        """Serve one recent production input during the window, so an idle node still exercises the
-        version."""
-        inputs = list(runtime.recent_inputs)
-        if inputs:
-            try:
-                runtime.call(inputs[int(time.time() * 7) % len(inputs)])
-            except CaseFailure as error:  # every version failed: counted as faults already
-                logger.warning("canary call failed: %s", error)
 
     def _judge(self, runtime: ComponentRuntime, version: str, started: float) -> tuple[bool, str, dict]:
         live = runtime.window(started)
@@ -184,3 +174,16 @@ class Rollouts:
         return self._sign(
             "rollback", rollback_body(newest.id, readable_text(reason) or "operator rollback", False)
         )
+
+
+def serve_canary(runtime: ComponentRuntime) -> None:
+    """Serve one recent production input again during the window, so an idle node still exercises the
+    version. A replay is not a new input: kept again, the canaries of a busy tick (one per governance
+    message burst) would crowd the few real inputs out of the window the rollout judges, which once
+    rolled back an upgrade that was at least 11 % better on every 20 distinct inputs of that stream."""
+    inputs = list(runtime.recent_inputs)
+    if inputs:
+        try:
+            runtime.call(inputs[int(time.time() * 7) % len(inputs)], production=False)
+        except CaseFailure as error:  # every version failed: counted as faults already
+            logger.warning("canary call failed: %s", error)

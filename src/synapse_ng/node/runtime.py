@@ -135,10 +135,14 @@ class ComponentRuntime:
 
     # ------------------------------------------------------------------ calls
 
-    def call(self, input: Any) -> Served:
+    def call(self, input: Any, *, production: bool = True) -> Served:
+        """Serve `input` from the newest version that does not fault. `production=False` is a replay of an
+        input already kept (the rollout's canary): it is counted like any call, but not kept again, so the
+        rollout's shadow comparison stays on the distinct inputs production really sent."""
         with self._lock:
             self.calls += 1
-            self.recent_inputs.append(input)
+            if production:
+                self.recent_inputs.append(input)
             fault = faulted = None
             for depth, entry in enumerate(reversed(self._stack)):
                 started = time.perf_counter()
