@@ -24,6 +24,7 @@ import random
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -36,12 +37,33 @@ ISSUE_KEY = "task_allocation:allocation_excess_pct"
 POLL_S = 1.0
 
 
+LOAD_SEED = 7
+
+
+def weibull_batch(rng: random.Random) -> tuple[int, list[int]]:
+    """A batch of the Weibull family (Weibull(45, 3) items, bins of 100): (capacity, items)."""
+    return 100, [min(100, max(1, round(rng.weibullvariate(45.0, 3.0)))) for _ in range(1000)]
+
+
+def uniform_batch(rng: random.Random) -> tuple[int, list[int]]:
+    """A batch of the uniform family (items 20 to 100, bins of 150), the OR-Library's shape."""
+    return 150, [rng.randint(20, 100) for _ in range(500)]
+
+
+def load_batches(nodes: int, seed: int = LOAD_SEED) -> Iterator[tuple[int, int, list[int]]]:
+    """The story's production traffic, endless: (node index, capacity, items), half of each family. The
+    same seed gives the same stream, so a run's live inputs can be drawn again to study a rollout."""
+    rng = random.Random(seed)
+    while True:
+        index = rng.randrange(nodes)
+        capacity, items = weibull_batch(rng) if rng.random() < 0.5 else uniform_batch(rng)
+        yield index, capacity, items
+
+
 def probe_batches(seed: int = 20261126) -> list[tuple[int, list[int]]]:
     rng = random.Random(seed)
-    weibull = [
-        (100, [min(100, max(1, round(rng.weibullvariate(45.0, 3.0)))) for _ in range(1000)]) for _ in range(3)
-    ]
-    uniform = [(150, [rng.randint(20, 100) for _ in range(500)]) for _ in range(3)]
+    weibull = [weibull_batch(rng) for _ in range(3)]
+    uniform = [uniform_batch(rng) for _ in range(3)]
     return weibull + uniform
 
 
@@ -74,18 +96,11 @@ class _Load(threading.Thread):
         self.batches = 0
 
     def run(self) -> None:
-        rng = random.Random(7)
+        batches = load_batches(len(self.urls))
         with httpx.Client(timeout=120) as client:
             while not self.stop.is_set():
-                index = rng.randrange(len(self.urls))
+                index, capacity, items = next(batches)
                 url = self.urls[index]
-                if rng.random() < 0.5:
-                    capacity, items = (
-                        100,
-                        [min(100, max(1, round(rng.weibullvariate(45.0, 3.0)))) for _ in range(1000)],
-                    )
-                else:
-                    capacity, items = 150, [rng.randint(20, 100) for _ in range(500)]
                 try:
                     client.post(
                         url + "/api/tasks",
