@@ -43,6 +43,58 @@ def test_the_tuner_learns_that_a_constant_whose_changes_break_the_program_is_str
         search.population.claim(source_hash(block, CodeLanguage.RUST))
 
 
+def test_the_tuner_stops_tuning_a_constant_that_never_moves_a_score_off_the_plateau(tmp_path):
+    """A literal that INERT_AFTER correct tunes of one program changed, leaving every training score exactly
+    as it was (and none moved one), is inert in that program: it is kept, and with nothing else to tune the
+    search asks the model. One tune that moves a score keeps a literal live; its tuned children start
+    afresh; on the baseline's plateau nothing is learned."""
+    from synapse_ng.components import get_component
+
+    search, Member = _bare_search(tmp_path, get_component("gossip_protocol"), exploit=1.0)
+    tuner = search.tuner
+    parent = Member(1, "fn f(x: f64) -> f64 { x * 2.5 + 0.25 }", 9.0, 1.0, {"a": 0.9, "b": 0.8})
+    search.population.admit(0, parent)
+
+    def judged(candidate_id, block, scores):
+        tuned = Member(candidate_id, block, 9.0, 1.0, scores)
+        tuned.operator = "tune"
+        return tuned
+
+    same = {"a": 0.9, "b": 0.8}
+    for k in range(tuner.INERT_AFTER - 1):  # `0.25` changed, the scores exactly as they were
+        tuner.learn(parent, judged(10 + k, f"fn f(x: f64) -> f64 {{ x * 2.5 + 0.{26 + k} }}", same))
+    assert tuner.keep(parent.source) == set()  # not yet: a small step of a live constant can do nothing
+    tuner.learn(parent, judged(20, "fn f(x: f64) -> f64 { x * 2.5 + 0.4 }", same))
+    inert = parent.source.index("0.25")
+    assert tuner.keep(parent.source) == {inert}
+    # `2.5` moved a score once: however many tunes leave the scores alone after that, it stays live.
+    tuner.learn(parent, judged(30, "fn f(x: f64) -> f64 { x * 3.5 + 0.25 }", {"a": 0.85, "b": 0.8}))
+    for k in range(2 * tuner.INERT_AFTER):
+        tuner.learn(parent, judged(40 + k, f"fn f(x: f64) -> f64 {{ x * 2.{51 + k} + 0.25 }}", same))
+    assert tuner.keep(parent.source) == {inert}
+    for _ in range(10):
+        tuned = tuner.tune(0)
+        assert tuned is not None and "+ 0.25 }" in tuned[1]  # only the live constant is tuned
+        search.population.claim(source_hash(tuned[1], CodeLanguage.RUST))
+    # A program whose only constant is inert has nothing to tune: the turn goes to the model.
+    lone_scores = {"a": 0.8, "b": 0.8}
+    lone = Member(2, "fn g(x: f64) -> f64 { x + 0.125 }", 8.0, 2.0, lone_scores)
+    assert tuner.has_constants(lone)
+    for k in range(tuner.INERT_AFTER):
+        tuner.learn(lone, judged(60 + k, f"fn g(x: f64) -> f64 {{ x + 0.{13 + k} }}", lone_scores))
+    assert not tuner.has_constants(lone)
+    # Inert in that program, not in its tuned children: there the other constant has moved.
+    child = Member(4, "fn f(x: f64) -> f64 { x * 3.5 + 0.25 }", 8.5, 1.5, {"a": 0.85, "b": 0.8})
+    assert tuner.keep(child.source) == set()
+    # On the baseline's plateau an unchanged score is no lesson: the rule may wait for a second constant.
+    level = {"a": 1.0, "b": 1.0}
+    flat = Member(3, "fn h(x: f64) -> f64 { x - 7.5 }", 10.0, 0.0, level)
+    search.population.baseline = Member(0, "fn h(x: f64) -> f64 { x }", 10.0, 0.0, level)
+    for k in range(2 * tuner.INERT_AFTER):
+        tuner.learn(flat, judged(80 + k, f"fn h(x: f64) -> f64 {{ x - {8 + k}.5 }}", level))
+    assert tuner.has_constants(flat)
+
+
 def test_the_tuner_offers_only_settings_not_tried_before(tmp_path):
     from synapse_ng.components import get_component
 

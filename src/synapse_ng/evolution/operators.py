@@ -233,7 +233,11 @@ class Tuner:
     are really tunable: `tuning` leaves patterns, indices, shifts and hash constants alone by their place,
     and the tuner learns the rest from what it measures. A literal that was changed in tunes that all
     broke the program (wrong answers, no build) and in none that stayed correct is structure (an outcome
-    code, a sentinel) and is kept as it is in every program of the same shape. With nothing untried left,
+    code, a sentinel) and is kept as it is in every program of the same shape. A literal of one program
+    is inert there when INERT_AFTER correct tunes of that program off the baseline's plateau changed it
+    and left every training score exactly as it was, and none moved one (a term added to every peer's
+    cost alike, an epsilon beside numbers a thousand times larger): it is kept in that program, and free
+    again in its tuned children, where the other constants have moved. With nothing untried left,
     `tune` says so (None) and the search asks the model instead: it never spins on duplicates."""
 
     DRAWS = 16  # tries for an untried setting before the tuner gives the turn back to the model
@@ -242,6 +246,12 @@ class Tuner:
     # turns it never meets the tuned incumbent on equal terms (a seed-2 ablation run: 16 model answers,
     # none tuned, the winner a tuned starting point). With slots, a turn measures a batch of settings.
     FRESH_TURNS = 2
+    # Correct tunes of one program that changed a literal and left every score exactly unchanged before
+    # the literal is taken for inert in it. In the gossip template run (seed 3) the tuner spent 83 tunes
+    # on two such literals of one parent, every one scoring the same; a live constant of a discrete
+    # objective (bins) can also leave the scores alone for a small step, so it takes several, and one
+    # tune that moves a score makes the literal live in that program for good.
+    INERT_AFTER = 4
 
     def __init__(self, population: Population, language: CodeLanguage, rng: random.Random, exploit: float):
         self.population = population
@@ -250,6 +260,9 @@ class Tuner:
         self.exploit = exploit
         # shape (the block with its numbers blanked) -> literal index -> [tunes that broke, that held]
         self._record: dict[str, dict[int, list[int]]] = {}
+        # a program's source hash -> literal index -> [its correct tunes off the plateau that left every
+        # score as it was, that moved one]
+        self._effect: dict[str, dict[int, list[int]]] = {}
         self.unslottable: set[int | None] = set()  # parents whose slotted block did not build
         self._fresh: dict[int, list[_Fresh]] = {}  # island -> the new structures waiting for their turns
 
@@ -259,30 +272,40 @@ class Tuner:
             self._fresh.setdefault(island, []).append(_Fresh(member, self.FRESH_TURNS))
 
     def keep(self, block: str) -> set[int]:
-        """Start offsets of the block's literals that measurements showed to be structure."""
+        """Start offsets of the block's literals that measurements showed to be structure, or inert in
+        this very block."""
         record = self._record.get(_shape(block, self.language), {})
+        effect = self._effect.get(source_hash(block, self.language), {})
         literals = numeric_literals(block, self.language)
-        return {
-            literals[i].start
-            for i, (broke, held) in record.items()
-            if broke and not held and i < len(literals)
-        }
+        structure = {i for i, (broke, held) in record.items() if broke and not held}
+        inert = {i for i, (still, moved) in effect.items() if still >= self.INERT_AFTER and not moved}
+        return {literals[i].start for i in structure | inert if i < len(literals)}
 
     def has_constants(self, member: Attempt) -> bool:
         return can_retune(member.source, self.language, self.keep(member.source))
 
     def learn(self, parent: Attempt, tuned: Attempt) -> None:
-        """What a judged tune says about the literals it changed: held (still correct) or broke it."""
+        """What a judged tune says about the literals it changed: it broke the program, or it held (still
+        correct) and, off the baseline's plateau, moved a training score or left them all as they were.
+        On the plateau an unchanged score says nothing: a rule stays inert there until all its constants
+        are in range together."""
         if tuned.status not in _BROKE and not tuned.correct:
             return  # a duplicate: says nothing about the constants
         before = numeric_literals(parent.source, self.language)
         after = numeric_literals(tuned.source, self.language)
         if len(before) != len(after):
             return
+        baseline = self.population.baseline
+        plateau = baseline is not None and parent.scores == baseline.scores
         record = self._record.setdefault(_shape(parent.source, self.language), {})
+        effect = self._effect.setdefault(source_hash(parent.source, self.language), {})
         for index, (old, new) in enumerate(zip(before, after, strict=True)):
-            if old.text != new.text:
-                record.setdefault(index, [0, 0])[0 if tuned.status in _BROKE else 1] += 1
+            if old.text == new.text:
+                continue
+            held = tuned.status not in _BROKE
+            record.setdefault(index, [0, 0])[held] += 1
+            if held and not plateau:
+                effect.setdefault(index, [0, 0])[tuned.scores != parent.scores] += 1
 
     def batch(self, island: int, size: int) -> SettingsBatch | None:
         """Up to `size` untried settings of one parent's float constants, to be measured from a single
