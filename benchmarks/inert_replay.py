@@ -36,7 +36,9 @@ def _changed(parent: Attempt, tuned: Attempt, language: CodeLanguage) -> list[in
 
 def replay(attempts: list[Attempt]) -> dict[str, int]:
     """Counts for one run: correct tunes, those off the plateau that left every score unchanged, literals
-    the rule stopped, and later tunes in which a stopped literal moved a score."""
+    the rule stopped, and later tunes in which a stopped literal moved a score. Only judged tunes are in
+    the store: the other settings of a batch, which `Tuner.learn_settings` also reads, are not, so the
+    replay can only stop more literals than the search did."""
     counts = {"tunes": 0, "still": 0, "stopped": 0, "moved_after": 0}
     baseline = next((a for a in attempts if a.operator == "baseline"), None)
     if baseline is None:
@@ -52,7 +54,7 @@ def replay(attempts: list[Attempt]) -> dict[str, int]:
         if tuned.operator != TUNE or parent is None or not parent.scores:
             continue
         changed = _changed(parent, tuned, language)
-        kept = tuner.keep(parent.source)
+        kept = tuner.inert(parent.source)
         if tuned.correct:
             counts["tunes"] += 1
             plateau = parent.scores == baseline.scores
@@ -60,7 +62,7 @@ def replay(attempts: list[Attempt]) -> dict[str, int]:
             if tuned.scores != parent.scores and not plateau:
                 counts["moved_after"] += sum(1 for start in changed if start in kept)
         tuner.learn(parent, tuned)
-        for start in tuner.keep(parent.source) - kept:
+        for start in tuner.inert(parent.source) - kept:
             if (parent.id, start) not in stopped:
                 stopped.add((parent.id, start))
                 counts["stopped"] += 1

@@ -6,7 +6,8 @@ stored task_allocation upgrades, away from the network.
 NODE_DIR is one node's directory from a story run (`/tmp/synapse-story-*/node2`): its `node.sqlite3`
 keeps every version it activated and their WASM. The story's traffic is seeded (`story.load_batches`), so
 the batches this node was sent are drawn again (the first --batches of the whole stream, this node's
-share). Each upgrade is shadowed against best fit, as the rollout does, and the script prints per family
+share). Each upgrade is shadowed against best fit, as the rollout does for a first upgrade (it compares
+with the previous version), and the script prints per family
 the mean excess over the L2 bound and how many batches each side wins, then the judged objective on every
 window of --window consecutive batches: the rollout's health check sees one such window (the node's
 recent production inputs) and rolls back when the upgrade is worse by more than the tolerance.

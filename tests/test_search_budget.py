@@ -83,6 +83,16 @@ def test_the_tuner_stops_tuning_a_constant_that_never_moves_a_score_off_the_plat
     for k in range(tuner.INERT_AFTER):
         tuner.learn(lone, judged(60 + k, f"fn g(x: f64) -> f64 {{ x + 0.{13 + k} }}", lone_scores))
     assert not tuner.has_constants(lone)
+    # A batch measured from one build: only its best is judged, and it may tie the parent while another
+    # setting of the same literal moved the score. That setting says the literal is live.
+    from synapse_ng.evolution.operators import SettingsBatch
+
+    tied = Member(5, "fn k(x: f64) -> f64 { x * 1.5 }", 9.0, 1.0, {"a": 0.9, "b": 0.8})
+    blocks = ["fn k(x: f64) -> f64 { x * 1.6 }", "fn k(x: f64) -> f64 { x * 9.5 }"]
+    tuner.learn_settings(SettingsBatch(tied, [], "", [["1.6"], ["9.5"]], blocks), [9.0, 9.4])
+    for k in range(2 * tuner.INERT_AFTER):
+        tuner.learn(tied, judged(90 + k, f"fn k(x: f64) -> f64 {{ x * 1.{51 + k} }}", same))
+    assert tuner.keep(tied.source) == set()
     # Inert in that program, not in its tuned children: there the other constant has moved.
     child = Member(4, "fn f(x: f64) -> f64 { x * 3.5 + 0.25 }", 8.5, 1.5, {"a": 0.85, "b": 0.8})
     assert tuner.keep(child.source) == set()

@@ -275,11 +275,19 @@ class Tuner:
         """Start offsets of the block's literals that measurements showed to be structure, or inert in
         this very block."""
         record = self._record.get(_shape(block, self.language), {})
+        literals = numeric_literals(block, self.language)
+        structure = {literals[i].start for i, (broke, held) in record.items() if broke and not held}
+        return structure | self.inert(block)
+
+    def inert(self, block: str) -> set[int]:
+        """Start offsets of the literals found inert in this very block (see the class docstring)."""
         effect = self._effect.get(source_hash(block, self.language), {})
         literals = numeric_literals(block, self.language)
-        structure = {i for i, (broke, held) in record.items() if broke and not held}
-        inert = {i for i, (still, moved) in effect.items() if still >= self.INERT_AFTER and not moved}
-        return {literals[i].start for i in structure | inert if i < len(literals)}
+        return {
+            literals[i].start
+            for i, (still, moved) in effect.items()
+            if still >= self.INERT_AFTER and not moved and i < len(literals)
+        }
 
     def has_constants(self, member: Attempt) -> bool:
         return can_retune(member.source, self.language, self.keep(member.source))
@@ -306,6 +314,24 @@ class Tuner:
             record.setdefault(index, [0, 0])[held] += 1
             if held and not plateau:
                 effect.setdefault(index, [0, 0])[tuned.scores != parent.scores] += 1
+
+    def learn_settings(self, batch: SettingsBatch, scores: list[float | None]) -> None:
+        """What a batch's settings measured from one build say: only the best is judged (and learned
+        from, with `learn`), but a setting whose aggregate score differs from the parent's shows that the
+        literals it changed move a score, even when the best of the batch tied the parent."""
+        parent = batch.parent
+        baseline = self.population.baseline
+        if parent.score is None or (baseline is not None and parent.scores == baseline.scores):
+            return
+        before = numeric_literals(parent.source, self.language)
+        effect = self._effect.setdefault(source_hash(parent.source, self.language), {})
+        for block, score in zip(batch.blocks, scores, strict=True):
+            after = numeric_literals(block, self.language)
+            if score is None or score == parent.score or len(after) != len(before):
+                continue
+            for index, (old, new) in enumerate(zip(before, after, strict=True)):
+                if old.text != new.text:
+                    effect.setdefault(index, [0, 0])[1] += 1
 
     def batch(self, island: int, size: int) -> SettingsBatch | None:
         """Up to `size` untried settings of one parent's float constants, to be measured from a single

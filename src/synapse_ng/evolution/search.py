@@ -443,6 +443,7 @@ class EvolutionSearch:
             if scores is None:
                 self.tuner.unslottable.add(batch.parent.id)
             else:
+                self.tuner.learn_settings(batch, scores)
                 best = self._best_setting(batch, scores)
                 if best is not None:
                     return batch.parent, best
