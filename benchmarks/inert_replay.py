@@ -15,23 +15,11 @@ import random
 import sys
 from pathlib import Path
 
-from synapse_ng.evolution.attempt import Attempt
+from synapse_ng.evolution.attempt import BASELINE, TUNE, Attempt
 from synapse_ng.evolution.operators import Tuner
 from synapse_ng.evolution.population import Population
 from synapse_ng.evolution.store import Store
-from synapse_ng.evolution.tuning import numeric_literals
-from synapse_ng.models import CodeLanguage
-
-TUNE = "tune"
-
-
-def _changed(parent: Attempt, tuned: Attempt, language: CodeLanguage) -> list[int]:
-    """Start offsets, in the parent, of the literals the tune changed."""
-    before = numeric_literals(parent.source, language)
-    after = numeric_literals(tuned.source, language)
-    if len(before) != len(after):
-        return []
-    return [old.start for old, new in zip(before, after, strict=True) if old.text != new.text]
+from synapse_ng.evolution.tuning import changed_literals, numeric_literals
 
 
 def replay(attempts: list[Attempt]) -> dict[str, int]:
@@ -40,7 +28,7 @@ def replay(attempts: list[Attempt]) -> dict[str, int]:
     the store: the other settings of a batch, which `Tuner.learn_settings` also reads, are not, so the
     replay can only stop more literals than the search did."""
     counts = {"tunes": 0, "still": 0, "stopped": 0, "moved_after": 0}
-    baseline = next((a for a in attempts if a.operator == "baseline"), None)
+    baseline = next((a for a in attempts if a.operator == BASELINE), None)
     if baseline is None:
         return counts
     language = baseline.language
@@ -53,11 +41,12 @@ def replay(attempts: list[Attempt]) -> dict[str, int]:
         parent = by_id.get(tuned.parent_id)
         if tuned.operator != TUNE or parent is None or not parent.scores:
             continue
-        changed = _changed(parent, tuned, language)
+        literals = numeric_literals(parent.source, language)
+        changed = [literals[i].start for i in changed_literals(parent.source, tuned.source, language) or ()]
         kept = tuner.inert(parent.source)
         if tuned.correct:
             counts["tunes"] += 1
-            plateau = parent.scores == baseline.scores
+            plateau = tuner.on_plateau(parent)
             counts["still"] += not plateau and tuned.scores == parent.scores
             if tuned.scores != parent.scores and not plateau:
                 counts["moved_after"] += sum(1 for start in changed if start in kept)

@@ -36,6 +36,7 @@ from .slots import bake, slottable, slotted
 from .tuning import (
     Literal,
     can_retune,
+    changed_literals,
     float_setting,
     literal_value,
     numeric_literals,
@@ -299,18 +300,14 @@ class Tuner:
         are in range together."""
         if tuned.status not in _BROKE and not tuned.correct:
             return  # a duplicate: says nothing about the constants
-        before = numeric_literals(parent.source, self.language)
-        after = numeric_literals(tuned.source, self.language)
-        if len(before) != len(after):
+        changed = changed_literals(parent.source, tuned.source, self.language)
+        if not changed:
             return
-        baseline = self.population.baseline
-        plateau = baseline is not None and parent.scores == baseline.scores
+        held = tuned.status not in _BROKE
+        plateau = self.on_plateau(parent)
         record = self._record.setdefault(_shape(parent.source, self.language), {})
         effect = self._effect.setdefault(source_hash(parent.source, self.language), {})
-        for index, (old, new) in enumerate(zip(before, after, strict=True)):
-            if old.text == new.text:
-                continue
-            held = tuned.status not in _BROKE
+        for index in changed:
             record.setdefault(index, [0, 0])[held] += 1
             if held and not plateau:
                 effect.setdefault(index, [0, 0])[tuned.scores != parent.scores] += 1
@@ -320,18 +317,19 @@ class Tuner:
         from, with `learn`), but a setting whose aggregate score differs from the parent's shows that the
         literals it changed move a score, even when the best of the batch tied the parent."""
         parent = batch.parent
-        baseline = self.population.baseline
-        if parent.score is None or (baseline is not None and parent.scores == baseline.scores):
+        if parent.score is None or self.on_plateau(parent):
             return
-        before = numeric_literals(parent.source, self.language)
         effect = self._effect.setdefault(source_hash(parent.source, self.language), {})
         for block, score in zip(batch.blocks, scores, strict=True):
-            after = numeric_literals(block, self.language)
-            if score is None or score == parent.score or len(after) != len(before):
+            if score is None or score == parent.score:
                 continue
-            for index, (old, new) in enumerate(zip(before, after, strict=True)):
-                if old.text != new.text:
-                    effect.setdefault(index, [0, 0])[1] += 1
+            for index in changed_literals(parent.source, block, self.language) or ():
+                effect.setdefault(index, [0, 0])[1] += 1
+
+    def on_plateau(self, member: Attempt) -> bool:
+        """Whether `member` decides exactly like the baseline on the training workloads."""
+        baseline = self.population.baseline
+        return baseline is not None and member.scores == baseline.scores
 
     def batch(self, island: int, size: int) -> SettingsBatch | None:
         """Up to `size` untried settings of one parent's float constants, to be measured from a single
@@ -388,14 +386,13 @@ class Tuner:
         """(a parent with constants, whether it sits on the baseline's plateau), as `tune` chooses: a new
         structure's turns first (introduce), then the elites and the recent programs."""
         population = self.population
-        baseline = population.baseline
         fresh = self._fresh.get(island)
         while fresh:
             member = fresh[0].member
             if fresh[0].turns <= 0 or not self.has_constants(member):
                 fresh.pop(0)
                 continue
-            return member, baseline is not None and member.scores == baseline.scores
+            return member, self.on_plateau(member)
         elites = [m for m in population.islands[island] if self.has_constants(m)]
         recent = [
             m
@@ -406,7 +403,7 @@ class Tuner:
         if not pool:
             return None
         parent = elites[0] if elites and self.rng.random() < self.exploit else self.rng.choice(pool)
-        return parent, baseline is not None and parent.scores == baseline.scores
+        return parent, self.on_plateau(parent)
 
     def tune(self, island: int) -> tuple[Attempt, str] | None:
         """(parent, its block with constants re-tuned, a setting not tried before), or None when the

@@ -315,6 +315,15 @@ def numeric_literals(block: str, language: CodeLanguage | str) -> list[Literal]:
     return [literal for literal, _ in _literals(block, as_language(language))]
 
 
+def changed_literals(before: str, after: str, language: CodeLanguage | str) -> list[int] | None:
+    """Indices of the literals of `before` whose text `after` changed (a tune of it), or None when the
+    two blocks do not have the same number of literals (not a tune: nothing to compare)."""
+    old, new = numeric_literals(before, language), numeric_literals(after, language)
+    if len(old) != len(new):
+        return None
+    return [index for index, (a, b) in enumerate(zip(old, new, strict=True)) if a.text != b.text]
+
+
 # ---------------------------------------------------------------------------------------- retuning
 
 
