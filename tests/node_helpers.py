@@ -7,6 +7,7 @@ import functools
 import random
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -71,12 +72,17 @@ OPERATOR_HEADERS: dict[str, dict] = {}
 
 
 def start_network(
-    root: Path, nodes: int = 3, per_node: dict[int, dict] | None = None, **overrides
+    root: Path,
+    nodes: int = 3,
+    per_node: dict[int, dict] | Callable[[LocalNetwork], dict[int, dict]] | None = None,
+    **overrides,
 ) -> LocalNetwork:
     """Nodes with FAST settings and `overrides`; `per_node`: settings of single nodes on top
-    (index -> {key: value})."""
+    (index -> {key: value}), or a function of the prepared network (its identities) that returns them."""
     net = LocalNetwork(root, nodes, overrides={**FAST, **overrides})
     net.prepare()
+    if callable(per_node):
+        per_node = per_node(net)
     for index, settings in (per_node or {}).items():
         config = NodeConfig.load(net.dir(index))
         for key, value in settings.items():

@@ -147,6 +147,8 @@ class GeneratedCode:
     evidence: dict | None = field(default=None, repr=False)
     measured: bool = False
     run_id: str | None = None
+    # From a collaborative evolution: {"evolution": its message id, "contributors": the islands' node ids}
+    collaboration: dict | None = None
 
     @property
     def eligible_for_deployment(self) -> bool:

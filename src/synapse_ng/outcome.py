@@ -45,6 +45,7 @@ class Outcome(StrEnum):
     DUPLICATE = "duplicate"  # seen before in this run; not evaluated again
     NO_CODE = "no_code"  # the answer held no code
     MODEL_FAILED = "model_failed"  # the model call failed; nothing was proposed
+    MISREPORTED = "misreported"  # another island's program whose claimed figures did not reproduce here
 
     @property
     def exit_code(self) -> int:
@@ -61,8 +62,11 @@ _EXIT_CODES = {
     Outcome.DUPLICATE: errors.EXIT_USAGE,
     Outcome.NO_CODE: errors.EXIT_USAGE,
     Outcome.MODEL_FAILED: errors.EXIT_USAGE,  # as an LLMError exits
+    Outcome.MISREPORTED: errors.EXIT_INCORRECT,
 }
-_BUILT = frozenset({Outcome.COMPILED, Outcome.CORRECT, Outcome.INCORRECT, Outcome.TIME_LIMIT})
+_BUILT = frozenset(
+    {Outcome.COMPILED, Outcome.CORRECT, Outcome.INCORRECT, Outcome.TIME_LIMIT, Outcome.MISREPORTED}
+)
 
 
 def built_a_module(outcome: Outcome, stage: Stage) -> bool:

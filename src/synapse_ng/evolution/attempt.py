@@ -26,6 +26,7 @@ from .evaluate import Evaluation
 BASELINE = "baseline"  # the operator of the shipped block's attempt: the reference, not a generation
 TUNE = "tune"  # the operator that re-tunes constants without a model
 START = "start"  # a starting block given to the search (not written by the model), judged like any other
+MIGRANT = "migrant"  # another island's program, re-measured here before it is admitted
 
 
 @dataclass

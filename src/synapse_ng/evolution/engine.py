@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from ..components import get_component
@@ -84,8 +85,17 @@ class EvolutionaryEngineManager:
         return CompileOptions(rustc_path=self.rustc_path)
 
     async def generate_optimized_code(
-        self, issue: Inefficiency | HealthIssue, additional_context: dict | None = None
+        self,
+        issue: Inefficiency | HealthIssue,
+        additional_context: dict | None = None,
+        *,
+        exchange=None,
+        seed: int | None = None,
+        minutes: float | None = None,
+        language: str | None = None,
     ) -> GeneratedCode | None:
+        """`exchange`, `seed`, `minutes`, `language`: one island of a collaborative evolution
+        (node/islands.py), with the island's seed, the minutes left and the evolution's language."""
         problem = describe_problem(issue, additional_context)
         component_name = issue.affected_component
         logger.info("===== starting code generation for %s =====", component_name)
@@ -95,14 +105,22 @@ class EvolutionaryEngineManager:
             logger.info("no component contract for %r: free-form generation, unmeasured", component_name)
             return await self._free_form(component_name, problem)
         started = time.monotonic()
+        config, budget = self.search_config, self.budget
+        if seed is not None:
+            config = replace(config, seed=seed)
+        if language is not None:
+            config = replace(config, language=CodeLanguage(language))
+        if minutes is not None:
+            budget = replace(budget, minutes=minutes)
         search = EvolutionSearch(
             component,
             self.provider,
             self.store,
             problem=problem,
-            config=self.search_config,
-            budget=self.budget,
+            config=config,
+            budget=budget,
             compile_options=self._compile_options(),
+            exchange=exchange,
         )
         result = await search.run()
         self.last_result = result
@@ -117,7 +135,7 @@ class EvolutionaryEngineManager:
             heldout.improvement_pct,
         )
         return GeneratedCode(
-            language=self.search_config.language,
+            language=config.language,
             source_code=built.source or best.source,
             description=f"evolved {component.name}: {result.reason} (run {result.run_id})",
             target_component=component_name,

@@ -28,15 +28,18 @@ from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..collaboration.agreement import Final, choose_winner
+from ..collaboration.messages import MAX_LINEAGE
 from ..components import Component, Split
 from ..languages import source_hash
 from ..models import CodeLanguage
 from ..outcome import Outcome, Stage
 from ..toolchain import CompileOptions
 from ..workers import run_in_worker
-from .attempt import BASELINE, START, TUNE, Attempt
+from .attempt import BASELINE, MIGRANT, START, TUNE, Attempt
 from .build import BuildFailure, BuiltModule, build_candidate
 from .evaluate import Evaluation, evaluate
+from .exchange import Alone, Migrant, misreport
 from .executors import LocalExecutor
 from .measure import component_ref
 from .operators import Answer, ModelOperator, SettingsBatch, Tuner, fix_with_rustc
@@ -140,6 +143,16 @@ class BudgetSpent(Exception):
     without a model has nothing left to tune."""
 
 
+def final_of(migrant: Migrant, judged: Attempt | None) -> Final:
+    """An island's final as this island measured it: eligible to win only with a training gain over the
+    baseline that passed the significance test here."""
+    if judged is None:
+        return Final(migrant.sender, migrant.source_hash, migrant.score, None)
+    aggregate = (judged.metrics or {}).get("aggregate") or {}
+    shown = (judged.improvement_pct or 0.0) > 0 and shown_in_training(aggregate)
+    return Final(migrant.sender, migrant.source_hash, migrant.score, judged.score, shown)
+
+
 def failing_case(evaluation: Evaluation) -> str:
     """What the model is shown of a wrong program: the first failing case's message and, where the
     component knows them, its input, the expected answer and what the program returned."""
@@ -166,9 +179,11 @@ class EvolutionSearch:
         on_progress: Callable[[Progress], None] | None = None,
         executor=None,
         starts: tuple[str, ...] | None = None,
+        exchange=None,
     ):
         """`starts`: blocks proposed before anything else, each built and judged like any candidate
-        (operator "start"); by default the component's starting points if config.starting_points."""
+        (operator "start"); by default the component's starting points if config.starting_points.
+        `exchange`: the other islands of a collaborative evolution (exchange.py); none by default."""
         self.component = component
         self.store = store
         self.problem = problem
@@ -199,6 +214,11 @@ class EvolutionSearch:
         # The best training program whose gain is shown instance by instance: the one confirmed at the end.
         self.proven: Attempt | None = None
         self.progress = Progress()
+        self.exchange = exchange or Alone()
+        self._inbox: list[Migrant] = []
+        self._links: dict[int, tuple[str, int | None]] = {}  # attempt id -> (source hash, parent id)
+        self._foreign: dict[int, tuple[str, ...]] = {}  # a migrant's attempt id -> the lineage it came with
+        self._measured: dict[str, Attempt] = {}  # source hash -> its correct attempt, judged here
         self._started = time.monotonic()
         self._elapsed_before = 0.0
         self._stop_reason: str | None = None
@@ -230,6 +250,8 @@ class EvolutionSearch:
             return self._finish(None, None, None, "the baseline does not pass its own evaluation here")
         slots = max(1, self.config.concurrency)
         await asyncio.gather(*(asyncio.create_task(self._worker()) for _ in range(slots)))
+        if self.exchange.collaborative:
+            return await self._agree()
         best = self.population.best()
         if self.model.gave_up:  # a broken model is a failed run: nothing is confirmed or proposed from it
             return self._finish(best, None, None, self.model.gave_up)
@@ -244,6 +266,88 @@ class EvolutionSearch:
             )
             return self._finish(best, None, None, reason)
         return await self._confirm_on_heldout(self.proven)
+
+    async def _agree(self) -> SearchResult:
+        """The end of a collaborative run: send this island's last word, re-measure every island's, and
+        take the winner every island derives the same way; only the island that proposes confirms it on
+        held-out work. Even a run whose model gave up sends its final: the others wait for it."""
+        best = self.population.best()
+        own = self.proven or best or self.population.baseline
+        assert own is not None  # the run does not start without a baseline
+        finals = []
+        for migrant in await self.exchange.finals(own, self._lineage(own)):
+            judged = await self._remeasure(migrant)
+            finals.append(final_of(migrant, judged))
+        winner = choose_winner(finals, self.component.objective.direction)
+        self.exchange.decided(winner, finals)
+        if self.model.gave_up:
+            return self._finish(best, None, None, self.model.gave_up)
+        if winner is None:
+            reason = (
+                f"no island's final program ({len(finals)} finals) reproduced a training gain shown "
+                "instance by instance"
+            )
+            return self._finish(best, None, None, reason)
+        if not await self.exchange.should_propose(winner):
+            reason = (
+                f"the islands chose {winner.source_hash[:12]} from node {winner.author[:12]}; "
+                "another island proposes it"
+            )
+            return self._finish(best, None, None, reason)
+        return await self._confirm_on_heldout(self._measured[winner.source_hash])
+
+    async def _remeasure(self, migrant: Migrant, island: int = 0) -> Attempt | None:
+        """Another island's program, judged here like any candidate: its correct attempt when the figures
+        measured here are the ones claimed, else None (and the exchange hears why)."""
+        digest = source_hash(migrant.source, self.config.language)
+        if digest != migrant.source_hash:
+            self.exchange.judged(
+                migrant, "misreport", f"its source hashes to {digest[:12]}, not {migrant.source_hash[:12]}"
+            )
+            return None
+        known = self._measured.get(digest)
+        if known is None:
+            if not self.population.claim(digest):
+                self.exchange.judged(migrant, "dropped", "built here before, and it was not correct here")
+                return None
+            parent = self.population.baseline
+            attempt = self._attempt(island, parent, MIGRANT, migrant.source)
+            attempt.provider, attempt.model = "island", migrant.sender[:16]
+            attempt = await self._judge_new(attempt, island, self.progress.proposals)
+            problem = misreport(migrant, attempt.score, attempt.scores) if attempt.correct else None
+            if problem:
+                attempt.end(Outcome.MISREPORTED, Stage.WORKLOADS, problem)
+                # The claim was false, not the program: the model or an honest island may still bring it.
+                self.population.seen.discard(digest)
+            self._store(attempt)
+            self._foreign[attempt.id] = migrant.lineage
+            if not attempt.correct:
+                verdict = "misreport" if problem else "dropped"
+                self.exchange.judged(migrant, verdict, problem or f"not correct here: {attempt.message}")
+                return None
+            self._admit(island, attempt, parent)
+            self.exchange.judged(migrant, "admitted", f"reproduced: training score {attempt.score:g}")
+            return attempt
+        problem = misreport(migrant, known.score, known.scores)
+        if problem:
+            self.exchange.judged(migrant, "misreport", problem)
+            return None
+        self.exchange.judged(migrant, "admitted", "reproduced: this island measured the same program")
+        return known
+
+    def _lineage(self, attempt: Attempt) -> list[str]:
+        """The source hashes `attempt` descends from, newest first: its parents here, then the lineage a
+        migrant ancestor came with."""
+        chain: list[str] = []
+        at = attempt.parent_id
+        if attempt.id in self._foreign:
+            chain.extend(self._foreign[attempt.id])
+        while at is not None and at in self._links and len(chain) < MAX_LINEAGE:
+            digest, parent = self._links[at]
+            chain.append(digest)
+            chain.extend(self._foreign.get(at, ()))
+            at = parent
+        return chain[:MAX_LINEAGE]
 
     async def _confirm_on_heldout(self, best: Attempt) -> SearchResult:
         """Only an improvement on workloads the search never saw counts, and it is stored with evidence."""
@@ -344,6 +448,11 @@ class EvolutionSearch:
 
     async def _worker(self) -> None:
         while self._budget_left():
+            self._inbox.extend(self.exchange.incoming())
+            if self._inbox:  # another island's program: re-measured before a sample of this island's own
+                migrant = self._inbox.pop(0)
+                await self._remeasure(migrant, self.progress.proposals % len(self.population.islands))
+                continue
             sample = self.progress.proposals
             self.progress.proposals += 1
             self.progress.samples += 1  # reserved before any await: concurrent workers never overshoot
@@ -511,6 +620,10 @@ class EvolutionSearch:
             self.progress.duplicates += 1
             attempt.end(Outcome.DUPLICATE, Stage.DEDUP, "seen before; not evaluated again")
             return attempt
+        return await self._judge_new(attempt, island, sample)
+
+    async def _judge_new(self, attempt: Attempt, island: int, sample: int) -> Attempt:
+        """Build (with fixes and repairs), then evaluate on the training workloads (claimed already)."""
         started = time.monotonic()
         attempt, built = await self._build_fixed(attempt)
         attempt.compile_s = time.monotonic() - started
@@ -586,9 +699,13 @@ class EvolutionSearch:
             )
         self.population.admit(island, attempt)
         self.population.remember_tunable(island, attempt)
+        self._measured.setdefault(attempt.source_hash, attempt)
         if attempt.operator != TUNE:
             self.tuner.introduce(island, attempt)
+        proven = self.proven
         self._consider(attempt)
+        if self.proven is not proven and attempt.operator != MIGRANT:  # a new best of this island's own
+            self.exchange.offer(attempt, self._lineage(attempt))
         improvement = attempt.improvement_pct or 0.0
         if improvement > self.progress.best_improvement_pct:
             self.progress.best_improvement_pct = improvement
@@ -608,6 +725,8 @@ class EvolutionSearch:
     def _store(self, attempt: Attempt) -> None:
         attempt.generation = self.progress.proposals
         attempt.id = self.store.add(attempt)
+        if attempt.source_hash:
+            self._links[attempt.id] = (attempt.source_hash, attempt.parent_id)
 
     # ------------------------------------------------------------------------------ the baseline
 
@@ -628,6 +747,7 @@ class EvolutionSearch:
         self._store(attempt)
         if attempt.correct:
             self.population.seed(attempt)
+            self._measured[attempt.source_hash] = attempt
 
     def _resume(self, run_id: str) -> None:
         run = self.store.resume_run(run_id)

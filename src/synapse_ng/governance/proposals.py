@@ -47,6 +47,7 @@ MAX_CONFIG_ISSUE_CHARS = 200
 MAX_COMPONENT_CHARS = 64
 MAX_URL_CHARS = 200
 MAX_MEMBERSHIP_CHANGES = 16
+MAX_CONTRIBUTORS = 8  # the islands of a collaborative evolution (collaboration.messages.MAX_ISLANDS)
 MAX_SEQ = 2**63  # exclusive: seq is the voter's time_ns, which fits an i64
 MAX_BODY_DEPTH = 32  # levels of objects/arrays in a body, the body itself level 1 (the envelope's bound)
 
@@ -360,6 +361,17 @@ def _hex64(name: str, what: str) -> PlainValidator:
     return _field(lambda v: _check_hex64(name, v, what))
 
 
+def _contributors(value: Any) -> list[str]:
+    if not isinstance(value, list) or len(value) > MAX_CONTRIBUTORS:
+        raise ProposalError(
+            f"params.contributors must be a list of at most {MAX_CONTRIBUTORS} node ids, "
+            f"got {show_value(value)}"
+        )
+    for node_id in value:
+        _check_hex64("each of params.contributors", node_id, "a member's public key")
+    return value
+
+
 def _upgrade_title(value: Any) -> str:
     return (
         value
@@ -393,6 +405,8 @@ Evidence = Annotated[
 Improvement = Annotated[float, _field(lambda v: _finite("params.improvement_pct", v, "percent"))]
 Issue = Annotated[str, _text("params.issue", MAX_ISSUE_CHARS, multiline=False)]
 NodeId = Annotated[str, _hex64("a member's node_id", "a member's public key")]
+EvolutionId = Annotated[str | None, _hex64("params.evolution", "the evolution message's id")]
+Contributors = Annotated[list[str] | None, _field(_contributors)]
 MemberUrl = Annotated[str, _field(_member_url)]
 ProposalId = Annotated[str, _hex64("vote field 'proposal_id'", "a proposal's id")]
 Choice = Annotated[
@@ -437,10 +451,12 @@ class ConfigChangeParams(_Body):
 
 
 class CodeUpgradeParams(_Body):
-    """The params of a code_upgrade: the module's identity, its source and its evidence."""
+    """The params of a code_upgrade: the module's identity, its source and its evidence; from a
+    collaborative evolution, also its id and the islands that took part (node/islands.py)."""
 
     name = "code_upgrade params"
     keys = CODE_UPGRADE_KEYS
+    optional = frozenset({"evolution", "contributors"})
     component: Component
     wasm_sha256: Sha256
     wasm_size: WasmSize
@@ -449,6 +465,8 @@ class CodeUpgradeParams(_Body):
     evidence: Evidence
     improvement_pct: Improvement
     issue: Issue
+    evolution: EvolutionId = None
+    contributors: Contributors = None
 
 
 class NewMember(_Body):

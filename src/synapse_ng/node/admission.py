@@ -13,8 +13,16 @@ import logging
 import time
 from collections.abc import Callable
 
+from ..collaboration.agreement import island_members
+from ..collaboration.messages import (
+    MAX_EVOLUTION_S,
+    MAX_MIGRANTS_PER_ISLAND,
+    validate_evolution_body,
+    validate_migrant_body,
+)
 from ..errors import UsageError
 from ..governance import ProposalError, validate_proposal_body, validate_vote_body
+from ..languages import source_hash
 from ..upgrade import validate_rollback_body, validate_stage_report_body
 from .config import NodeConfig, check_changes
 from .envelope import Envelope, EnvelopeError, SignatureError, sign_envelope, verify_envelope
@@ -28,7 +36,8 @@ from .state import NodeState
 
 logger = logging.getLogger(__name__)
 
-KIND_ORDER = {"proposal": 0, "vote": 1, "stage_report": 2, "rollback": 3}  # a batch is ingested in this order
+# A batch is ingested in this order: what a message refers to comes before it.
+KIND_ORDER = {"proposal": 0, "vote": 1, "stage_report": 2, "rollback": 3, "evolution": 4, "migrant": 5}
 MAX_REPORTS_PER_AUTHOR = 16  # stage reports and rollbacks per proposal
 # One validator per kind of body: the message models of governance (proposal, vote) and upgrade (rollout).
 BODY_CHECKS = {
@@ -36,6 +45,8 @@ BODY_CHECKS = {
     "vote": validate_vote_body,
     "stage_report": validate_stage_report_body,
     "rollback": validate_rollback_body,
+    "evolution": validate_evolution_body,
+    "migrant": validate_migrant_body,
 }
 
 
@@ -160,7 +171,72 @@ class Admission:
             self._check_time(envelope)
             self._check_quota(envelope)
             return False
+        if envelope.kind == "evolution":
+            self._check_evolution(envelope)
+            return False
+        if envelope.kind == "migrant":
+            self._check_migrant(envelope)
+            return False
         return self._check_reply(envelope, pulled)
+
+    def _check_evolution(self, envelope: Envelope) -> None:
+        """Opened by the issue's designated member, naming the islands the rank names, for a bounded time,
+        one open at a time per member: what one member can make the others compute is bounded."""
+        body, now = envelope.body, time.time()
+        if body["islands"][0] != envelope.author:
+            raise Refusal(
+                403, "an evolution is opened by its first island (the issue's designated member), not another"
+            )
+        span = body["ends_at"] - envelope.created_at
+        if not 0 < span <= MAX_EVOLUTION_S:
+            raise Refusal(
+                422, f"an evolution ends within {MAX_EVOLUTION_S:g} s of its creation, not {span:.3g} s"
+            )
+        if now >= body["ends_at"] + self.config.island_final_wait_s:
+            return  # history (pulled after its end): it binds no one to search any more
+        ranked = island_members(body["issue"], self.ledger.members(), len(body["islands"]))
+        if ranked != body["islands"]:
+            raise Refusal(
+                422,
+                f"the islands of {body['issue']!r} are the first {len(ranked)} members by "
+                "sha256(issue + member), not the ones named",
+            )
+        for other in self.state.messages(kind="evolution"):
+            if other.author == envelope.author and now < other.body["ends_at"]:
+                raise Refusal(
+                    429,
+                    f"member {envelope.author[:16]} has an evolution open until {other.body['ends_at']:.0f}",
+                )
+
+    def _check_migrant(self, envelope: Envelope) -> None:
+        """From an island of a known evolution, in time, within its count, one final, its hash its own."""
+        body = envelope.body
+        evolution = self.state.message(body["evolution"])
+        if evolution is None or evolution.kind != "evolution":
+            raise Refusal(
+                404, f"unknown evolution {body['evolution'][:16]}: this node has no such evolution (yet)"
+            )
+        if envelope.author not in evolution.body["islands"]:
+            raise Refusal(
+                403, f"member {envelope.author[:16]} is not an island of evolution {evolution.id[:16]}"
+            )
+        late = envelope.created_at - evolution.body["ends_at"]
+        # The author's clock, not this node's, made created_at: it may be off by max_clock_skew_s.
+        allowed = self.config.max_clock_skew_s + (self.config.island_final_wait_s if body["final"] else 0.0)
+        if late > allowed:
+            raise Refusal(
+                409, f"evolution {evolution.id[:16]} ended {late:.0f} s before this migrant was made"
+            )
+        mine = self.state.messages(kind="migrant", proposal_id=evolution.id)
+        mine = [m for m in mine if m.author == envelope.author]
+        if len(mine) >= MAX_MIGRANTS_PER_ISLAND:
+            raise Refusal(
+                429, f"member {envelope.author[:16]} already sent {len(mine)} migrants for this evolution"
+            )
+        if body["final"] and any(m.body["final"] for m in mine):
+            raise Refusal(409, f"member {envelope.author[:16]} already sent its final for this evolution")
+        if source_hash(body["source"], evolution.body["language"]) != body["source_hash"]:
+            raise Refusal(422, "the migrant's source_hash is not the hash of its source")
 
     def _check_reply(self, envelope: Envelope, pulled: bool) -> bool:
         """A vote, stage report or rollback: for a proposal held here, within the author's count, in time."""

@@ -246,7 +246,17 @@ def create_app(node: Node, *, manage_node: bool = True) -> FastAPI:
 
     @app.get("/api/evolutionary-engine/stats")
     def engine_stats():
-        return {"enabled": node.config.evolve, **node.engine().get_statistics()}
+        return {
+            "enabled": node.config.evolve,
+            **node.engine().get_statistics(),
+            "islands": node.islands.view(),
+        }
+
+    @app.get("/api/islands")
+    def islands():
+        """Collaborative evolution: this node's island runs, their migrants and winners, and the senders
+        whose figures did not reproduce here."""
+        return node.islands.view()
 
     @app.get("/api/health")
     def health():

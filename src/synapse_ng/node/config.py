@@ -27,6 +27,7 @@ TUNABLE: dict[str, tuple[type, float, float]] = {
     "chronic_after": (int, 1, 100),
     "health_window_s": (float, 0.5, 3600.0),
     "deadline_s": (float, 1.0, 7 * 86400.0),
+    "islands": (int, 1, 8),
     "target.allocation_excess_pct": (float, 0.0, 100.0),
     "target.tally_fuel_per_vote": (float, 0.0, 1e9),
     "target.dissemination_ms": (float, 0.0, 1e7),
@@ -91,6 +92,14 @@ class NodeConfig:
     # Start the search from the component's starting points (its directions' shapes, filled in) as well as
     # the baseline: the ablation in BENCHMARKS.md (issue 13) measures what they and the model each add.
     evolve_starting_points: bool = True
+    evolve_language: str = "rust"  # of the candidates: rust, c or wat
+    # Collaborative evolution (node/islands.py): how many members search an issue together (1: the
+    # designated one alone), at most one migrant sent per interval, how long after an evolution's end the
+    # islands wait for a missing final, and after how long without a proposal the next island proposes.
+    islands: int = 1
+    migration_interval_s: float = 30.0
+    island_final_wait_s: float = 60.0
+    island_takeover_s: float = 300.0
     # HTTP
     max_request_bytes: int = 8 * 1024 * 1024
 

@@ -41,7 +41,7 @@ from .identity import verify_signature
 if TYPE_CHECKING:
     from .identity import Identity
 
-KINDS = ("proposal", "vote", "stage_report", "rollback")
+KINDS = ("proposal", "vote", "stage_report", "rollback", "evolution", "migrant")
 FIELDS = ("kind", "body", "author", "created_at", "signature")
 MAX_BODY_BYTES = 4 * 1024 * 1024  # canonical JSON of the body; a code_upgrade carries its source
 MAX_JSON_DEPTH = 64  # levels of nested objects/arrays in anything canonical_json encodes
@@ -210,7 +210,7 @@ def _signing_bytes(kind: str, body: dict, author: str, created_at: float) -> byt
 class Envelope:
     """One signed message. Well-formed by construction; see verify_envelope for the signature."""
 
-    kind: str  # "proposal" | "vote" | "stage_report" | "rollback"
+    kind: str  # "proposal" | "vote" | "stage_report" | "rollback" | "evolution" | "migrant"
     body: dict  # JSON object, kind-specific (validated by governance / upgrade)
     author: str  # hex ed25519 public key == node id
     created_at: float  # unix seconds, set by the author (an int stays an int: it is what was signed)

@@ -28,6 +28,7 @@ from .config import MEMBERS_FILE, NodeConfig
 from .envelope import Envelope
 from .gossip import COALESCE_S, Gossip
 from .identity import Identity
+from .islands import Islands
 from .ledger import Ledger
 from .membership import load_genesis_members
 from .metrics import NodeMetrics
@@ -90,6 +91,17 @@ class Node:
             create_proposal=self.create_proposal,
             propose_upgrade=self.propose_upgrade,
         )
+        self.islands = Islands(
+            self.id,
+            config,
+            state,
+            self.ledger,
+            self.admission.sign,
+            self.remedies.engine,
+            self.remedies.propose_code,
+            busy=lambda: self.remedies.evolving is not None,
+        )
+        self.remedies.islands = self.islands
         self.metrics.watch_engine(lambda: self.remedies.engine().get_statistics(), lambda: self.config.evolve)
         self.services = ComponentServices(
             runtimes, self.metrics, on_fault=self.rollouts.roll_back_at_once, on_mismatch=self.remedies.report
@@ -211,6 +223,7 @@ class Node:
             asyncio.create_task(
                 self._loop(self.remedies.tick, lambda: self.config.immune_interval_s), name="immune"
             ),
+            asyncio.create_task(self._loop(self.islands.tick, lambda: 1.0), name="islands"),
         ]
         c = self.config
         engine = f"on ({c.llm_provider}{'/' + c.llm_model if c.llm_model else ''})" if c.evolve else "off"
@@ -228,6 +241,7 @@ class Node:
         for task in self._tasks:
             task.cancel()
         await self.remedies.stop()
+        await self.islands.stop()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.transport.close()
         self.state.close()

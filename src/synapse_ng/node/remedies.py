@@ -67,6 +67,7 @@ class Remedies:
         self.measurement_history: deque[tuple[float, dict[str, float]]] = deque(maxlen=720)
         self.actions: deque[dict] = deque(maxlen=200)
         self.evolving: dict | None = None  # the engine run under way, if any
+        self.islands = None  # node/islands.py's room, when the node has one: evolutions with other members
 
     def _immune_system(self) -> ImmuneSystem:
         return ImmuneSystem(targets_from_config(self.config.targets), chronic_after=self.config.chronic_after)
@@ -174,9 +175,14 @@ class Remedies:
             "issue": issue.description,
         }
         try:
-            generated = await engine.generate_optimized_code(
-                issue, {"node": self.id[:12], "measurements": self.last_measurements}
-            )
+            if self.islands is not None and self.config.islands > 1:
+                while self.islands.searching:  # an island of another member's evolution: one search at a time
+                    await asyncio.sleep(1.0)
+                generated = await self.islands.lead(issue, self.immune.issue_key(issue))
+            else:
+                generated = await engine.generate_optimized_code(
+                    issue, {"node": self.id[:12], "measurements": self.last_measurements}
+                )
         finally:
             self.evolving = None
         result = engine.last_result
@@ -204,7 +210,7 @@ class Remedies:
         if self._engine is None:
             from ..evolution.engine import EvolutionaryEngineManager
             from ..evolution.search import Budget, SearchConfig
-            from ..models import LLMProviderConfig
+            from ..models import CodeLanguage, LLMProviderConfig
 
             c = self.config
             llm = LLMProviderConfig(
@@ -215,7 +221,11 @@ class Remedies:
                 workspace_dir=str(c.engine_path),
                 provider=self._provider,
                 budget=Budget(samples=c.evolve_samples, minutes=c.evolve_minutes),
-                search_config=SearchConfig(seed=c.evolve_seed, starting_points=c.evolve_starting_points),
+                search_config=SearchConfig(
+                    seed=c.evolve_seed,
+                    starting_points=c.evolve_starting_points,
+                    language=CodeLanguage(c.evolve_language),
+                ),
             )
         return self._engine
 
@@ -233,6 +243,7 @@ class Remedies:
                 title=f"evolved {component}",
                 description=readable_text(code.description)[:MAX_DESCRIPTION_CHARS],
                 issue=issue_key,
+                **(code.collaboration or {}),
             ).id
         except Refusal as refusal:
             logger.warning("code upgrade for %s refused: %s", issue_key, refusal.message)

@@ -91,7 +91,12 @@ class NodeState:
     # ------------------------------------------------------------------ messages
 
     def add_message(self, envelope: Envelope) -> bool:
-        proposal_id = envelope.id if envelope.kind == "proposal" else envelope.body.get("proposal_id")
+        # The message it is about: a proposal (or an evolution) itself, what a vote or report answers, the
+        # evolution a migrant belongs to.
+        if envelope.kind in ("proposal", "evolution"):
+            proposal_id = envelope.id
+        else:
+            proposal_id = envelope.body.get("proposal_id") or envelope.body.get("evolution")
         cursor = self._write(
             "INSERT OR IGNORE INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (

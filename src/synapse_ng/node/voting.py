@@ -110,6 +110,8 @@ class Voting:
         title: str = "",
         description: str = "",
         issue: str = "",
+        evolution: str = "",
+        contributors: list[str] | None = None,
     ) -> Envelope:
         """A code_upgrade from an operator or the immune system: the improvement claimed is the evidence's,
         and every honest node re-checks all of it before it votes."""
@@ -133,6 +135,9 @@ class Voting:
             "improvement_pct": float(claimed),
             "issue": issue or f"{component}:operator",
         }
+        if evolution:  # found by a collaborative evolution (node/islands.py): its id and its islands
+            params["evolution"] = evolution
+            params["contributors"] = list(contributors or [])
         return self.create_proposal(
             "code_upgrade", title or f"upgrade {component}", description, params, wasm=wasm
         )

@@ -1,0 +1,346 @@
+"""Collaborative evolution on a node: one search of a chronic issue, run as islands on several members
+that exchange their best programs as signed messages and trust none of each other's figures.
+
+    await islands.lead(issue, issue_key)   the designated node opens an evolution and runs its island
+    await islands.tick()                   join an evolution this node is an island of
+    islands.view()                         each island run, its migrants and its winner (stats, dashboard)
+
+The designated member of an issue (the first by sha256(issue_key + member), remedies.py) signs an
+`evolution` naming the `config.islands` first members by that rank; each of them runs the same search with
+its own seed (the evolution's seed plus its rank) until `ends_at`. A new best of an island's own goes out as
+a `migrant`, at most one every `migration_interval_s`; a receiver re-measures every migrant before it
+admits it (evolution.search), drops the ones whose figures do not reproduce, and remembers the sender's
+misreport: the rest of that sender's migrants in the evolution are dropped unmeasured, and its future ones
+get a smaller share. At the end each island signs a final migrant, waits for the others' (a dead island's
+until `ends_at + island_final_wait_s`), re-measures them and takes the same winner as every other island
+(collaboration.agreement). The designated node confirms it on held-out work and proposes it, naming the
+islands that sent a final; if no proposal for the evolution appears, the next island by rank takes over
+after `island_takeover_s`, and so on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+
+from ..collaboration.agreement import Final, island_members
+from ..collaboration.messages import MAX_MIGRANTS_PER_ISLAND, evolution_body, migrant_body
+from ..evolution.exchange import Migrant
+from ..models import GeneratedCode, HealthIssue
+from .config import NodeConfig
+from .envelope import Envelope
+from .ledger import Ledger
+from .state import NodeState
+
+logger = logging.getLogger(__name__)
+
+POLL_S = 0.5
+# After the last moment a final may be made (ends_at + island_final_wait_s, by its author's clock), the
+# islands wait this much longer for it to arrive, so that every island decides on the same finals.
+FINAL_SETTLE_S = 5.0
+MISREPORTS_KEY = "island_misreports"  # sender -> migrants of its whose figures did not reproduce here
+
+
+class Islands:
+    def __init__(
+        self,
+        node_id: str,
+        config: NodeConfig,
+        state: NodeState,
+        ledger: Ledger,
+        sign: Callable[[str, dict], Envelope],
+        engine: Callable[[], object],
+        propose: Callable[[HealthIssue, GeneratedCode, str], str | None],
+        *,
+        busy: Callable[[], bool] = lambda: False,
+    ):
+        self.id = node_id
+        self.config = config
+        self.state = state
+        self.ledger = ledger
+        self._sign = sign
+        self._engine = engine
+        self._propose = propose
+        self._busy = busy  # the node's own (solo or leading) evolution is running
+        self.runs: deque[dict] = deque(maxlen=20)  # this node's island runs, newest last
+        self._joined: set[str] = set()  # evolution ids this node took part in (or declined)
+        self._task: asyncio.Task | None = None
+        self.searching = False
+
+    # ------------------------------------------------------------------ reads
+
+    def misreports(self) -> dict[str, int]:
+        return self.state.get(MISREPORTS_KEY, {})
+
+    def view(self) -> dict:
+        return {
+            "islands_per_evolution": self.config.islands,
+            "runs": [dict(run, liars=sorted(run["liars"])) for run in self.runs],
+            "misreports": self.misreports(),
+        }
+
+    def evolutions(self) -> list[Envelope]:
+        return self.state.messages(kind="evolution")
+
+    # ------------------------------------------------------------------ the designated node
+
+    async def lead(self, issue: HealthIssue, issue_key: str) -> GeneratedCode | None:
+        """Open an evolution of `issue` with the islands its rank names, and run the first island."""
+        islands = island_members(issue_key, self.ledger.members(), self.config.islands)
+        ends_at = time.time() + self.config.evolve_minutes * 60.0
+        body = evolution_body(
+            issue_key,
+            issue.affected_component,
+            self.config.evolve_language,
+            islands,
+            ends_at,
+            self.config.evolve_seed,
+        )
+        evolution = self._sign("evolution", body)
+        self._joined.add(evolution.id)
+        logger.info("opened evolution %s of %s with %d islands", evolution.id[:12], issue_key, len(islands))
+        return await self._evolve(evolution, 0, issue)
+
+    # ------------------------------------------------------------------ the other islands
+
+    async def tick(self) -> None:
+        if self._task is not None and not self._task.done():
+            return
+        if not self.config.evolve or self.searching or self._busy():
+            return
+        now = time.time()
+        for evolution in self.evolutions():
+            if evolution.id in self._joined:
+                continue
+            body = evolution.body
+            if self.id not in body["islands"] or now >= body["ends_at"]:
+                self._joined.add(evolution.id)
+                continue
+            self._joined.add(evolution.id)
+            rank = body["islands"].index(self.id)
+            issue = HealthIssue(
+                issue_type=body["issue"].partition(":")[2] or body["issue"],
+                severity="high",
+                current_value=0.0,
+                target_value=0.0,
+                recommended_action="evolve the component",
+                description=(
+                    f"island {rank} of evolution {evolution.id[:12]}, opened by node {evolution.author[:12]} "
+                    f"for {body['issue']}"
+                ),
+                issue_source="algorithm",
+                affected_component=body["component"],
+            )
+            self._task = asyncio.create_task(self._island(evolution, rank, issue))
+            return
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _island(self, evolution: Envelope, rank: int, issue: HealthIssue) -> None:
+        try:
+            code = await self._evolve(evolution, rank, issue)
+            if code is not None:  # this island took over proposing
+                self._propose(issue, code, evolution.body["issue"])
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("island %d of evolution %s failed", rank, evolution.id[:12])
+
+    # ------------------------------------------------------------------ one island
+
+    async def _evolve(self, evolution: Envelope, rank: int, issue: HealthIssue) -> GeneratedCode | None:
+        body = evolution.body
+        run = {
+            "evolution": evolution.id,
+            "issue": body["issue"],
+            "component": body["component"],
+            "rank": rank,
+            "islands": body["islands"],
+            "ends_at": body["ends_at"],
+            "state": "searching",
+            "sent": 0,
+            "admitted": 0,
+            "dropped": 0,
+            "misreport": 0,
+            "liars": set(),
+            "finals": 0,
+            "contributors": [],
+            "winner": None,
+            "proposed": False,
+        }
+        self.runs.append(run)
+        exchange = IslandExchange(self, evolution, rank, run)
+        minutes = min(self.config.evolve_minutes, max(0.0, body["ends_at"] - time.time()) / 60.0)
+        self.searching = True
+        try:
+            code = await self._engine().generate_optimized_code(
+                issue,
+                {"island": f"{rank + 1} of {len(body['islands'])}", "evolution": evolution.id[:12]},
+                exchange=exchange,
+                seed=body["seed"] + rank,
+                minutes=minutes,
+                language=body["language"],
+            )
+        finally:
+            self.searching = False
+            run["state"] = "done"
+        if code is not None:
+            contributors = [n for n in body["islands"] if n in exchange.contributors]
+            code.collaboration = {"evolution": evolution.id, "contributors": contributors}
+            run["proposed"] = True
+        return code
+
+    def record_misreport(self, sender: str) -> None:
+        counts = self.misreports()
+        counts[sender] = counts.get(sender, 0) + 1
+        self.state.set(MISREPORTS_KEY, counts)
+
+
+class IslandExchange:
+    """evolution.exchange's door, over this node's signed messages (see the module docstring)."""
+
+    collaborative = True
+
+    def __init__(self, room: Islands, evolution: Envelope, rank: int, run: dict):
+        self.room = room
+        self.evolution = evolution
+        self.rank = rank
+        self.run = run
+        self.islands: list[str] = evolution.body["islands"]
+        self.ends_at: float = evolution.body["ends_at"]
+        self._seen: set[str] = set()
+        self._measured: dict[str, int] = {}  # sender -> its migrants handed to the search
+        self._pending: tuple | None = None  # the newest offer, waiting for the migration interval
+        self._last_sent = -math.inf
+        self.contributors: set[str] = set()
+        self.finalists: set[str] = set()  # the islands whose final arrived in time, reproduced or not
+        # A sender that misreported before gets a smaller share of this evolution's re-measurements.
+        self._past = dict(room.misreports())
+
+    # ---------------------------------------------------------------- in
+
+    def _messages(self) -> list[Envelope]:
+        return self.room.state.messages(kind="migrant", proposal_id=self.evolution.id)
+
+    def incoming(self) -> list[Migrant]:
+        self._flush()
+        found = []
+        for message in self._messages():
+            if message.id in self._seen or message.author == self.room.id or message.body["final"]:
+                continue
+            self._seen.add(message.id)
+            sender = message.author
+            share = max(1, MAX_MIGRANTS_PER_ISLAND // (1 + self._past.get(sender, 0)))
+            if sender in self.run["liars"] or self._measured.get(sender, 0) >= share:
+                self.run["dropped"] += 1  # not measured: this sender's word is spent
+                continue
+            self._measured[sender] = self._measured.get(sender, 0) + 1
+            found.append(_migrant(message))
+        return found
+
+    def judged(self, migrant: Migrant, verdict: str, detail: str) -> None:
+        self.run[verdict] = self.run.get(verdict, 0) + 1
+        if verdict == "misreport":
+            self.run["liars"].add(migrant.sender)
+            self.room.record_misreport(migrant.sender)
+            logger.warning(
+                "evolution %s: dropped a migrant of node %s: %s",
+                self.evolution.id[:12],
+                migrant.sender[:12],
+                detail,
+            )
+
+    # ---------------------------------------------------------------- out
+
+    def offer(self, attempt, lineage: list[str]) -> None:
+        self._pending = (attempt.source, attempt.source_hash, lineage, attempt.score, attempt.scores)
+        self._flush()
+
+    def _flush(self) -> None:
+        if (
+            self._pending is None
+            or time.monotonic() - self._last_sent < self.room.config.migration_interval_s
+        ):
+            return
+        if self.run["sent"] >= MAX_MIGRANTS_PER_ISLAND - 1 or time.time() >= self.ends_at:
+            return  # the last slot is the final's
+        source, digest, lineage, score, scores = self._pending
+        self._pending = None
+        self._send(source, digest, lineage, score, scores, final=False)
+
+    def _send(self, source, digest, lineage, score, scores, final: bool) -> None:
+        body = migrant_body(self.evolution.id, source, digest, lineage, score, scores, final)
+        self.room._sign("migrant", body)
+        self._last_sent = time.monotonic()
+        self.run["sent"] += 1
+
+    # ---------------------------------------------------------------- the end
+
+    async def finals(self, own, lineage: list[str]) -> list[Migrant]:
+        self.run["state"] = "waiting for finals"
+        if not any(m.author == self.room.id and m.body["final"] for m in self._messages()):
+            self._send(own.source, own.source_hash, lineage, own.score, own.scores, final=True)
+        cutoff = self.ends_at + self.room.config.island_final_wait_s
+        while True:
+            finals = {m.author: m for m in self._messages() if m.body["final"] and m.created_at <= cutoff}
+            if set(self.islands) <= finals.keys() or time.time() >= cutoff + FINAL_SETTLE_S:
+                break
+            await asyncio.sleep(POLL_S)
+        self.finalists = set(finals)
+        self.run["finals"] = len(finals)
+        return [_migrant(finals[node]) for node in self.islands if node in finals]
+
+    def decided(self, winner: Final | None, finals: list[Final]) -> None:
+        # The islands that contributed: those whose final reproduced here (a liar's does not count).
+        self.contributors = {f.author for f in finals if f.reproduced}
+        self.run["contributors"] = [n for n in self.islands if n in self.contributors]
+        self.run["state"] = "decided"
+        self.run["winner"] = (
+            None
+            if winner is None
+            else {"author": winner.author, "source_hash": winner.source_hash, "score": winner.measured}
+        )
+
+    async def should_propose(self, winner: Final) -> bool:
+        """The first island proposes. An island whose higher-ranked islands all sent no final (gone before
+        the end) proposes at once; otherwise it waits `island_takeover_s` per rank for their proposal
+        (one of them may have died while confirming), and proposes if none came."""
+        if self._proposed():
+            return False
+        if self.rank == 0:
+            return True
+        if any(node in self.finalists for node in self.islands[: self.rank]):
+            deadline = time.time() + self.rank * self.room.config.island_takeover_s
+            while time.time() < deadline:
+                if self._proposed():
+                    return False
+                await asyncio.sleep(POLL_S)
+            if self._proposed():
+                return False
+        logger.info("evolution %s: no proposal came; island %d proposes", self.evolution.id[:12], self.rank)
+        return True
+
+    def _proposed(self) -> bool:
+        return any(
+            p.body["params"].get("evolution") == self.evolution.id for p in self.room.ledger.proposals()
+        )
+
+
+def _migrant(message: Envelope) -> Migrant:
+    body = message.body
+    return Migrant(
+        message.id,
+        message.author,
+        body["source"],
+        body["source_hash"],
+        tuple(body["lineage"]),
+        body["score"],
+        dict(body["scores"]),
+        body["final"],
+    )

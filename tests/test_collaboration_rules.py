@@ -1,0 +1,109 @@
+"""The rules of a collaborative evolution every node applies the same way: the bodies of its messages (a
+member's hostile body is refused with the field named) and what the islands derive from them."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import math
+
+import pytest
+
+from synapse_ng.collaboration.agreement import Final, choose_winner, island_members
+from synapse_ng.collaboration.messages import (
+    MAX_ISLANDS,
+    MAX_LINEAGE,
+    MAX_MIGRANT_SOURCE_CHARS,
+    CollaborationError,
+    evolution_body,
+    migrant_body,
+    validate_evolution_body,
+    validate_migrant_body,
+)
+
+NODES = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(6)]
+HASH = "ab" * 32
+BLOCK = "fn priority(item: f64, bins: &[f64]) -> Vec<f64> { bins.to_vec() }"
+
+
+def good_migrant(**changes) -> dict:
+    body = migrant_body(NODES[0], BLOCK, HASH, [HASH], 210.5, {"train_or bins": 210.5}, False)
+    body.update(changes)
+    return body
+
+
+def test_well_formed_bodies_pass():
+    validate_evolution_body(evolution_body("task_allocation:x", "task_allocation", "rust", NODES[:3], 1e9, 7))
+    validate_migrant_body(good_migrant())
+
+
+@pytest.mark.parametrize(
+    "changes, named",
+    [
+        ({"source": "x" * (MAX_MIGRANT_SOURCE_CHARS + 1)}, "source has"),
+        ({"source": "   "}, "source must be"),
+        ({"source_hash": "AB" * 32}, "source_hash"),
+        ({"lineage": [HASH] * (MAX_LINEAGE + 1)}, "lineage"),
+        ({"lineage": ["nope"]}, "lineage[]"),
+        ({"score": math.nan}, "score"),
+        ({"score": True}, "score"),
+        ({"scores": {f"w{i}": 1.0 for i in range(65)}}, "scores must be"),
+        ({"scores": {"w": "fast"}}, "scores['w']"),
+        ({"final": 1}, "final"),
+        ({"evolution": "0" * 63}, "evolution"),
+        ({"extra": 1}, "expected exactly"),
+    ],
+)
+def test_a_hostile_migrant_is_refused_naming_the_field(changes, named):
+    with pytest.raises(CollaborationError) as refused:
+        validate_migrant_body(good_migrant(**changes))
+    assert named in str(refused.value)
+    assert len(str(refused.value)) < 400  # a huge value is never echoed whole
+
+
+@pytest.mark.parametrize(
+    "changes, named",
+    [
+        ({"islands": []}, "islands"),
+        ({"islands": NODES[:1] * 2}, "twice"),
+        ({"islands": [NODES[0]] + ["z" * 64] * 1}, "islands[]"),
+        ({"language": "python"}, "language"),
+        ({"ends_at": math.inf}, "ends_at"),
+        ({"seed": -1}, "seed"),
+        ({"issue": "a\u202eb"}, "issue"),
+    ],
+)
+def test_a_hostile_evolution_is_refused_naming_the_field(changes, named):
+    body = evolution_body("task_allocation:x", "task_allocation", "rust", NODES[:3], 1e9, 7)
+    body.update(changes)
+    with pytest.raises(CollaborationError) as refused:
+        validate_evolution_body(body)
+    assert named in str(refused.value)
+
+
+def test_too_many_islands_are_refused():
+    ids = [hashlib.sha256(f"n{i}".encode()).hexdigest() for i in range(MAX_ISLANDS + 1)]
+    with pytest.raises(CollaborationError, match="islands"):
+        evolution_body("k", "task_allocation", "rust", ids, 1e9, 0)
+
+
+def test_every_node_ranks_the_same_islands_whatever_order_it_lists_members_in():
+    ranked = island_members("task_allocation:allocation_excess_pct", NODES, 3)
+    assert len(ranked) == 3 and len(set(ranked)) == 3
+    for order in itertools.islice(itertools.permutations(NODES), 50):
+        assert island_members("task_allocation:allocation_excess_pct", order, 3) == ranked
+    # Another issue ranks the members anew: not always the same node first.
+    firsts = {island_members(f"issue-{i}", NODES, 1)[0] for i in range(40)}
+    assert len(firsts) > 2
+
+
+def test_the_winner_is_the_best_reproduced_final_in_any_order():
+    liar = Final("l", "00" * 32, claimed=100.0, measured=250.0, shown=True)  # claimed far better than it is
+    unshown = Final("u", "01" * 32, claimed=150.0, measured=150.0, shown=False)  # no significant gain
+    wrong = Final("w", "02" * 32, claimed=120.0, measured=None)  # incorrect where measured
+    honest = [Final("a", "0b" * 32, 200.0, 200.0, True), Final("b", "0a" * 32, 200.0, 200.0, True)]
+    finals = [liar, unshown, wrong, *honest, Final("c", "0c" * 32, 205.0, 205.0, True)]
+    winners = {choose_winner(order, "min") for order in itertools.permutations(finals)}
+    assert winners == {honest[1]}, "the tie at 200 goes to the smaller source hash"
+    assert choose_winner(finals, "max").author == "c"
+    assert choose_winner([liar, unshown, wrong], "min") is None
