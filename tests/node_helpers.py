@@ -211,20 +211,18 @@ def send_tasks(url: str, items: list[int], capacity: int = 100) -> dict:
 def chronic_allocation_network(root: Path, model_url: str, **settings) -> LocalNetwork:
     """3 nodes whose engines evolve task_allocation with the scripted model at `model_url` (an OpenAI-
     compatible loopback server) once its excess over the bound is chronic: the closed loop, quickly."""
-    return start_network(
-        root,
-        3,
-        evolve=True,
-        llm_provider="openai_api",
-        llm_model="scripted",
-        llm_endpoint=model_url + "/v1",
-        evolve_samples=1,
-        evolve_minutes=5.0,
-        targets={"allocation_excess_pct": 3.0},
-        chronic_after=3,
-        immune_interval_s=1.0,
-        **settings,
-    )
+    defaults = {
+        "evolve": True,
+        "llm_provider": "openai_api",
+        "llm_model": "scripted",
+        "llm_endpoint": model_url + "/v1",
+        "evolve_samples": 1,
+        "evolve_minutes": 5.0,
+        "targets": {"allocation_excess_pct": 3.0},
+        "chronic_after": 3,
+        "immune_interval_s": 1.0,
+    }
+    return start_network(root, 3, **{**defaults, **settings})
 
 
 class AllocationLoad:

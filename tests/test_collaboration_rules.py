@@ -107,3 +107,63 @@ def test_the_winner_is_the_best_reproduced_final_in_any_order():
     assert winners == {honest[1]}, "the tie at 200 goes to the smaller source hash"
     assert choose_winner(finals, "max").author == "c"
     assert choose_winner([liar, unshown, wrong], "min") is None
+
+
+# ------------------------------------------------------------------------------------------ outcomes
+
+
+def _signed(identity, kind, body):
+    from synapse_ng.node.envelope import sign_envelope
+
+    return sign_envelope(identity, kind, body)
+
+
+def test_the_outcome_history_puts_each_claim_beside_its_live_effect(tmp_path):
+    from synapse_ng.collaboration.outcomes import describe, trust_penalties, upgrade_outcomes
+    from synapse_ng.node.identity import Identity
+    from synapse_ng.upgrade import RolloutStatus, rollback_body, stage_report_body
+
+    keys = [Identity.load_or_create(tmp_path / f"k{i}") for i in range(3)]
+    ids = [k.node_id for k in keys]
+
+    def upgrade(author, claimed, contributors=None):
+        params = {"component": "task_allocation", "improvement_pct": claimed, "source": "x"}
+        if contributors:
+            params["contributors"] = contributors
+        return _signed(author, "proposal", {"params": params})
+
+    kept = upgrade(keys[0], 1.7)
+    overfit = upgrade(keys[0], 2.0, contributors=[ids[2], ids[0]])  # island 2's program, proposed by 0
+    statuses = {
+        kept.id: RolloutStatus(kept.id, "completed", [], None),
+        overfit.id: RolloutStatus(overfit.id, "rolled_back", [], None, rollback_reason="worse by 6 %"),
+    }
+    reports = {
+        kept.id: [
+            _signed(
+                keys[i],
+                "stage_report",
+                stage_report_body(kept.id, 0, True, {"objective_before": 4.0, "objective_after": after}),
+            )
+            for i, after in enumerate((3.8, 3.9))
+        ],
+        overfit.id: [
+            _signed(
+                keys[1],
+                "stage_report",
+                stage_report_body(overfit.id, 0, False, {"objective_before": 4.0, "objective_after": 4.24}),
+            )
+        ],
+    }
+    rollbacks = {overfit.id: [_signed(keys[1], "rollback", rollback_body(overfit.id, "worse by 6 %", True))]}
+    outcomes = upgrade_outcomes([kept, overfit], reports, rollbacks, statuses)
+    first, second = outcomes
+    assert first.live_effect_pct == pytest.approx((5.0 + 2.5) / 2) and not first.contradicted
+    assert second.live_effect_pct == pytest.approx(-6.0) and second.contradicted
+    assert second.found_by == ids[2], "the program's island, not the proposer, made the claim"
+    assert trust_penalties(outcomes) == {ids[2]: 1}
+    assert "claimed +2.00 % held out, live -6.00 % on 1 nodes; rolled back: worse by 6 %" in describe(second)
+    # An operator's rollback of an upgrade that did well live contradicts nothing.
+    statuses[kept.id] = RolloutStatus(kept.id, "rolled_back", [], None, rollback_reason="operator")
+    rollbacks[kept.id] = [_signed(keys[0], "rollback", rollback_body(kept.id, "operator", False))]
+    assert not upgrade_outcomes([kept], reports, rollbacks, statuses)[0].contradicted

@@ -46,6 +46,7 @@ class Outcome(StrEnum):
     NO_CODE = "no_code"  # the answer held no code
     MODEL_FAILED = "model_failed"  # the model call failed; nothing was proposed
     MISREPORTED = "misreported"  # another island's program whose claimed figures did not reproduce here
+    BANNED = "banned"  # behaves exactly like an upgrade the network rolled back: never proposed again
 
     @property
     def exit_code(self) -> int:
@@ -63,9 +64,17 @@ _EXIT_CODES = {
     Outcome.NO_CODE: errors.EXIT_USAGE,
     Outcome.MODEL_FAILED: errors.EXIT_USAGE,  # as an LLMError exits
     Outcome.MISREPORTED: errors.EXIT_INCORRECT,
+    Outcome.BANNED: errors.EXIT_INCORRECT,
 }
 _BUILT = frozenset(
-    {Outcome.COMPILED, Outcome.CORRECT, Outcome.INCORRECT, Outcome.TIME_LIMIT, Outcome.MISREPORTED}
+    {
+        Outcome.COMPILED,
+        Outcome.CORRECT,
+        Outcome.INCORRECT,
+        Outcome.TIME_LIMIT,
+        Outcome.MISREPORTED,
+        Outcome.BANNED,
+    }
 )
 
 

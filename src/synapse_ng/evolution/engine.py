@@ -93,9 +93,13 @@ class EvolutionaryEngineManager:
         seed: int | None = None,
         minutes: float | None = None,
         language: str | None = None,
+        deployed: str | None = None,
+        banned: tuple[str, ...] = (),
     ) -> GeneratedCode | None:
         """`exchange`, `seed`, `minutes`, `language`: one island of a collaborative evolution
-        (node/islands.py), with the island's seed, the minutes left and the evolution's language."""
+        (node/islands.py), with the island's seed, the minutes left and the evolution's language.
+        `deployed`, `banned`: the live block to start from and beat, and rolled-back blocks never to
+        propose again (node/lessons.py; EvolutionSearch)."""
         problem = describe_problem(issue, additional_context)
         component_name = issue.affected_component
         logger.info("===== starting code generation for %s =====", component_name)
@@ -121,6 +125,8 @@ class EvolutionaryEngineManager:
             budget=budget,
             compile_options=self._compile_options(),
             exchange=exchange,
+            deployed=deployed,
+            banned=tuple(banned),
         )
         result = await search.run()
         self.last_result = result

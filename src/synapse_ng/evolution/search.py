@@ -143,13 +143,13 @@ class BudgetSpent(Exception):
     without a model has nothing left to tune."""
 
 
-def final_of(migrant: Migrant, judged: Attempt | None) -> Final:
+def final_of(migrant: Migrant, judged: Attempt | None, may_win: bool = True) -> Final:
     """An island's final as this island measured it: eligible to win only with a training gain over the
-    baseline that passed the significance test here."""
+    baseline that passed the significance test here (and `may_win`)."""
     if judged is None:
         return Final(migrant.sender, migrant.source_hash, migrant.score, None)
     aggregate = (judged.metrics or {}).get("aggregate") or {}
-    shown = (judged.improvement_pct or 0.0) > 0 and shown_in_training(aggregate)
+    shown = may_win and (judged.improvement_pct or 0.0) > 0 and shown_in_training(aggregate)
     return Final(migrant.sender, migrant.source_hash, migrant.score, judged.score, shown)
 
 
@@ -180,10 +180,16 @@ class EvolutionSearch:
         executor=None,
         starts: tuple[str, ...] | None = None,
         exchange=None,
+        deployed: str | None = None,
+        banned: tuple[str, ...] = (),
     ):
         """`starts`: blocks proposed before anything else, each built and judged like any candidate
         (operator "start"); by default the component's starting points if config.starting_points.
-        `exchange`: the other islands of a collaborative evolution (exchange.py); none by default."""
+        `exchange`: the other islands of a collaborative evolution (exchange.py); none by default.
+        `deployed`: the block live in the network now: the search starts from it (judged first), and only
+        a program that beats it, on training and on held-out work, can win. `banned`: the blocks of
+        upgrades the network rolled back: never built again, and a program that behaves exactly like one
+        (the same figure on every training workload) is never admitted."""
         self.component = component
         self.store = store
         self.problem = problem
@@ -210,7 +216,10 @@ class EvolutionSearch:
         self.last_error: list[str | None] = [None] * config.islands  # shown to the model next time
         if starts is None:
             starts = component.starting_points_for(config.language) if config.starting_points else ()
-        self.starts = list(starts)
+        self.starts = ([deployed] if deployed else []) + list(starts)
+        self.deployed_hash = source_hash(deployed, config.language) if deployed else None
+        self.banned = list(banned)
+        self._banned_behaviours: list[dict[str, float]] = []
         # The best training program whose gain is shown instance by instance: the one confirmed at the end.
         self.proven: Attempt | None = None
         self.progress = Progress()
@@ -248,6 +257,7 @@ class EvolutionSearch:
             await self._measure_baseline()
         if self.population.baseline is None:
             return self._finish(None, None, None, "the baseline does not pass its own evaluation here")
+        await self._measure_banned()
         slots = max(1, self.config.concurrency)
         await asyncio.gather(*(asyncio.create_task(self._worker()) for _ in range(slots)))
         if self.exchange.collaborative:
@@ -258,6 +268,10 @@ class EvolutionSearch:
         if best is None or (best.improvement_pct or 0.0) <= 0:
             reason = self._stop_reason or "no candidate beat the baseline on the training workloads"
             return self._finish(best, None, None, reason)
+        if self.proven is None and (best.source_hash == self.deployed_hash or not self._beats_deployed(best)):
+            return self._finish(
+                best, None, None, "no candidate beat the deployed version on the training workloads"
+            )
         if self.proven is None:
             verdict = (best.metrics or {}).get("aggregate", {}).get("significance") or {}
             reason = (
@@ -277,7 +291,8 @@ class EvolutionSearch:
         finals = []
         for migrant in await self.exchange.finals(own, self._lineage(own)):
             judged = await self._remeasure(migrant)
-            finals.append(final_of(migrant, judged))
+            # The deployed block itself, or a program no better, reproduces but cannot win.
+            finals.append(final_of(migrant, judged, judged is not None and self._beats_deployed(judged)))
         winner = choose_winner(finals, self.component.objective.direction)
         self.exchange.decided(winner, finals)
         if self.model.gave_up:
@@ -315,6 +330,10 @@ class EvolutionSearch:
             attempt.provider, attempt.model = "island", migrant.sender[:16]
             attempt = await self._judge_new(attempt, island, self.progress.proposals)
             problem = misreport(migrant, attempt.score, attempt.scores) if attempt.correct else None
+            if not problem and self._banned(attempt):
+                self._store(attempt)
+                self.exchange.judged(migrant, "dropped", attempt.message)
+                return None
             if problem:
                 attempt.end(Outcome.MISREPORTED, Stage.WORKLOADS, problem)
                 # The claim was false, not the program: the model or an honest island may still bring it.
@@ -335,6 +354,36 @@ class EvolutionSearch:
         self.exchange.judged(migrant, "admitted", "reproduced: this island measured the same program")
         return known
 
+    async def _behind_deployed(self, heldout: Evaluation) -> str | None:
+        """Why the candidate does not beat the deployed block on held-out work, or None (or no block)."""
+        deployed = self._measured.get(self.deployed_hash or "")
+        if deployed is None:
+            return None
+        live = await asyncio.to_thread(
+            evaluate,
+            self.component,
+            deployed.source,
+            self.config.language,
+            Split.HELDOUT,
+            random_cases=self.config.random_cases,
+            time_limit_s=self.config.eval_time_limit_s,
+        )
+        ours, theirs = (heldout.aggregate or {}).get("candidate"), (live.aggregate or {}).get("candidate")
+        if ours is None or theirs is None or self.component.objective.better(ours, theirs):
+            return None
+        return (
+            f"the best candidate does not beat the deployed version on held-out work ({ours:g} vs {theirs:g})"
+        )
+
+    def _beats_deployed(self, attempt: Attempt) -> bool:
+        """Better than the deployed block on training work (True when there is none, or it is unmeasured)."""
+        deployed = self._measured.get(self.deployed_hash or "")
+        if deployed is None or deployed.score is None or attempt.score is None:
+            return True
+        return attempt.source_hash != self.deployed_hash and self.component.objective.better(
+            attempt.score, deployed.score
+        )
+
     def _lineage(self, attempt: Attempt) -> list[str]:
         """The source hashes `attempt` descends from, newest first: its parents here, then the lineage a
         migrant ancestor came with."""
@@ -348,6 +397,36 @@ class EvolutionSearch:
             chain.extend(self._foreign.get(at, ()))
             at = parent
         return chain[:MAX_LINEAGE]
+
+    async def _measure_banned(self) -> None:
+        """What each rolled-back block does on the training workloads: a program that does exactly the
+        same is the same upgrade again, whatever its source."""
+        for block in self.banned:
+            self.population.claim(source_hash(block, self.config.language))
+            evaluation = await asyncio.to_thread(
+                evaluate,
+                self.component,
+                block,
+                self.config.language,
+                Split.TRAIN,
+                random_cases=self.config.random_cases,
+                time_limit_s=self.config.eval_time_limit_s,
+            )
+            probe = Attempt(self.run_id, 0, None, BASELINE, self.config.language)
+            probe.judged(evaluation)
+            if probe.scores:
+                self._banned_behaviours.append(probe.scores)
+
+    def _banned(self, attempt: Attempt) -> bool:
+        """A correct program that behaves exactly like a rolled-back upgrade is ended as banned."""
+        if not attempt.correct or not attempt.scores or attempt.scores not in self._banned_behaviours:
+            return False
+        attempt.end(
+            Outcome.BANNED,
+            Stage.WORKLOADS,
+            "it scores exactly what an upgrade the network rolled back scored on every training workload",
+        )
+        return True
 
     async def _confirm_on_heldout(self, best: Attempt) -> SearchResult:
         """Only an improvement on workloads the search never saw counts, and it is stored with evidence."""
@@ -375,6 +454,9 @@ class EvolutionSearch:
         if unproven:
             reason = f"the held-out gain of {improvement:.3f} % {unproven}"
             return self._finish(best, heldout, built, reason)
+        behind = await self._behind_deployed(heldout)
+        if behind:
+            return self._finish(best, heldout, built, behind)
         sha = self.store.put_artifact(built.wasm)
         name = self.component.name
         self.store.record_result(self.run_id, best.id, name, improvement, heldout.evidence or {}, sha)
@@ -490,6 +572,11 @@ class EvolutionSearch:
             )
         if attempt.operator == TUNE:
             self.tuner.learn(parent, attempt)
+        if self._banned(attempt):
+            self.last_error[island] = (
+                "Your last block behaves exactly like an upgrade the network deployed and then rolled back. "
+                "Write a rule that makes different decisions."
+            )
         self._store(attempt)
         if attempt.correct:
             self._admit(island, attempt, parent)
@@ -713,11 +800,17 @@ class EvolutionSearch:
                 self.progress.first_improvement_s = self._elapsed()
 
     def _consider(self, attempt: Attempt) -> None:
-        """Keep the best correct program whose training gain is shown instance by instance."""
-        if not shown_in_training((attempt.metrics or {}).get("aggregate") or {}):
+        """Keep the best correct program whose training gain is shown instance by instance, and that beats
+        the deployed block (which itself is never proposed again)."""
+        proven = self.proven
+        if attempt.source_hash == self.deployed_hash:  # measured now: what is proven must beat it too
+            if proven is not None and not self._beats_deployed(proven):
+                self.proven = None
             return
-        score, proven = attempt.score, self.proven
-        if score is None:
+        score = attempt.score
+        if score is None or not shown_in_training((attempt.metrics or {}).get("aggregate") or {}):
+            return
+        if not self._beats_deployed(attempt):
             return
         if proven is None or proven.score is None or self.component.objective.better(score, proven.score):
             self.proven = attempt

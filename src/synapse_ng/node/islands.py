@@ -29,11 +29,13 @@ from collections.abc import Callable
 
 from ..collaboration.agreement import Final, island_members
 from ..collaboration.messages import MAX_MIGRANTS_PER_ISLAND, evolution_body, migrant_body
+from ..collaboration.outcomes import trust_penalties
 from ..evolution.exchange import Migrant
 from ..models import GeneratedCode, HealthIssue
 from .config import NodeConfig
 from .envelope import Envelope
 from .ledger import Ledger
+from .lessons import Lessons
 from .state import NodeState
 
 logger = logging.getLogger(__name__)
@@ -55,6 +57,7 @@ class Islands:
         sign: Callable[[str, dict], Envelope],
         engine: Callable[[], object],
         propose: Callable[[HealthIssue, GeneratedCode, str], str | None],
+        lessons: Callable[[str], Lessons],
         *,
         busy: Callable[[], bool] = lambda: False,
     ):
@@ -65,6 +68,7 @@ class Islands:
         self._sign = sign
         self._engine = engine
         self._propose = propose
+        self._lessons = lessons
         self._busy = busy  # the node's own (solo or leading) evolution is running
         self.runs: deque[dict] = deque(maxlen=20)  # this node's island runs, newest last
         self._joined: set[str] = set()  # evolution ids this node took part in (or declined)
@@ -77,10 +81,13 @@ class Islands:
         return self.state.get(MISREPORTS_KEY, {})
 
     def view(self) -> dict:
+        outcomes = self.ledger.outcomes()
         return {
             "islands_per_evolution": self.config.islands,
             "runs": [dict(run, liars=sorted(run["liars"])) for run in self.runs],
             "misreports": self.misreports(),
+            "contradicted_claims": trust_penalties(outcomes),
+            "outcomes": [o.to_dict() for o in outcomes],
         }
 
     def evolutions(self) -> list[Envelope]:
@@ -177,21 +184,30 @@ class Islands:
         self.runs.append(run)
         exchange = IslandExchange(self, evolution, rank, run)
         minutes = min(self.config.evolve_minutes, max(0.0, body["ends_at"] - time.time()) / 60.0)
+        learned = self._lessons(body["component"])
         self.searching = True
         try:
             code = await self._engine().generate_optimized_code(
                 issue,
-                {"island": f"{rank + 1} of {len(body['islands'])}", "evolution": evolution.id[:12]},
+                {
+                    **learned.context(),
+                    "island": f"{rank + 1} of {len(body['islands'])}",
+                    "evolution": evolution.id[:12],
+                },
                 exchange=exchange,
                 seed=body["seed"] + rank,
                 minutes=minutes,
                 language=body["language"],
+                deployed=learned.deployed,
+                banned=tuple(learned.banned),
             )
         finally:
             self.searching = False
             run["state"] = "done"
-        if code is not None:
-            contributors = [n for n in body["islands"] if n in exchange.contributors]
+        if code is not None:  # the winner's island first, then the others whose final reproduced
+            winner = (run["winner"] or {}).get("author")
+            others = [n for n in body["islands"] if n in exchange.contributors and n != winner]
+            contributors = ([winner] if winner else []) + others
             code.collaboration = {"evolution": evolution.id, "contributors": contributors}
             run["proposed"] = True
         return code
@@ -220,8 +236,11 @@ class IslandExchange:
         self._last_sent = -math.inf
         self.contributors: set[str] = set()
         self.finalists: set[str] = set()  # the islands whose final arrived in time, reproduced or not
-        # A sender that misreported before gets a smaller share of this evolution's re-measurements.
+        # A sender that misreported to this node before, or whose deployed claim the network's live
+        # measurements contradicted, gets a smaller share of this evolution's re-measurements.
         self._past = dict(room.misreports())
+        for node, count in trust_penalties(room.ledger.outcomes()).items():
+            self._past[node] = self._past.get(node, 0) + count
 
     # ---------------------------------------------------------------- in
 

@@ -4,6 +4,7 @@ node holds proposals to. Reads only: the rooms above decide and write."""
 
 from __future__ import annotations
 
+from ..collaboration.outcomes import UpgradeOutcome, upgrade_outcomes
 from ..governance import GovernanceRules
 from ..upgrade import RolloutStatus, rollout_status
 from .config import NodeConfig
@@ -62,6 +63,14 @@ class Ledger:
             self.state.messages(kind="rollback", proposal_id=proposal.id),
             tuple(self.config.stage_fractions),
         )
+
+    def outcomes(self) -> list[UpgradeOutcome]:
+        """Every approved code upgrade: its claim beside its live effect, as the signed reports say."""
+        statuses = self.rollouts()
+        approved = [p for p in self.proposals() if p.id in statuses]
+        reports = {p.id: self.state.messages(kind="stage_report", proposal_id=p.id) for p in approved}
+        rollbacks = {p.id: self.state.messages(kind="rollback", proposal_id=p.id) for p in approved}
+        return upgrade_outcomes(approved, reports, rollbacks, statuses)
 
     def rollouts(self) -> dict[str, RolloutStatus]:
         """The rollout of every approved code upgrade, by proposal id."""

@@ -99,6 +99,7 @@ class Node:
             self.admission.sign,
             self.remedies.engine,
             self.remedies.propose_code,
+            self.remedies.lessons,
             busy=lambda: self.remedies.evolving is not None,
         )
         self.remedies.islands = self.islands

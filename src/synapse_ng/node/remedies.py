@@ -25,6 +25,7 @@ from ..models import GeneratedCode, HealthIssue
 from .config import NodeConfig
 from .envelope import Envelope
 from .ledger import Ledger
+from .lessons import Lessons, lessons
 from .metrics import NodeMetrics
 from .peers import PeerLink
 from .refusal import Refusal
@@ -180,8 +181,16 @@ class Remedies:
                     await asyncio.sleep(1.0)
                 generated = await self.islands.lead(issue, self.immune.issue_key(issue))
             else:
+                learned = self.lessons(issue.affected_component)
                 generated = await engine.generate_optimized_code(
-                    issue, {"node": self.id[:12], "measurements": self.last_measurements}
+                    issue,
+                    {  # the past first: the problem the model reads is cut at its end when long
+                        **learned.context(),
+                        "node": self.id[:12],
+                        "measurements": self.last_measurements,
+                    },
+                    deployed=learned.deployed,
+                    banned=tuple(learned.banned),
                 )
         finally:
             self.evolving = None
@@ -195,6 +204,9 @@ class Remedies:
                 f"the engine's run {result.run_id} on {issue.affected_component} stopped: {result.stopped}"
             )
         return generated
+
+    def lessons(self, component: str) -> Lessons:
+        return lessons(self.ledger, self.runtimes.get(component), component)
 
     @property
     def engine_enabled(self) -> bool:
