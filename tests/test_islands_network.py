@@ -23,6 +23,7 @@ from node_helpers import (
 from synapse_ng.collaboration.agreement import island_members
 from synapse_ng.collaboration.messages import migrant_body
 from synapse_ng.languages import source_hash
+from test_dashboard import CHROMIUM, screenshots
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -76,6 +77,23 @@ def island_network(tmp_path, models: dict[int, str | None], nodes: int = 3, **se
     return net, ranks
 
 
+def island_row(url: str, evolution: str) -> dict[str, str]:
+    """The dashboard's row of an evolution, as a headless Chromium renders it."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 1600})
+        page.goto(url + "/")
+        row = page.wait_for_selector(f"[data-island='{evolution}']", timeout=30_000)
+        found = {
+            cell: row.query_selector(f".{cell}").inner_text() for cell in ("admitted", "liars", "winner")
+        }
+        page.screenshot(path=str(screenshots() / "5-islands.png"), full_page=True)
+        browser.close()
+    return found
+
+
 def evolution_of(url: str) -> dict:
     runs = get(url, "/api/islands")["runs"]
     return runs[-1] if runs else None
@@ -111,7 +129,7 @@ def test_three_islands_evolve_together_and_refuse_a_member_who_lies_about_its_fi
         # Found by the second island, proposed by the first, the liar not credited.
         full = get(lead, f"/api/proposals/{proposal['id']}")["params"]
         assert GAP_PENALTY.strip() in full["source"]  # the block, in the component's skeleton
-        assert params["contributors"] == [net.ids[ranks[0]], net.ids[ranks[1]]]
+        assert params["contributors"] == [net.ids[ranks[1]], net.ids[ranks[0]]]  # the winner's first
         views = {url: evolution_of(url) for url in (lead, second)}
         for url, view in views.items():
             assert view["winner"]["author"] == net.ids[ranks[1]], url
@@ -127,6 +145,10 @@ def test_three_islands_evolve_together_and_refuse_a_member_who_lies_about_its_fi
         again = migrant_body(evolution, WORST_FIT, source_hash(WORST_FIT, "rust"), [], 1.0, {}, True)
         refused = submit(lead, identity_of(net, ranks[2]), "migrant", again)
         assert refused.status_code == 409 and "already sent its final" in refused.json()["error"]
+        # The operator's page shows the island, its migrants and the liar (a real browser).
+        row = island_row(lead, evolution)
+        assert net.ids[ranks[2]][:12] in row["liars"] and net.ids[ranks[1]][:12] in row["winner"]
+        assert int(row["admitted"]) >= 1
     finally:
         load.stop()
         net.stop()

@@ -191,6 +191,23 @@ def test_a_peer_pulls_only_what_was_stored_after_its_cursor(tmp_path):
     assert state.mean_delay(0.0, exclude_author=identity.node_id) is None  # only its own messages
 
 
+def test_the_engines_statistics_count_other_islands_programs_and_banned_ones():
+    from synapse_ng.evolution.statistics import Generation, engine_statistics
+
+    stats = engine_statistics(
+        [
+            Generation("misreported", "workloads", 0.0, 0.5, 1.0, "migrant"),
+            Generation("correct", "done", 0.0, 0.5, 0.5, "migrant"),
+            Generation("incorrect", "cases", 0.0, 0.5, None, "migrant"),
+            Generation("banned", "workloads", 2.0, 0.5, 1.5, "llm-block"),
+        ],
+        {},
+    )
+    assert stats["migrants"] == {"admitted": 1, "misreported": 1, "dropped": 1}
+    assert stats["banned_as_rolled_back"] == 1
+    assert stats["successful_compilations"] == 4  # each built a module
+
+
 def test_the_engines_statistics_are_prometheus_metrics_of_the_right_types():
     from prometheus_client.parser import text_string_to_metric_families
 
@@ -199,9 +216,9 @@ def test_the_engines_statistics_are_prometheus_metrics_of_the_right_types():
 
     stats = engine_statistics(
         [
-            Generation("correct", "done", 2.0, 0.5, 1.5),
-            Generation("compile_failed", "compile", 3.0, 0.25, None),
-            Generation("duplicate", "dedup", 1.0, 0.0, None),
+            Generation("correct", "done", 2.0, 0.5, 1.5, "llm-block"),
+            Generation("compile_failed", "compile", 3.0, 0.25, None, "llm-block"),
+            Generation("duplicate", "dedup", 1.0, 0.0, None, "llm-edits"),
         ],
         {"task_allocation": 0.52},
     )

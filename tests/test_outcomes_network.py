@@ -20,6 +20,7 @@ from node_helpers import (
     rollout_state,
     wait_for,
 )
+from test_dashboard import CHROMIUM, screenshots
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -51,6 +52,21 @@ def prompts_since(server: LoopbackServer, count: int) -> list[str]:
     ]
 
 
+def outcome_row(url: str, proposal_id: str) -> dict[str, str]:
+    """The dashboard's row of an upgrade's claim and live effect, as a headless Chromium renders it."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 1600})
+        page.goto(url + "/")
+        row = page.wait_for_selector(f"[data-outcome='{proposal_id}']", timeout=30_000)
+        found = {cell: row.query_selector(f".{cell}").inner_text() for cell in ("claimed", "live")}
+        page.screenshot(path=str(screenshots() / "6-outcomes.png"), full_page=True)
+        browser.close()
+    return found
+
+
 def upgrades(url: str) -> list[dict]:
     return [p for p in get(url, "/api/proposals")["proposals"] if p["type"] == "code_upgrade"]
 
@@ -79,14 +95,16 @@ def test_outcomes_reach_the_next_search_and_a_rolled_back_block_is_never_propose
             wait_for(lambda url=url: rollout_state(url, first["id"]) == "completed", 150, "rollout")
         # The claim and the live effect, from every node's signed stage report.
         history = get(lead, "/api/islands")["outcomes"]
+        claimed = first["params"]["improvement_pct"]
         assert [o["proposal_id"] for o in history] == [first["id"]]
         outcome = history[0]
         assert outcome["claimed_pct"] == first["params"]["improvement_pct"]
         assert len(outcome["live"]) == 3 and outcome["live_effect_pct"] is not None
+        shown = outcome_row(lead, first["id"])
+        assert f"{claimed:.2f} %" in shown["claimed"] and "on 3 node(s)" in shown["live"]
         # The next search sees it in its prompt, and starts from the deployed block: the model's same
         # answer is that block, which is never proposed again.
         seen = len(server.requests)
-        claimed = first["params"]["improvement_pct"]
         line = f"upgrade {first['id'][:8]} (completed): claimed {claimed:+.2f} % held out"
         wait_for(lambda: any(line in p for p in prompts_since(server, seen)), 180, "the history in a prompt")
         done = len(get(lead, "/api/health/issues")["actions"])

@@ -123,6 +123,7 @@ def run_story(
     data: str | None = None,
     deadline_s: float = 120.0,
     window_s: float = 5.0,
+    islands: int = 1,
     console: Console | None = None,
 ) -> int:
     console = console or Console(soft_wrap=True)
@@ -142,6 +143,7 @@ def run_story(
         "evolve_minutes": minutes,
         "evolve_samples": 100_000,
         "targets": {"allocation_excess_pct": 3.0},
+        "islands": islands,
     }
     net = LocalNetwork(root, nodes, overrides=overrides)
     started = time.monotonic()
@@ -168,6 +170,32 @@ def run_story(
             load.join(10)
         net.stop()
         say(f"network stopped (state kept in {root})")
+
+
+def _tell_islands(net: LocalNetwork, say, proposal: dict) -> None:
+    """From a collaborative evolution: each island's migrants and the winner they agreed on."""
+    evolution = proposal["params"].get("evolution")
+    if not evolution:
+        return
+    contributors = [net.ids.index(n) for n in proposal["params"].get("contributors", []) if n in net.ids]
+    say(f"   found by islands {contributors} (the winner's first) of evolution {evolution[:12]}")
+    for i, url in enumerate(net.urls):
+        runs = [
+            r
+            for r in httpx.get(url + "/api/islands", timeout=30).json()["runs"]
+            if r["evolution"] == evolution
+        ]
+        for run in runs:
+            winner = run["winner"]
+            say(
+                f"   node {i}, island {run['rank'] + 1} of {len(run['islands'])}: sent {run['sent']}, "
+                f"admitted {run['admitted']}, dropped {run['dropped'] + run['misreport']} migrants; winner "
+                + (
+                    f"{winner['source_hash'][:12]} from node {net.ids.index(winner['author'])}"
+                    if winner
+                    else "none"
+                )
+            )
 
 
 def _dead_node(net: LocalNetwork) -> NodeFailed | None:
@@ -305,6 +333,7 @@ def _follow(net: LocalNetwork, say, started: float, minutes: float):
                         f"   {w['id']:<11} best fit {w['baseline']['bins']:.2f} bins, "
                         f"candidate {w['candidate']['bins']:.2f} bins"
                     )
+                _tell_islands(net, say, proposal)
                 say(
                     "   every node now re-verifies it: "
                     "hash, static checks, correctness suite, evidence re-run"

@@ -42,6 +42,13 @@ WINDOW_HELP = "Health window of each rollout stage (s)."
     help="Voting deadline of a proposal (s): room for every node to rebuild and re-measure the upgrade.",
 )
 @click.option("--window", "window_s", type=float, default=5.0, show_default=True, help=WINDOW_HELP)
+@click.option(
+    "--islands",
+    type=click.IntRange(1, 8),
+    default=1,
+    show_default=True,
+    help="Nodes that evolve the issue together, each an island of one search (collaborative evolution).",
+)
 @json_option("Machine-readable output (with --pipeline; the story itself is told for a person).")
 def demo_command(
     pipeline: bool,
@@ -53,6 +60,7 @@ def demo_command(
     data: str | None,
     deadline_s: float,
     window_s: float,
+    islands: int,
     out: Output,
 ) -> None:
     """The main job: a local network finds a chronic problem in its own hot code, evolves a fix with the
@@ -62,13 +70,15 @@ def demo_command(
             from ..demo import run_demo
 
             sys.exit(run_demo(as_json=out.json))
-        sys.exit(_story(nodes, minutes, provider, model_name, endpoint, data, deadline_s, window_s))
+        if islands > nodes:
+            raise click.BadParameter(f"{islands} islands need at least {islands} nodes, not {nodes}")
+        sys.exit(_story(nodes, minutes, provider, model_name, endpoint, data, deadline_s, window_s, islands))
     except KeyboardInterrupt:  # click would say "Aborted!" and exit 1: a person who stopped it sees "stopped"
         click.echo("stopped", err=True)
         sys.exit(130)
 
 
-def _story(nodes, minutes, provider, model_name, endpoint, data, deadline_s, window_s) -> int:
+def _story(nodes, minutes, provider, model_name, endpoint, data, deadline_s, window_s, islands) -> int:
     from ..story import run_story
 
     def stop(*_):  # SIGTERM stops the story like Ctrl-C: its network is shut down, not orphaned
@@ -86,4 +96,5 @@ def _story(nodes, minutes, provider, model_name, endpoint, data, deadline_s, win
         data=data,
         deadline_s=deadline_s,
         window_s=window_s,
+        islands=islands,
     )

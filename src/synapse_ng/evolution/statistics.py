@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from ..outcome import Outcome, Stage, built_a_module
+from .attempt import MIGRANT
 
 
 class Generation(NamedTuple):
@@ -25,6 +26,7 @@ class Generation(NamedTuple):
     generation_s: float
     compile_s: float
     improvement_pct: float | None
+    operator: str
 
 
 def engine_statistics(generations: Iterable[Generation], best_improvement_per_component: dict) -> dict:
@@ -32,6 +34,9 @@ def engine_statistics(generations: Iterable[Generation], best_improvement_per_co
     generation_s: list[float] = []
     compile_s: list[float] = []
     training: list[float] = []
+    # Other islands' programs (a collaborative evolution), by what the re-measurement here found.
+    migrants = {"admitted": 0, "misreported": 0, "dropped": 0}
+    banned = 0
     for row in generations:
         total += 1
         generation_s.append(row.generation_s)
@@ -45,6 +50,10 @@ def engine_statistics(generations: Iterable[Generation], best_improvement_per_co
         # best_improvement_per_component): how a running search is doing.
         if outcome is Outcome.CORRECT and row.improvement_pct is not None:
             training.append(row.improvement_pct)
+        banned += outcome is Outcome.BANNED
+        if row.operator == MIGRANT:
+            kind = {Outcome.CORRECT: "admitted", Outcome.MISREPORTED: "misreported"}.get(outcome, "dropped")
+            migrants[kind] += 1
     return {
         "best_training_improvement_pct": max(training) if training else None,
         "total_generations": total,
@@ -57,6 +66,8 @@ def engine_statistics(generations: Iterable[Generation], best_improvement_per_co
         "total_generation_time_seconds": sum(generation_s),
         "total_compilation_time_seconds": sum(compile_s),
         "best_improvement_per_component": best_improvement_per_component,
+        "migrants": migrants,
+        "banned_as_rolled_back": banned,
     }
 
 

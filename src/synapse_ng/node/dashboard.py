@@ -159,6 +159,7 @@ def dashboard_snapshot(node: Node, software: str) -> dict[str, Any]:
             "components": node.component_versions(),
         },
         "runs": _runs(node),
+        "islands": node.islands.view(),
     }
 
 

@@ -74,6 +74,7 @@ class Islands:
         self._joined: set[str] = set()  # evolution ids this node took part in (or declined)
         self._task: asyncio.Task | None = None
         self.searching = False
+        self.current: dict | None = None  # the island run under way here, as /api/health shows it
 
     # ------------------------------------------------------------------ reads
 
@@ -186,6 +187,12 @@ class Islands:
         minutes = min(self.config.evolve_minutes, max(0.0, body["ends_at"] - time.time()) / 60.0)
         learned = self._lessons(body["component"])
         self.searching = True
+        self.current = {
+            "component": body["component"],
+            "since": time.time(),
+            "issue": issue.description,
+            "island": f"{rank + 1} of {len(body['islands'])}",
+        }
         try:
             code = await self._engine().generate_optimized_code(
                 issue,
@@ -203,6 +210,7 @@ class Islands:
             )
         finally:
             self.searching = False
+            self.current = None
             run["state"] = "done"
         if code is not None:  # the winner's island first, then the others whose final reproduced
             winner = (run["winner"] or {}).get("author")

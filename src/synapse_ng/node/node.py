@@ -168,7 +168,8 @@ class Node:
 
     @property
     def evolving(self) -> dict | None:
-        return self.remedies.evolving
+        """The engine run under way: this node's own, or its island of another member's evolution."""
+        return self.remedies.evolving or self.islands.current
 
     def members(self) -> list[str]:
         return self.ledger.members()

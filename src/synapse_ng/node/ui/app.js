@@ -172,7 +172,7 @@ function drawGovernance(snap) {
 function drawEvolution(snap) {
   const runs = snap.runs;
   if (!runs.length) {
-    fill("evolution", el("p", { class: "muted" }, snap.node.engine.enabled ? "no engine runs yet" : "the engine is off on this node"));
+    fill("evolution", el("p", { class: "muted" }, snap.node.engine.enabled ? "no engine runs yet" : "the engine is off on this node"), drawIslands(snap.islands));
     return;
   }
   if (!state.runId || !runs.some((r) => r.run_id === state.runId)) state.runId = runs[0].run_id;
@@ -180,9 +180,25 @@ function drawEvolution(snap) {
     el("tr", { "data-run": r.run_id, style: r.run_id === state.runId ? "font-weight:600" : "", onclick: () => { state.runId = r.run_id; state.runFetchedAt = 0; refreshRun(); } },
       el("td", { class: "mono" }, r.run_id), el("td", {}, r.component), el("td", {}, badge(r.status)),
       el("td", {}, r.samples), el("td", {}, `${number(r.elapsed_s / 60, 1)} min`), el("td", {}, r.reason || "")));
-  fill("evolution", table(["run", "component", "status", "samples", "time", "outcome"], rows));
+  fill("evolution", table(["run", "component", "status", "samples", "time", "outcome"], rows), drawIslands(snap.islands));
   const current = runs.find((r) => r.run_id === state.runId);
   if (!state.run || state.run.run_id !== state.runId || (current.status === "running" && Date.now() - state.runFetchedAt > 5000) || state.run.status !== current.status) refreshRun();
+}
+
+// Collaborative evolution: this node's islands, what their migrants became here, the winner they agreed on.
+function drawIslands(islands) {
+  if (!islands || !islands.runs.length) return null;
+  const rows = islands.runs.slice().reverse().map((r) =>
+    el("tr", { "data-island": r.evolution },
+      el("td", { class: "mono" }, short(r.evolution)), el("td", {}, r.component),
+      el("td", {}, `${r.rank + 1} of ${r.islands.length}`), el("td", {}, badge(r.state, "")),
+      el("td", { class: "sent" }, r.sent), el("td", { class: "admitted" }, r.admitted),
+      el("td", { class: "dropped" }, r.dropped + r.misreport),
+      el("td", { class: "liars mono" }, r.liars.map(short).join(", ") || "-"),
+      el("td", { class: "winner mono" }, r.winner ? `${short(r.winner.source_hash)} from ${short(r.winner.author)}` : "-"),
+      el("td", {}, r.proposed ? "proposed here" : "")));
+  return [el("h3", {}, "Islands"),
+    table(["evolution", "component", "island", "state", "sent", "admitted", "dropped", "misreported by", "winner", ""], rows)];
 }
 
 async function refreshRun() {
@@ -239,8 +255,17 @@ function drawUpgrades(snap) {
       el("td", {}, c.versions.length > 1 ? el("button", { "data-rollback": name, onclick: () => rollback(name, c.active) }, "Roll back") : "")));
   const history = u.history.slice().reverse().map((h) =>
     el("tr", {}, el("td", {}, h.seq), el("td", {}, h.component), el("td", { class: "mono" }, short(h.version)), el("td", {}, badge(h.event, "")), el("td", {}, h.reason || ""), el("td", {}, when(h.at))));
+  const outcomes = (snap.islands ? snap.islands.outcomes : []).slice().reverse().map((o) =>
+    el("tr", { "data-outcome": o.proposal_id },
+      el("td", { class: "mono" }, short(o.proposal_id)), el("td", {}, o.component), el("td", {}, badge(o.state)),
+      el("td", { class: "claimed" }, `${number(o.claimed_pct, 2)} %`),
+      el("td", { class: "live" }, o.live_effect_pct === null ? "-" : `${number(o.live_effect_pct, 2)} % on ${o.live.filter((e) => e.effect_pct !== null).length} node(s)`),
+      el("td", {}, o.contradicted ? badge("contradicted", "bad") : badge("consistent", "ok")),
+      el("td", { class: "mono" }, short(o.found_by))));
   fill("upgrades",
     rollouts.length ? rollouts : el("p", { class: "muted" }, "no rollouts"),
+    el("h3", {}, "Claims and live effects"),
+    outcomes.length ? table(["upgrade", "component", "state", "claimed (held out)", "live effect", "", "found by"], outcomes) : el("p", { class: "muted" }, "no upgrades yet"),
     el("h3", {}, "Components"), table(["component", "live version", "versions", "calls", "faults", "fallbacks", ""], components),
     el("h3", {}, "Version history"), history.length ? table(["#", "component", "version", "event", "reason", "at"], history) : el("p", { class: "muted" }, "none"));
 }
