@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import multiprocessing
 import os
 import platform
@@ -155,15 +156,20 @@ def collaborating(args, root: Path) -> dict:
         winner = next((r["winner"] for r in runs if r["winner"]), None)
         evolution = runs[0]["evolution"]
         db = sqlite3.connect(net.dir(0) / "node.sqlite3")
-        migrants, size = db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(LENGTH(body)), 0) FROM messages"
-            " WHERE kind = 'migrant' AND proposal_id = ?",
-            (evolution,),
-        ).fetchone()
+        bodies = [
+            body
+            for (body,) in db.execute(
+                "SELECT body FROM messages WHERE kind = 'migrant' AND proposal_id = ?", (evolution,)
+            )
+        ]
+        size = sum(len(body.encode()) for body in bodies)
+        finals = sum(1 for body in bodies if json.loads(body)["final"])
+        migrants = len(bodies) - finals
         row = {
             "migrants": migrants,
             "bytes": size,
             "admitted": sum(r["admitted"] for r in runs),
+            "finals": finals,
             "note": "no winner: no island's final reproduced a shown gain",
         }
         if winner is not None:

@@ -14,6 +14,7 @@ from synapse_ng.collaboration.messages import (
     MAX_ISLANDS,
     MAX_LINEAGE,
     MAX_MIGRANT_SOURCE_CHARS,
+    MAX_MIGRANTS_PER_ISLAND,
     CollaborationError,
     evolution_body,
     migrant_body,
@@ -167,3 +168,104 @@ def test_the_outcome_history_puts_each_claim_beside_its_live_effect(tmp_path):
     statuses[kept.id] = RolloutStatus(kept.id, "rolled_back", [], None, rollback_reason="operator")
     rollbacks[kept.id] = [_signed(keys[0], "rollback", rollback_body(kept.id, "operator", False))]
     assert not upgrade_outcomes([kept], reports, rollbacks, statuses)[0].contradicted
+
+
+# ------------------------------------------------------------------------------------------ admission
+
+
+@pytest.fixture
+def admission(tmp_path):
+    """A node's admission over real SQLite, with six members (their keys in hand, as attackers have)."""
+    from synapse_ng.node.admission import Admission
+    from synapse_ng.node.config import NodeConfig
+    from synapse_ng.node.identity import Identity
+    from synapse_ng.node.ledger import Ledger
+    from synapse_ng.node.metrics import NodeMetrics
+    from synapse_ng.node.state import NodeState
+
+    keys = [Identity.load_or_create(tmp_path / f"key{i}") for i in range(6)]
+    state = NodeState(tmp_path / "node.sqlite3")
+    for key in keys:
+        state.add_member(key.node_id, None)
+    config = NodeConfig(data_dir=str(tmp_path))
+    ledger = Ledger(state, config)
+    gate = Admission(keys[0], state, config, NodeMetrics(), ledger, on_new=lambda envelope: None)
+    yield gate, keys
+    state.close()
+
+
+def _refusal(gate, envelope) -> tuple[int, str]:
+    from synapse_ng.node.refusal import Refusal
+
+    with pytest.raises(Refusal) as refused:
+        gate.ingest(envelope)
+    return refused.value.status, refused.value.message
+
+
+def test_an_evolution_binds_only_the_islands_its_issue_ranks_and_only_from_the_designated_member(admission):
+    import time
+
+    from synapse_ng.node.envelope import sign_envelope
+
+    gate, keys = admission
+    by_id = {k.node_id: k for k in keys}
+    issue = "task_allocation:allocation_excess_pct"
+    ranked = island_members(issue, by_id, 3)
+    lead, other = by_id[ranked[0]], by_id[ranked[1]]
+    body = evolution_body(issue, "task_allocation", "rust", ranked, time.time() + 600, 1)
+    # Opened by another island in the designated one's name, or naming islands of its own choice.
+    assert _refusal(gate, sign_envelope(other, "evolution", body))[0] == 403
+    chosen = [ranked[0]] + [n for n in by_id if n not in ranked][:2]
+    status, message = _refusal(gate, sign_envelope(lead, "evolution", {**body, "islands": chosen}))
+    assert status == 422 and "sha256(issue + member)" in message
+    # Longer than four hours: refused.
+    long = {**body, "ends_at": time.time() + 5 * 3600}
+    assert _refusal(gate, sign_envelope(lead, "evolution", long))[0] == 422
+    evolution = sign_envelope(lead, "evolution", body)
+    assert gate.ingest(evolution).new
+    # One open evolution per member.
+    again = {**body, "ends_at": body["ends_at"] + 1}
+    assert _refusal(gate, sign_envelope(lead, "evolution", again))[0] == 429
+
+
+def test_a_migrant_comes_only_from_an_island_in_time_within_its_count_and_with_its_own_hash(admission):
+    import time
+
+    from synapse_ng.languages import source_hash
+    from synapse_ng.node.envelope import sign_envelope
+
+    gate, keys = admission
+    by_id = {k.node_id: k for k in keys}
+    issue = "task_allocation:allocation_excess_pct"
+    ranked = island_members(issue, by_id, 3)
+    lead, island = by_id[ranked[0]], by_id[ranked[1]]
+    outsider = next(k for k in keys if k.node_id not in ranked)
+    evolution = sign_envelope(
+        lead, "evolution", evolution_body(issue, "task_allocation", "rust", ranked, time.time() + 600, 1)
+    )
+    digest = source_hash(BLOCK, "rust")
+
+    def migrant(key, final=False, **changes):
+        body = migrant_body(evolution.id, BLOCK, digest, [], 200.0, {}, final)
+        body.update(changes)
+        return sign_envelope(key, "migrant", body)
+
+    assert _refusal(gate, migrant(island))[0] == 404, "an evolution this node does not hold (yet)"
+    gate.ingest(evolution)
+    assert _refusal(gate, migrant(outsider))[0] == 403
+    assert _refusal(gate, migrant(island, source_hash=HASH))[0] == 422
+    # An evolution that ended 15 minutes ago (history: stored, binding no one) takes no more migrants.
+    ended = sign_envelope(
+        lead,
+        "evolution",
+        evolution_body(issue, "task_allocation", "rust", ranked, time.time() - 900, 1),
+        created_at=time.time() - 1000,
+    )
+    assert gate.ingest(ended).new
+    stale = sign_envelope(island, "migrant", migrant_body(ended.id, BLOCK, digest, [], 200.0, {}, True))
+    status, message = _refusal(gate, stale)
+    assert status == 409 and "ended" in message
+    for n in range(MAX_MIGRANTS_PER_ISLAND - 1):
+        assert gate.ingest(migrant(island, score=float(n))).new
+    assert gate.ingest(migrant(island, final=True)).new
+    assert _refusal(gate, migrant(island, score=-1.0))[0] == 429

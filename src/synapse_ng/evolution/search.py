@@ -326,6 +326,7 @@ class EvolutionSearch:
                 self.exchange.judged(migrant, "dropped", "built here before, and it was not correct here")
                 return None
             parent = self.population.baseline
+            assert parent is not None  # the run does not start without one
             attempt = self._attempt(island, parent, MIGRANT, migrant.source)
             attempt.provider, attempt.model = "island", migrant.sender[:16]
             attempt = await self._judge_new(attempt, island, self.progress.proposals)
@@ -339,6 +340,7 @@ class EvolutionSearch:
                 # The claim was false, not the program: the model or an honest island may still bring it.
                 self.population.seen.discard(digest)
             self._store(attempt)
+            assert attempt.id is not None  # given by the store
             self._foreign[attempt.id] = migrant.lineage
             if not attempt.correct:
                 verdict = "misreport" if problem else "dropped"

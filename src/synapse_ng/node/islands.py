@@ -26,6 +26,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..collaboration.agreement import Final, island_members
 from ..collaboration.messages import MAX_MIGRANTS_PER_ISLAND, evolution_body, migrant_body
@@ -37,6 +38,9 @@ from .envelope import Envelope
 from .ledger import Ledger
 from .lessons import Lessons
 from .state import NodeState
+
+if TYPE_CHECKING:  # the engine is loaded on first use (remedies.py): a node that never evolves never loads it
+    from ..evolution.engine import EvolutionaryEngineManager
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +59,7 @@ class Islands:
         state: NodeState,
         ledger: Ledger,
         sign: Callable[[str, dict], Envelope],
-        engine: Callable[[], object],
+        engine: Callable[[], EvolutionaryEngineManager],
         propose: Callable[[HealthIssue, GeneratedCode, str], str | None],
         lessons: Callable[[str], Lessons],
         *,
@@ -272,7 +276,8 @@ class IslandExchange:
         return found
 
     def judged(self, migrant: Migrant, verdict: str, detail: str) -> None:
-        self.run[verdict] = self.run.get(verdict, 0) + 1
+        if not migrant.final:  # a final's verdict shows in the winner and the contributors
+            self.run[verdict] = self.run.get(verdict, 0) + 1
         if verdict == "misreport":
             self.run["liars"].add(migrant.sender)
             self.room.record_misreport(migrant.sender)

@@ -16,6 +16,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..errors import EngineFailed
 from ..governance import readable_text
@@ -31,6 +32,9 @@ from .peers import PeerLink
 from .refusal import Refusal
 from .runtime import ComponentRuntime
 from .state import NodeState
+
+if TYPE_CHECKING:
+    from .islands import Islands
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +72,8 @@ class Remedies:
         self.measurement_history: deque[tuple[float, dict[str, float]]] = deque(maxlen=720)
         self.actions: deque[dict] = deque(maxlen=200)
         self.evolving: dict | None = None  # the engine run under way, if any
-        self.islands = None  # node/islands.py's room, when the node has one: evolutions with other members
+        # node/islands.py's room, when the node has one: evolutions with other members
+        self.islands: Islands | None = None
 
     def _immune_system(self) -> ImmuneSystem:
         return ImmuneSystem(targets_from_config(self.config.targets), chronic_after=self.config.chronic_after)

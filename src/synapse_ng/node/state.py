@@ -93,6 +93,7 @@ class NodeState:
     def add_message(self, envelope: Envelope) -> bool:
         # The message it is about: a proposal (or an evolution) itself, what a vote or report answers, the
         # evolution a migrant belongs to.
+        proposal_id: str | None
         if envelope.kind in ("proposal", "evolution"):
             proposal_id = envelope.id
         else:
