@@ -99,9 +99,10 @@ def main() -> None:
     )
     for row in rows:
         print(
-            f"{row['arm']:<14} {fmt(row.get('train_pct'), '+.3f')}% {fmt(row.get('heldout_pct'), '+.3f')}%"
-            f" {fmt(row.get('p'), '.3g'):>8} {fmt(row.get('or3'), '.2f')}%"
-            f" {fmt(row.get('weibull_5k'), '.2f')}% {row.get('migrants', '-'):>9}"
+            f"{row['arm']:<14} {fmt(row.get('train_pct'), '+.3f'):>7}%"
+            f" {fmt(row.get('heldout_pct'), '+.3f'):>8}%"
+            f" {fmt(row.get('p'), '.3g'):>8} {fmt(row.get('or3'), '.2f'):>6}%"
+            f" {fmt(row.get('weibull_5k'), '.2f'):>7}% {row.get('migrants', '-'):>9}"
             f" {row.get('admitted', '-'):>9} {row.get('bytes', '-'):>8}  {row['note']}"
         )
     print(

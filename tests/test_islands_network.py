@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from llm_servers import LoopbackServer, Ok, OpenAIWire
+from llm_servers import HANG, LoopbackServer, Ok, OpenAIWire
 from node_helpers import (
     GAP_PENALTY,
     AllocationLoad,
@@ -157,9 +157,12 @@ def test_three_islands_evolve_together_and_refuse_a_member_who_lies_about_its_fi
 
 
 def test_a_designated_node_killed_mid_search_does_not_stop_the_proposal(tmp_path):
-    servers = [LoopbackServer(OpenAIWire(), block(GAP_PENALTY)) for _ in range(3)]
+    # The designated island's model never answers, so it is surely mid-search when it is killed.
+    servers = [LoopbackServer(OpenAIWire(), HANG)] + [
+        LoopbackServer(OpenAIWire(), block(GAP_PENALTY)) for _ in range(2)
+    ]
     net, ranks = island_network(
-        tmp_path, {rank: servers[rank].url for rank in range(3)}, evolve_minutes=1.0, quorum=0.5
+        tmp_path, {rank: servers[rank].url for rank in range(3)}, evolve_minutes=0.5, quorum=0.5
     )
     load = AllocationLoad(net).start()
     try:
