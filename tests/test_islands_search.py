@@ -13,7 +13,7 @@ from synapse_ng.evolution.search import Budget, EvolutionSearch, SearchConfig
 from synapse_ng.evolution.store import Store
 from synapse_ng.languages import source_hash
 from synapse_ng.models import CodeLanguage
-from test_search import COMPONENT, FAST, WRONG, answer, provider_for
+from test_search import BROKEN, COMPONENT, FAST, WRONG, answer, provider_for
 
 # Correct, and better than the baseline, but not as good as FAST: a second honest program.
 UNROLLED = (
@@ -142,17 +142,27 @@ def test_islands_admit_only_what_reproduces_and_agree_on_one_winner(tmp_path):
 
 
 def test_a_final_whose_claim_does_not_reproduce_cannot_win(tmp_path):
-    pool = Pool(["a", "liar"])
+    pool = Pool(["a", "broken", "liar"])
     door = Door(pool, "a", proposer=True)
     # The liar's final: UNROLLED claiming a score no program reaches. It is measured and refused.
     pool.finals["liar"] = Migrant(
         "l", "liar", UNROLLED, source_hash(UNROLLED, CodeLanguage.RUST), (), 1.0, {}, True
     )
+    # A final that does not build is dropped (built as sent: no fixes, no model call spent on it), and the
+    # decision goes on.
+    pool.finals["broken"] = Migrant(
+        "b", "broken", BROKEN, source_hash(BROKEN, CodeLanguage.RUST), (), 1.0, {}, True
+    )
     server = LoopbackServer(OpenAIWire(), answer(WRONG), answer(WRONG))
     try:
         result = asyncio.run(island(tmp_path, "a", server, door).run())
+        asked = len(server.requests)
     finally:
         server.close()
     assert door.winner is None
-    assert ("liar", "misreport") in {(s, v) for s, v, _ in door.verdicts}
+    verdicts = {(s, v) for s, v, _ in door.verdicts}
+    assert ("liar", "misreport") in verdicts and ("broken", "dropped") in verdicts
     assert not result.improved and "no island's final program" in result.reason
+    assert asked == len(
+        [a for a in Store(tmp_path / "a").candidates(result.run_id) if a.operator.startswith("llm-")]
+    )

@@ -9,12 +9,14 @@ The claim is the proposal's held-out improvement (every voter re-measured it). T
 node's stage report: the rollout shadows the new and the previous version on the same recent production
 inputs (node/rollouts.py) and signs both objectives. Both production objectives are lower-is-better, so
 the live effect in percent is (before - after) / before * 100: positive is better, as the claim is.
-A claim is contradicted when the upgrade was rolled back automatically (a fault or a regression), or when
-its live effect, averaged over the nodes that reported one, is a loss.
+Each node's first report of a stage counts, and the live effect is the median over the nodes: one member's
+figures cannot swing it alone. A claim is contradicted when the upgrade was rolled back automatically (a
+fault or a regression), or when its live effect is a loss; the proposer, who signed the claim, bears it.
 """
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass, field
 
 
@@ -25,7 +27,7 @@ class UpgradeOutcome:
     author: str
     claimed_pct: float
     state: str  # the rollout's: in_progress, completed, rolled_back
-    found_by: str  # the node whose program it is: a collaborative evolution's winning island, else the author
+    language: str
     source: str = ""
     live: list[dict] = field(default_factory=list)  # per report: node, stage, ok, before, after, effect_pct
     rollback_reason: str | None = None
@@ -33,8 +35,9 @@ class UpgradeOutcome:
 
     @property
     def live_effect_pct(self) -> float | None:
+        """The median over the nodes that measured one: one member's figures cannot swing it alone."""
         effects = [entry["effect_pct"] for entry in self.live if entry["effect_pct"] is not None]
-        return sum(effects) / len(effects) if effects else None
+        return statistics.median(effects) if effects else None
 
     @property
     def contradicted(self) -> bool:
@@ -65,18 +68,22 @@ def upgrade_outcomes(
         if status is None:
             continue
         params = proposal.body["params"]
-        contributors = params.get("contributors") or []
         outcome = UpgradeOutcome(
             proposal.id,
             params["component"],
             proposal.author,
             float(params["improvement_pct"]),
             status.state,
-            contributors[0] if contributors else proposal.author,
+            params.get("language", "rust"),
             params.get("source", ""),
             rollback_reason=status.rollback_reason,
         )
-        for report in reports.get(proposal.id, []):
+        counted: set[tuple[str, int]] = set()
+        for report in reports.get(proposal.id, []):  # oldest first: a node's first report of a stage counts
+            key = (report.author, report.body["stage"])
+            if key in counted:
+                continue
+            counted.add(key)
             figures = report.body["figures"]
             before, after = figures.get("objective_before"), figures.get("objective_after")
             outcome.live.append(
@@ -98,11 +105,12 @@ def upgrade_outcomes(
 
 
 def trust_penalties(outcomes: list[UpgradeOutcome]) -> dict[str, int]:
-    """Contradicted claims per node whose program it was: every node derives the same counts."""
+    """Contradicted claims per proposer (the member that signed the claim after confirming it on held-out
+    work): every node derives the same counts from the same messages."""
     counts: dict[str, int] = {}
     for outcome in outcomes:
         if outcome.contradicted:
-            counts[outcome.found_by] = counts.get(outcome.found_by, 0) + 1
+            counts[outcome.author] = counts.get(outcome.author, 0) + 1
     return counts
 
 
@@ -118,6 +126,8 @@ def describe(outcome: UpgradeOutcome) -> str:
         f"upgrade {outcome.proposal_id[:8]} ({outcome.state}): "
         f"claimed {outcome.claimed_pct:+.2f} % held out, {live}"
     )
-    if outcome.state == "rolled_back" and outcome.rollback_reason:
-        line += f"; rolled back: {outcome.rollback_reason[:160]}"
+    if outcome.state == "rolled_back":  # the reason is a member's free text: it stays out of the prompt
+        line += "; rolled back " + (
+            "automatically" if outcome.rolled_back_automatically else "by an operator"
+        )
     return line

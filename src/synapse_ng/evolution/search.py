@@ -313,7 +313,12 @@ class EvolutionSearch:
 
     async def _remeasure(self, migrant: Migrant, island: int = 0) -> Attempt | None:
         """Another island's program, judged here like any candidate: its correct attempt when the figures
-        measured here are the ones claimed, else None (and the exchange hears why)."""
+        measured here are the ones claimed, else None (and the exchange hears why).
+
+        A migrant is built exactly as sent: no rustc fixes and no model repairs (its hash is of what was
+        sent, and a repair would cost this island a model call for another's mistake). What is not known
+        here as correct is measured, even when this island saw its hash in a form it never measured (a
+        tuner setting), so that every island judges the same finals the same way."""
         digest = source_hash(migrant.source, self.config.language)
         if digest != migrant.source_hash:
             self.exchange.judged(
@@ -321,40 +326,51 @@ class EvolutionSearch:
             )
             return None
         known = self._measured.get(digest)
-        if known is None:
-            if not self.population.claim(digest):
-                self.exchange.judged(migrant, "dropped", "built here before, and it was not correct here")
-                return None
-            parent = self.population.baseline
-            assert parent is not None  # the run does not start without one
-            attempt = self._attempt(island, parent, MIGRANT, migrant.source)
-            attempt.provider, attempt.model = "island", migrant.sender[:16]
-            attempt = await self._judge_new(attempt, island, self.progress.proposals)
-            problem = misreport(migrant, attempt.score, attempt.scores) if attempt.correct else None
-            if not problem and self._banned(attempt):
-                self._store(attempt)
-                self.exchange.judged(migrant, "dropped", attempt.message)
-                return None
+        if known is not None:
+            problem = misreport(migrant, known.score, known.scores)
             if problem:
-                attempt.end(Outcome.MISREPORTED, Stage.WORKLOADS, problem)
-                # The claim was false, not the program: the model or an honest island may still bring it.
-                self.population.seen.discard(digest)
-            self._store(attempt)
-            assert attempt.id is not None  # given by the store
-            self._foreign[attempt.id] = migrant.lineage
-            if not attempt.correct:
-                verdict = "misreport" if problem else "dropped"
-                self.exchange.judged(migrant, verdict, problem or f"not correct here: {attempt.message}")
+                self.exchange.judged(migrant, "misreport", problem)
                 return None
-            self._admit(island, attempt, parent)
-            self.exchange.judged(migrant, "admitted", f"reproduced: training score {attempt.score:g}")
-            return attempt
-        problem = misreport(migrant, known.score, known.scores)
+            self.exchange.judged(migrant, "admitted", "reproduced: this island measured the same program")
+            return known
+        self.population.claim(digest)
+        parent = self.population.baseline
+        assert parent is not None  # the run does not start without one
+        attempt = self._attempt(island, parent, MIGRANT, migrant.source)
+        attempt.provider, attempt.model = "island", migrant.sender[:16]
+        started = time.monotonic()
+        built = await asyncio.to_thread(self._build, attempt.source)
+        attempt.compile_s = time.monotonic() - started
+        if isinstance(built, BuildFailure):
+            attempt.failed(built)
+        else:
+            evaluation = await self.executor.evaluate(
+                self.component,
+                attempt.source,
+                self.config.language,
+                Split.TRAIN,
+                built=built,
+                random_cases=self.config.random_cases,
+                time_limit_s=self.config.eval_time_limit_s,
+            )
+            attempt.judged(evaluation, built.sha256)
+        problem = misreport(migrant, attempt.score, attempt.scores) if attempt.correct else None
         if problem:
-            self.exchange.judged(migrant, "misreport", problem)
+            attempt.end(Outcome.MISREPORTED, Stage.WORKLOADS, problem)
+            # The claim was false, not the program: the model or an honest island may still bring it.
+            self.population.seen.discard(digest)
+        banned = not problem and self._banned(attempt)
+        self._store(attempt)
+        assert attempt.id is not None  # given by the store
+        self._foreign[attempt.id] = migrant.lineage
+        if not attempt.correct:
+            verdict = "misreport" if problem else "dropped"
+            reason = problem or (attempt.message if banned else f"not correct here: {attempt.message}")
+            self.exchange.judged(migrant, verdict, reason)
             return None
-        self.exchange.judged(migrant, "admitted", "reproduced: this island measured the same program")
-        return known
+        self._admit(island, attempt, parent)
+        self.exchange.judged(migrant, "admitted", f"reproduced: training score {attempt.score:g}")
+        return attempt
 
     async def _behind_deployed(self, heldout: Evaluation) -> str | None:
         """Why the candidate does not beat the deployed block on held-out work, or None (or no block)."""

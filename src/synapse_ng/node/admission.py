@@ -37,7 +37,7 @@ from .state import NodeState
 logger = logging.getLogger(__name__)
 
 # A batch is ingested in this order: what a message refers to comes before it.
-KIND_ORDER = {"proposal": 0, "vote": 1, "stage_report": 2, "rollback": 3, "evolution": 4, "migrant": 5}
+KIND_ORDER = {"evolution": 0, "proposal": 1, "vote": 2, "stage_report": 3, "rollback": 4, "migrant": 5}
 MAX_REPORTS_PER_AUTHOR = 16  # stage reports and rollbacks per proposal
 # One validator per kind of body: the message models of governance (proposal, vote) and upgrade (rollout).
 BODY_CHECKS = {
@@ -170,6 +170,8 @@ class Admission:
             self._check_rules(body)
             self._check_time(envelope)
             self._check_quota(envelope)
+            if body["type"] == "code_upgrade" and "evolution" in body["params"]:
+                self._check_islands_proposal(envelope)
             return False
         if envelope.kind == "evolution":
             self._check_evolution(envelope)
@@ -183,6 +185,8 @@ class Admission:
         """Opened by the issue's designated member, naming the islands the rank names, for a bounded time,
         one open at a time per member: what one member can make the others compute is bounded."""
         body, now = envelope.body, time.time()
+        if not body["issue"].startswith(body["component"] + ":"):
+            raise Refusal(422, "an evolution's issue is its component's: \"component:metric\"")
         if body["islands"][0] != envelope.author:
             raise Refusal(
                 403, "an evolution is opened by its first island (the issue's designated member), not another"
@@ -208,6 +212,26 @@ class Admission:
                     f"member {envelope.author[:16]} has an evolution open until {other.body['ends_at']:.0f}",
                 )
 
+    def _check_islands_proposal(self, envelope: Envelope) -> None:
+        """A code upgrade that names an evolution comes from one of its islands and credits only them: a
+        stranger's proposal naming it would otherwise stop the islands from proposing their winner."""
+        params = envelope.body["params"]
+        evolution = self.state.message(params["evolution"])
+        if evolution is None or evolution.kind != "evolution":
+            raise Refusal(
+                404, f"unknown evolution {params['evolution'][:16]}: this node has no such evolution (yet)"
+            )
+        islands = evolution.body["islands"]
+        if envelope.author not in islands:
+            raise Refusal(
+                403, f"member {envelope.author[:16]} is not an island of evolution {evolution.id[:16]}"
+            )
+        strangers = [n for n in params.get("contributors") or [] if n not in islands]
+        if strangers:
+            raise Refusal(
+                422, f"params.contributors names {strangers[0][:16]}, not an island of this evolution"
+            )
+
     def _check_migrant(self, envelope: Envelope) -> None:
         """From an island of a known evolution, in time, within its count, one final, its hash its own."""
         body = envelope.body
@@ -220,15 +244,19 @@ class Admission:
             raise Refusal(
                 403, f"member {envelope.author[:16]} is not an island of evolution {evolution.id[:16]}"
             )
-        late = envelope.created_at - evolution.body["ends_at"]
+        config, ends_at = self.config, evolution.body["ends_at"]
+        if time.time() > ends_at + config.island_final_wait_s + config.max_clock_skew_s:
+            # Over by this node's clock too: nothing can use it any more (and an evolution stored as
+            # history, backdated, takes no migrants at all).
+            raise Refusal(409, f"evolution {evolution.id[:16]} is over; its migrants are no longer taken")
+        late = envelope.created_at - ends_at
         # The author's clock, not this node's, made created_at: it may be off by max_clock_skew_s.
         allowed = self.config.max_clock_skew_s + (self.config.island_final_wait_s if body["final"] else 0.0)
         if late > allowed:
             raise Refusal(
                 409, f"evolution {evolution.id[:16]} ended {late:.0f} s before this migrant was made"
             )
-        mine = self.state.messages(kind="migrant", proposal_id=evolution.id)
-        mine = [m for m in mine if m.author == envelope.author]
+        mine = self.state.authored("migrant", evolution.id, envelope.author)
         if len(mine) >= MAX_MIGRANTS_PER_ISLAND:
             raise Refusal(
                 429, f"member {envelope.author[:16]} already sent {len(mine)} migrants for this evolution"

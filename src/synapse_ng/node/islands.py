@@ -37,6 +37,7 @@ from .config import NodeConfig
 from .envelope import Envelope
 from .ledger import Ledger
 from .lessons import Lessons
+from .refusal import Refusal
 from .state import NodeState
 
 if TYPE_CHECKING:  # the engine is loaded on first use (remedies.py): a node that never evolves never loads it
@@ -61,9 +62,10 @@ class Islands:
         sign: Callable[[str, dict], Envelope],
         engine: Callable[[], EvolutionaryEngineManager],
         propose: Callable[[HealthIssue, GeneratedCode, str], str | None],
-        lessons: Callable[[str], Lessons],
+        lessons: Callable[[str, str], Lessons],
         *,
         busy: Callable[[], bool] = lambda: False,
+        issue_keys: Callable[[], set[str]] = set,
     ):
         self.id = node_id
         self.config = config
@@ -74,6 +76,7 @@ class Islands:
         self._propose = propose
         self._lessons = lessons
         self._busy = busy  # the node's own (solo or leading) evolution is running
+        self._issue_keys = issue_keys  # "component:metric" of this node's immune targets for components
         self.runs: deque[dict] = deque(maxlen=20)  # this node's island runs, newest last
         self._joined: set[str] = set()  # evolution ids this node took part in (or declined)
         self._task: asyncio.Task | None = None
@@ -125,14 +128,15 @@ class Islands:
         if not self.config.evolve or self.searching or self._busy():
             return
         now = time.time()
-        for evolution in self.evolutions():
-            if evolution.id in self._joined:
+        for evolution_id in self.state.ids(kind="evolution"):
+            if evolution_id in self._joined:
                 continue
+            self._joined.add(evolution_id)  # looked at once: joined now, or never
+            evolution = self.state.message(evolution_id)
+            assert evolution is not None  # listed just above, and stored messages stay
             body = evolution.body
-            if self.id not in body["islands"] or now >= body["ends_at"]:
-                self._joined.add(evolution.id)
+            if not self._wants(body, now):
                 continue
-            self._joined.add(evolution.id)
             rank = body["islands"].index(self.id)
             issue = HealthIssue(
                 issue_type=body["issue"].partition(":")[2] or body["issue"],
@@ -147,8 +151,21 @@ class Islands:
                 issue_source="algorithm",
                 affected_component=body["component"],
             )
+            self.searching = True  # now, not when the task first runs: the node's own evolve waits for it
             self._task = asyncio.create_task(self._island(evolution, rank, issue))
             return
+
+    def _wants(self, body: dict, now: float) -> bool:
+        """Whether this node searches an evolution it is named in: it is open, about a component and metric
+        this node's immune system watches, and asks for no more islands than this node's own setting (a
+        node with `islands = 1` evolves alone and is nobody's island)."""
+        return (
+            self.id in body["islands"]
+            and now < body["ends_at"]
+            and body["issue"] in self._issue_keys()
+            and body["issue"].startswith(body["component"] + ":")
+            and len(body["islands"]) <= self.config.islands
+        )
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -157,7 +174,7 @@ class Islands:
     async def _island(self, evolution: Envelope, rank: int, issue: HealthIssue) -> None:
         try:
             code = await self._evolve(evolution, rank, issue)
-            if code is not None:  # this island took over proposing
+            if code is not None and not proposed_for(self.ledger, evolution):  # this island takes over
                 self._propose(issue, code, evolution.body["issue"])
         except asyncio.CancelledError:
             raise
@@ -184,12 +201,13 @@ class Islands:
             "finals": 0,
             "contributors": [],
             "winner": None,
-            "proposed": False,
+            "proposes": False,  # this island is the one that proposes the winner
+            "final_sent": False,
         }
         self.runs.append(run)
         exchange = IslandExchange(self, evolution, rank, run)
         minutes = min(self.config.evolve_minutes, max(0.0, body["ends_at"] - time.time()) / 60.0)
-        learned = self._lessons(body["component"])
+        learned = self._lessons(body["component"], body["language"])
         self.searching = True
         self.current = {
             "component": body["component"],
@@ -221,7 +239,6 @@ class Islands:
             others = [n for n in body["islands"] if n in exchange.contributors and n != winner]
             contributors = ([winner] if winner else []) + others
             code.collaboration = {"evolution": evolution.id, "contributors": contributors}
-            run["proposed"] = True
         return code
 
     def record_misreport(self, sender: str) -> None:
@@ -253,6 +270,10 @@ class IslandExchange:
         self._past = dict(room.misreports())
         for node, count in trust_penalties(room.ledger.outcomes()).items():
             self._past[node] = self._past.get(node, 0) + count
+        # What this node sent before a restart counts: admission counts its stored messages too.
+        mine = room.state.authored("migrant", evolution.id, room.id)
+        run["sent"] = sum(not m.body["final"] for m in mine)
+        run["final_sent"] = any(m.body["final"] for m in mine)
 
     # ---------------------------------------------------------------- in
 
@@ -308,20 +329,31 @@ class IslandExchange:
 
     def _send(self, source, digest, lineage, score, scores, final: bool) -> None:
         body = migrant_body(self.evolution.id, source, digest, lineage, score, scores, final)
-        self.room._sign("migrant", body)
+        try:
+            self.room._sign("migrant", body)
+        except Refusal as refusal:  # over a count or past the end (a restart, a slow clock): not fatal
+            logger.warning("evolution %s: migrant not sent: %s", self.evolution.id[:12], refusal.message)
+            return
         self._last_sent = time.monotonic()
-        self.run["sent"] += 1
+        if final:
+            self.run["final_sent"] = True
+        else:
+            self.run["sent"] += 1
 
     # ---------------------------------------------------------------- the end
 
     async def finals(self, own, lineage: list[str]) -> list[Migrant]:
         self.run["state"] = "waiting for finals"
-        if not any(m.author == self.room.id and m.body["final"] for m in self._messages()):
+        if not self.run["final_sent"]:
             self._send(own.source, own.source_hash, lineage, own.score, own.scores, final=True)
-        cutoff = self.ends_at + self.room.config.island_final_wait_s
+        config = self.room.config
+        cutoff = self.ends_at + config.island_final_wait_s
+        # A final stamped (by its author's clock) before the cutoff may reach this node as late as the
+        # clocks may differ: wait that long for a missing one, so that every island decides on the same.
+        deadline = cutoff + FINAL_SETTLE_S + config.max_clock_skew_s
         while True:
             finals = {m.author: m for m in self._messages() if m.body["final"] and m.created_at <= cutoff}
-            if set(self.islands) <= finals.keys() or time.time() >= cutoff + FINAL_SETTLE_S:
+            if set(self.islands) <= finals.keys() or time.time() >= deadline:
                 break
             await asyncio.sleep(POLL_S)
         self.finalists = set(finals)
@@ -343,25 +375,31 @@ class IslandExchange:
         """The first island proposes. An island whose higher-ranked islands all sent no final (gone before
         the end) proposes at once; otherwise it waits `island_takeover_s` per rank for their proposal
         (one of them may have died while confirming), and proposes if none came."""
-        if self._proposed():
+        if proposed_for(self.room.ledger, self.evolution):
             return False
-        if self.rank == 0:
-            return True
-        if any(node in self.finalists for node in self.islands[: self.rank]):
+        if self.rank > 0 and any(node in self.finalists for node in self.islands[: self.rank]):
             deadline = time.time() + self.rank * self.room.config.island_takeover_s
             while time.time() < deadline:
-                if self._proposed():
+                if proposed_for(self.room.ledger, self.evolution):
                     return False
                 await asyncio.sleep(POLL_S)
-            if self._proposed():
+            if proposed_for(self.room.ledger, self.evolution):
                 return False
-        logger.info("evolution %s: no proposal came; island %d proposes", self.evolution.id[:12], self.rank)
+        if self.rank > 0:
+            logger.info(
+                "evolution %s: no proposal came; island %d proposes", self.evolution.id[:12], self.rank
+            )
+        self.run["proposes"] = True
         return True
 
-    def _proposed(self) -> bool:
-        return any(
-            p.body["params"].get("evolution") == self.evolution.id for p in self.room.ledger.proposals()
-        )
+
+def proposed_for(ledger: Ledger, evolution: Envelope) -> bool:
+    """Whether an island of `evolution` proposed its winner already (admission refuses a proposal naming
+    an evolution from anyone else, so a stranger cannot stop the islands by proposing first)."""
+    islands = evolution.body["islands"]
+    return any(
+        p.body["params"].get("evolution") == evolution.id and p.author in islands for p in ledger.proposals()
+    )
 
 
 def _migrant(message: Envelope) -> Migrant:

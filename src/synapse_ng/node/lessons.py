@@ -1,11 +1,11 @@
 """What a new search of a component learns from the network's past upgrades of it (collaboration.outcomes):
 
-    lessons(ledger, runtime, component) -> Lessons
-        .deployed   the block this node runs now, if it is an upgrade: the search starts from it
+    lessons(ledger, component, language) -> Lessons
+        .deployed   the block of the newest completed upgrade: the search starts from it, and must beat it
         .banned     the blocks of upgrades the network rolled back: never proposed again
         .history    one line per past upgrade of the component, claim and live effect: for the prompt
 
-Everything comes from the signed messages (every node holds the same) and this node's live version.
+Everything comes from the signed messages: every node holds the same, so every island learns the same.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from ..collaboration.outcomes import describe
 from ..components import CandidateShapeError, split_skeleton
 from .ledger import Ledger
-from .runtime import ComponentRuntime
 
 MAX_HISTORY = 4  # lines in the prompt: the newest upgrades
 MAX_BANNED = 8  # rolled-back blocks measured at the start of a search: the newest
@@ -42,13 +41,14 @@ def block_of(source: str) -> str | None:
         return None
 
 
-def lessons(ledger: Ledger, runtime: ComponentRuntime | None, component: str) -> Lessons:
+def lessons(ledger: Ledger, component: str, language: str) -> Lessons:
+    """From the signed history alone, so that every island of an evolution learns the same: the deployed
+    block is the newest upgrade of the component whose rollout completed (and was not rolled back)."""
     found = Lessons()
     outcomes = [o for o in ledger.outcomes() if o.component == component]
-    active = runtime.active if runtime is not None else None
     for outcome in outcomes:
-        block = block_of(outcome.source)
-        if outcome.proposal_id == active and block:
+        block = block_of(outcome.source) if outcome.language == language else None
+        if outcome.state == "completed" and block:
             found.deployed = block
         if outcome.state == "rolled_back" and block:
             found.banned.append(block)

@@ -101,6 +101,7 @@ class Node:
             self.remedies.propose_code,
             self.remedies.lessons,
             busy=lambda: self.remedies.evolving is not None,
+            issue_keys=self.remedies.issue_keys,
         )
         self.remedies.islands = self.islands
         self.metrics.watch_engine(lambda: self.remedies.engine().get_statistics(), lambda: self.config.evolve)

@@ -181,12 +181,12 @@ class Remedies:
             "issue": issue.description,
         }
         try:
+            while self.islands is not None and self.islands.searching:
+                await asyncio.sleep(1.0)  # an island of another member's evolution: one search at a time
             if self.islands is not None and self.config.islands > 1:
-                while self.islands.searching:  # an island of another member's evolution: one search at a time
-                    await asyncio.sleep(1.0)
                 generated = await self.islands.lead(issue, self.immune.issue_key(issue))
             else:
-                learned = self.lessons(issue.affected_component)
+                learned = self.lessons(issue.affected_component, self.config.evolve_language)
                 generated = await engine.generate_optimized_code(
                     issue,
                     {  # the past first: the problem the model reads is cut at its end when long
@@ -210,8 +210,12 @@ class Remedies:
             )
         return generated
 
-    def lessons(self, component: str) -> Lessons:
-        return lessons(self.ledger, self.runtimes.get(component), component)
+    def lessons(self, component: str, language: str) -> Lessons:
+        return lessons(self.ledger, component, language)
+
+    def issue_keys(self) -> set[str]:
+        """The "component:metric" keys this node's immune system may send to the engine."""
+        return {f"{t.component}:{t.metric}" for t in self.immune.targets if t.component in self.runtimes}
 
     @property
     def engine_enabled(self) -> bool:

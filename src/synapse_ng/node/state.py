@@ -135,6 +135,15 @@ class NodeState:
             args.append(proposal_id)
         return [_envelope(row) for row in self._read(sql + " ORDER BY created_at, id", tuple(args))]
 
+    def authored(self, kind: str, proposal_id: str, author: str) -> list[Envelope]:
+        """One author's messages of a kind about one proposal (or evolution), oldest first."""
+        rows = self._read(
+            "SELECT kind, body, author, created_at, signature, created_at_json FROM messages"
+            " WHERE proposal_id = ? AND kind = ? AND author = ? ORDER BY created_at, id",
+            (proposal_id, kind, author),
+        )
+        return [_envelope(row) for row in rows]
+
     def count(self, kind: str, proposal_id: str, author: str) -> int:
         rows = self._read(
             "SELECT COUNT(*) FROM messages WHERE proposal_id = ? AND kind = ? AND author = ?",

@@ -261,11 +261,11 @@ function drawUpgrades(snap) {
       el("td", { class: "claimed" }, `${number(o.claimed_pct, 2)} %`),
       el("td", { class: "live" }, o.live_effect_pct === null ? "-" : `${number(o.live_effect_pct, 2)} % on ${o.live.filter((e) => e.effect_pct !== null).length} node(s)`),
       el("td", {}, o.contradicted ? badge("contradicted", "bad") : badge("consistent", "ok")),
-      el("td", { class: "mono" }, short(o.found_by))));
+      el("td", { class: "mono" }, short(o.author))));
   fill("upgrades",
     rollouts.length ? rollouts : el("p", { class: "muted" }, "no rollouts"),
     el("h3", {}, "Claims and live effects"),
-    outcomes.length ? table(["upgrade", "component", "state", "claimed (held out)", "live effect", "", "found by"], outcomes) : el("p", { class: "muted" }, "no upgrades yet"),
+    outcomes.length ? table(["upgrade", "component", "state", "claimed (held out)", "live effect", "", "proposed by"], outcomes) : el("p", { class: "muted" }, "no upgrades yet"),
     el("h3", {}, "Components"), table(["component", "live version", "versions", "calls", "faults", "fallbacks", ""], components),
     el("h3", {}, "Version history"), history.length ? table(["#", "component", "version", "event", "reason", "at"], history) : el("p", { class: "muted" }, "none"));
 }
