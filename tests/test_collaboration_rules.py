@@ -211,94 +211,33 @@ def _refusal(gate, envelope) -> tuple[int, str]:
     return refused.value.status, refused.value.message
 
 
-def test_an_evolution_binds_only_the_islands_its_issue_ranks_and_only_from_the_designated_member(admission):
-    import time
-
-    from synapse_ng.node.envelope import sign_envelope
-
-    gate, keys = admission
-    by_id = {k.node_id: k for k in keys}
-    issue = "task_allocation:allocation_excess_pct"
-    ranked = island_members(issue, by_id, 3)
-    lead, other = by_id[ranked[0]], by_id[ranked[1]]
-    body = evolution_body(issue, "task_allocation", "rust", ranked, time.time() + 600, 1)
-    # Opened by another island in the designated one's name, or naming islands of its own choice.
-    assert _refusal(gate, sign_envelope(other, "evolution", body))[0] == 403
-    chosen = [ranked[0]] + [n for n in by_id if n not in ranked][:2]
-    status, message = _refusal(gate, sign_envelope(lead, "evolution", {**body, "islands": chosen}))
-    assert status == 422 and "sha256(issue + member)" in message
-    # Longer than four hours: refused.
-    long = {**body, "ends_at": time.time() + 5 * 3600}
-    assert _refusal(gate, sign_envelope(lead, "evolution", long))[0] == 422
-    evolution = sign_envelope(lead, "evolution", body)
-    assert gate.ingest(evolution).new
-    # One open evolution per member.
-    again = {**body, "ends_at": body["ends_at"] + 1}
-    assert _refusal(gate, sign_envelope(lead, "evolution", again))[0] == 429
+ISSUE = "task_allocation:allocation_excess_pct"
 
 
-def test_a_migrant_comes_only_from_an_island_in_time_within_its_count_and_with_its_own_hash(admission):
-    import time
+class Scene:
+    """Six members; the issue's three islands by rank, the designated one first; one member that is none;
+    an evolution the designated one signed (not yet handed to the node)."""
 
-    from synapse_ng.languages import source_hash
-    from synapse_ng.node.envelope import sign_envelope
+    def __init__(self, gate, keys):
+        import time
 
-    gate, keys = admission
-    by_id = {k.node_id: k for k in keys}
-    issue = "task_allocation:allocation_excess_pct"
-    ranked = island_members(issue, by_id, 3)
-    lead, island = by_id[ranked[0]], by_id[ranked[1]]
-    outsider = next(k for k in keys if k.node_id not in ranked)
-    evolution = sign_envelope(
-        lead, "evolution", evolution_body(issue, "task_allocation", "rust", ranked, time.time() + 600, 1)
-    )
-    digest = source_hash(BLOCK, "rust")
+        from synapse_ng.node.envelope import sign_envelope
 
-    def migrant(key, final=False, **changes):
-        body = migrant_body(evolution.id, BLOCK, digest, [], 200.0, {}, final)
-        body.update(changes)
-        return sign_envelope(key, "migrant", body)
+        self.gate = gate
+        self.by_id = {k.node_id: k for k in keys}
+        self.ranked = island_members(ISSUE, self.by_id, 3)
+        self.lead, self.second = self.by_id[self.ranked[0]], self.by_id[self.ranked[1]]
+        self.outsider = next(k for k in keys if k.node_id not in self.ranked)
+        self.body = evolution_body(ISSUE, "task_allocation", "rust", self.ranked, time.time() + 600, 1)
+        self.evolution = sign_envelope(self.lead, "evolution", self.body)
 
-    assert _refusal(gate, migrant(island))[0] == 404, "an evolution this node does not hold (yet)"
-    gate.ingest(evolution)
-    assert _refusal(gate, migrant(outsider))[0] == 403
-    assert _refusal(gate, migrant(island, source_hash=HASH))[0] == 422
-    # An evolution that ended 15 minutes ago (history: stored, binding no one) takes no more migrants.
-    ended = sign_envelope(
-        lead,
-        "evolution",
-        evolution_body(issue, "task_allocation", "rust", ranked, time.time() - 900, 1),
-        created_at=time.time() - 1000,
-    )
-    assert gate.ingest(ended).new
-    stale = sign_envelope(island, "migrant", migrant_body(ended.id, BLOCK, digest, [], 200.0, {}, True))
-    status, message = _refusal(gate, stale)
-    assert status == 409 and "over" in message
-    for n in range(MAX_MIGRANTS_PER_ISLAND - 1):
-        assert gate.ingest(migrant(island, score=float(n))).new
-    assert gate.ingest(migrant(island, final=True)).new
-    assert _refusal(gate, migrant(island, score=-1.0))[0] == 429
+    def upgrade(self, key, contributors):
+        """A code upgrade that names the evolution, signed by `key`."""
+        import time
 
+        from synapse_ng.governance import proposal_body
+        from synapse_ng.node.envelope import sign_envelope
 
-def test_a_stranger_cannot_stop_the_islands_by_proposing_in_their_evolutions_name(admission):
-    import time
-
-    from synapse_ng.governance import proposal_body
-    from synapse_ng.node.envelope import sign_envelope
-
-    gate, keys = admission
-    by_id = {k.node_id: k for k in keys}
-    issue = "task_allocation:allocation_excess_pct"
-    ranked = island_members(issue, by_id, 3)
-    outsider = next(k for k in keys if k.node_id not in ranked)
-    evolution = sign_envelope(
-        by_id[ranked[0]],
-        "evolution",
-        evolution_body(issue, "task_allocation", "rust", ranked, time.time() + 600, 1),
-    )
-    gate.ingest(evolution)
-
-    def upgrade(key, contributors):
         params = {
             "component": "task_allocation",
             "wasm_sha256": HASH,
@@ -307,23 +246,90 @@ def test_a_stranger_cannot_stop_the_islands_by_proposing_in_their_evolutions_nam
             "source": BLOCK,
             "evidence": {},
             "improvement_pct": 1.0,
-            "issue": issue,
-            "evolution": evolution.id,
+            "issue": ISSUE,
+            "evolution": self.evolution.id,
             "contributors": contributors,
         }
-        body = proposal_body("code_upgrade", "evolved", "", params, rules=gate.ledger.rules, now=time.time())
-        return sign_envelope(key, "proposal", body)
+        rules = self.gate.ledger.rules
+        return sign_envelope(
+            key,
+            "proposal",
+            proposal_body("code_upgrade", "evolved", "", params, rules=rules, now=time.time()),
+        )
 
-    assert _refusal(gate, upgrade(outsider, [outsider.node_id]))[0] == 403
-    status, message = _refusal(gate, upgrade(by_id[ranked[1]], [outsider.node_id]))
+
+@pytest.fixture
+def scene(admission):
+    return Scene(*admission)
+
+
+def test_an_evolution_binds_only_the_islands_its_issue_ranks_and_only_from_the_designated_member(scene):
+    import time
+
+    from synapse_ng.node.envelope import sign_envelope
+
+    gate, body = scene.gate, scene.body
+    # Opened by another island in the designated one's name, or naming islands of its own choice.
+    assert _refusal(gate, sign_envelope(scene.second, "evolution", body))[0] == 403
+    chosen = [scene.ranked[0]] + [n for n in scene.by_id if n not in scene.ranked][:2]
+    status, message = _refusal(gate, sign_envelope(scene.lead, "evolution", {**body, "islands": chosen}))
+    assert status == 422 and "sha256(issue + member)" in message
+    # Longer than four hours, or about another component's issue: refused.
+    long = {**body, "ends_at": time.time() + 5 * 3600}
+    assert _refusal(gate, sign_envelope(scene.lead, "evolution", long))[0] == 422
+    odd = {**body, "issue": "anything at all"}
+    assert _refusal(gate, sign_envelope(scene.lead, "evolution", odd))[0] == 422
+    assert gate.ingest(scene.evolution).new
+    # One open evolution per member.
+    again = {**body, "ends_at": body["ends_at"] + 1}
+    assert _refusal(gate, sign_envelope(scene.lead, "evolution", again))[0] == 429
+
+
+def test_a_migrant_comes_only_from_an_island_in_time_within_its_count_and_with_its_own_hash(scene):
+    import time
+
+    from synapse_ng.languages import source_hash
+    from synapse_ng.node.envelope import sign_envelope
+
+    gate, evolution = scene.gate, scene.evolution
+    digest = source_hash(BLOCK, "rust")
+
+    def migrant(key, final=False, **changes):
+        body = migrant_body(evolution.id, BLOCK, digest, [], 200.0, {}, final)
+        body.update(changes)
+        return sign_envelope(key, "migrant", body)
+
+    assert _refusal(gate, migrant(scene.second))[0] == 404, "an evolution this node does not hold (yet)"
+    gate.ingest(evolution)
+    assert _refusal(gate, migrant(scene.outsider))[0] == 403
+    assert _refusal(gate, migrant(scene.second, source_hash=HASH))[0] == 422
+    # An evolution that ended 15 minutes ago (history: stored, binding no one) takes no more migrants.
+    ended = sign_envelope(
+        scene.lead,
+        "evolution",
+        evolution_body(ISSUE, "task_allocation", "rust", scene.ranked, time.time() - 900, 1),
+        created_at=time.time() - 1000,
+    )
+    assert gate.ingest(ended).new
+    stale = sign_envelope(scene.second, "migrant", migrant_body(ended.id, BLOCK, digest, [], 200.0, {}, True))
+    status, message = _refusal(gate, stale)
+    assert status == 409 and "over" in message
+    for n in range(MAX_MIGRANTS_PER_ISLAND - 1):
+        assert gate.ingest(migrant(scene.second, score=float(n))).new
+    assert gate.ingest(migrant(scene.second, final=True)).new
+    assert _refusal(gate, migrant(scene.second, score=-1.0))[0] == 429
+
+
+def test_a_stranger_cannot_stop_the_islands_by_proposing_in_their_evolutions_name(scene):
+    gate = scene.gate
+    gate.ingest(scene.evolution)
+    assert _refusal(gate, scene.upgrade(scene.outsider, [scene.outsider.node_id]))[0] == 403
+    status, message = _refusal(gate, scene.upgrade(scene.second, [scene.outsider.node_id]))
     assert status == 422 and "not an island" in message
-    assert gate.ingest(upgrade(by_id[ranked[1]], [ranked[1], ranked[0]])).new
-    # An evolution whose issue is not its component's is refused.
-    odd = evolution_body("anything at all", "task_allocation", "rust", ranked, time.time() + 600, 1)
-    assert _refusal(gate, sign_envelope(by_id[ranked[0]], "evolution", odd))[0] == 422
+    assert gate.ingest(scene.upgrade(scene.second, [scene.ranked[1], scene.ranked[0]])).new
 
 
-def test_the_next_island_takes_over_only_when_no_island_proposed_in_time(admission, tmp_path):
+def test_the_next_island_takes_over_only_when_no_island_proposed_in_time(scene):
     import asyncio
     import time
 
@@ -331,30 +337,16 @@ def test_the_next_island_takes_over_only_when_no_island_proposed_in_time(admissi
     from synapse_ng.node.envelope import sign_envelope
     from synapse_ng.node.islands import IslandExchange, Islands
 
-    gate, keys = admission
-    by_id = {k.node_id: k for k in keys}
-    issue = "task_allocation:allocation_excess_pct"
-    ranked = island_members(issue, by_id, 3)
-    me = by_id[ranked[1]]
+    gate, evolution, ranked = scene.gate, scene.evolution, scene.ranked
     gate.config.island_takeover_s = 1.0
-    room = Islands(me.node_id, gate.config, gate.state, gate.ledger, gate.sign, None, None, None)
-    evolution = sign_envelope(
-        by_id[ranked[0]],
-        "evolution",
-        evolution_body(issue, "task_allocation", "rust", ranked, time.time() + 600, 1),
-    )
+    room = Islands(scene.second.node_id, gate.config, gate.state, gate.ledger, gate.sign, None, None, None)
     gate.ingest(evolution)
     digest = source_hash(BLOCK, "rust")
-    gate.ingest(
-        sign_envelope(
-            by_id[ranked[0]], "migrant", migrant_body(evolution.id, BLOCK, digest, [], 1.0, {}, True)
-        )
-    )
+    final = migrant_body(evolution.id, BLOCK, digest, [], 1.0, {}, True)
+    gate.ingest(sign_envelope(scene.lead, "migrant", final))
 
     def exchange():
-        door = IslandExchange(
-            room, evolution, 1, {"liars": set(), "sent": 0, "final_sent": False, "proposes": False}
-        )
+        door = IslandExchange(room, evolution, 1, {"liars": set(), "proposes": False})
         door.finalists = {ranked[0]}  # the designated island sent its final: it is alive at the end
         return door
 
@@ -362,23 +354,8 @@ def test_the_next_island_takes_over_only_when_no_island_proposed_in_time(admissi
     started = time.monotonic()
     assert asyncio.run(exchange().should_propose(winner)), "no proposal came: the second island takes over"
     assert time.monotonic() - started >= 1.0, "after waiting its turn"
-    # Once an island proposed, the next one does not.
-    from synapse_ng.governance import proposal_body
-
-    params = {
-        "component": "task_allocation",
-        "wasm_sha256": HASH,
-        "wasm_size": 100,
-        "language": "rust",
-        "source": BLOCK,
-        "evidence": {},
-        "improvement_pct": 1.0,
-        "issue": issue,
-        "evolution": evolution.id,
-        "contributors": [ranked[0]],
-    }
-    body = proposal_body("code_upgrade", "evolved", "", params, rules=gate.ledger.rules, now=time.time())
-    gate.ingest(sign_envelope(by_id[ranked[0]], "proposal", body))
+    # Once an island proposed, the next one does not, and says so at once.
+    gate.ingest(scene.upgrade(scene.lead, [ranked[0]]))
     started = time.monotonic()
     assert not asyncio.run(exchange().should_propose(winner))
     assert time.monotonic() - started < 0.5

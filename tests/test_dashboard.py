@@ -35,6 +35,22 @@ def screenshots() -> Path:
     return folder
 
 
+def rendered_row(url: str, selector: str, cells: tuple[str, ...], shot: str) -> dict[str, str]:
+    """The text of some cells of one row of a node's page, as a headless Chromium renders it; a screenshot
+    of the page goes to `shot` in the screenshots folder."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 1600})
+        page.goto(url + "/")
+        row = page.wait_for_selector(selector, timeout=30_000)
+        found = {cell: row.query_selector(f".{cell}").inner_text() for cell in cells}
+        page.screenshot(path=str(screenshots() / shot), full_page=True)
+        browser.close()
+    return found
+
+
 @pytest.fixture(scope="module")
 def one_node(networks):
     return networks("dashboard-routes", 1)

@@ -20,24 +20,15 @@ from node_helpers import (
     rollout_state,
     wait_for,
 )
-from test_dashboard import CHROMIUM, screenshots
+from test_dashboard import rendered_row
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 # The gap penalty with every score doubled: other source, the same decisions, so the same bins everywhere.
-GAP_DOUBLED = """
-const GAP: f64 = 25.0;
-const PENALTY: f64 = 25.0;
-
-fn priority(item: f64, bins: &[f64]) -> Vec<f64> {
-    bins.iter()
-        .map(|&remaining| {
-            let gap = remaining - item;
-            if gap > 0.0 && gap < GAP { 2.0 * (-gap - PENALTY) } else { -2.0 * gap }
-        })
-        .collect()
-}
-"""
+GAP_DOUBLED = GAP_PENALTY.replace(
+    "{ -gap - PENALTY } else { -gap }", "{ 2.0 * (-gap - PENALTY) } else { -2.0 * gap }"
+)
+assert GAP_DOUBLED != GAP_PENALTY
 
 
 def block(text: str) -> Ok:
@@ -50,21 +41,6 @@ def prompts_since(server: LoopbackServer, count: int) -> list[str]:
         for request in server.requests[count:]
         if isinstance(request.body, dict) and "messages" in request.body
     ]
-
-
-def outcome_row(url: str, proposal_id: str) -> dict[str, str]:
-    """The dashboard's row of an upgrade's claim and live effect, as a headless Chromium renders it."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1280, "height": 1600})
-        page.goto(url + "/")
-        row = page.wait_for_selector(f"[data-outcome='{proposal_id}']", timeout=30_000)
-        found = {cell: row.query_selector(f".{cell}").inner_text() for cell in ("claimed", "live")}
-        page.screenshot(path=str(screenshots() / "6-outcomes.png"), full_page=True)
-        browser.close()
-    return found
 
 
 def upgrades(url: str) -> list[dict]:
@@ -100,7 +76,7 @@ def test_outcomes_reach_the_next_search_and_a_rolled_back_block_is_never_propose
         outcome = history[0]
         assert outcome["claimed_pct"] == first["params"]["improvement_pct"]
         assert len(outcome["live"]) == 3 and outcome["live_effect_pct"] is not None
-        shown = outcome_row(lead, first["id"])
+        shown = rendered_row(lead, f"[data-outcome='{first['id']}']", ("claimed", "live"), "6-outcomes.png")
         assert f"{claimed:.2f} %" in shown["claimed"] and "on 3 node(s)" in shown["live"]
         # The next search sees it in its prompt, and starts from the deployed block: the model's same
         # answer is that block, which is never proposed again.

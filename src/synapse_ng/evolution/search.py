@@ -344,16 +344,7 @@ class EvolutionSearch:
         if isinstance(built, BuildFailure):
             attempt.failed(built)
         else:
-            evaluation = await self.executor.evaluate(
-                self.component,
-                attempt.source,
-                self.config.language,
-                Split.TRAIN,
-                built=built,
-                random_cases=self.config.random_cases,
-                time_limit_s=self.config.eval_time_limit_s,
-            )
-            attempt.judged(evaluation, built.sha256)
+            await self._judge_on_training(attempt, built)
         problem = misreport(migrant, attempt.score, attempt.scores) if attempt.correct else None
         if problem:
             attempt.end(Outcome.MISREPORTED, Stage.WORKLOADS, problem)
@@ -377,15 +368,7 @@ class EvolutionSearch:
         deployed = self._measured.get(self.deployed_hash or "")
         if deployed is None:
             return None
-        live = await asyncio.to_thread(
-            evaluate,
-            self.component,
-            deployed.source,
-            self.config.language,
-            Split.HELDOUT,
-            random_cases=self.config.random_cases,
-            time_limit_s=self.config.eval_time_limit_s,
-        )
+        live = await self._evaluate(deployed.source, Split.HELDOUT)
         ours, theirs = (heldout.aggregate or {}).get("candidate"), (live.aggregate or {}).get("candidate")
         if ours is None or theirs is None or self.component.objective.better(ours, theirs):
             return None
@@ -416,20 +399,25 @@ class EvolutionSearch:
             at = parent
         return chain[:MAX_LINEAGE]
 
+    async def _evaluate(self, block: str, split: Split) -> Evaluation:
+        """A block built and measured in a worker, off the event loop: the baseline, a rolled-back block,
+        the deployed one on held-out work."""
+        return await asyncio.to_thread(
+            evaluate,
+            self.component,
+            block,
+            self.config.language,
+            split,
+            random_cases=self.config.random_cases,
+            time_limit_s=self.config.eval_time_limit_s,
+        )
+
     async def _measure_banned(self) -> None:
         """What each rolled-back block does on the training workloads: a program that does exactly the
         same is the same upgrade again, whatever its source."""
         for block in self.banned:
             self.population.claim(source_hash(block, self.config.language))
-            evaluation = await asyncio.to_thread(
-                evaluate,
-                self.component,
-                block,
-                self.config.language,
-                Split.TRAIN,
-                random_cases=self.config.random_cases,
-                time_limit_s=self.config.eval_time_limit_s,
-            )
+            evaluation = await self._evaluate(block, Split.TRAIN)
             probe = Attempt(self.run_id, 0, None, BASELINE, self.config.language)
             probe.judged(evaluation)
             if probe.scores:
@@ -740,6 +728,13 @@ class EvolutionSearch:
         self.progress.compiled += 1
         took, size = attempt.compile_s, len(built.wasm)
         logger.info("sample %d: compiled in %.2fs, %d bytes, SHA-256 %s", sample, took, size, built.sha256)
+        evaluation = await self._judge_on_training(attempt, built)
+        if not evaluation.correct:
+            self.last_error[island] = failing_case(evaluation)
+        return attempt
+
+    async def _judge_on_training(self, attempt: Attempt, built: BuiltModule) -> Evaluation:
+        """The correctness cascade and the training workloads, in a worker; the attempt takes the verdict."""
         evaluation = await self.executor.evaluate(
             self.component,
             attempt.source,
@@ -750,9 +745,7 @@ class EvolutionSearch:
             time_limit_s=self.config.eval_time_limit_s,
         )
         attempt.judged(evaluation, built.sha256)
-        if not evaluation.correct:
-            self.last_error[island] = failing_case(evaluation)
-        return attempt
+        return evaluation
 
     async def _build_fixed(self, attempt: Attempt) -> tuple[Attempt, BuiltModule | BuildFailure]:
         """Build; a compile error gets rustc's fixes, then the model's repairs (never for a tuned block)."""
@@ -843,15 +836,7 @@ class EvolutionSearch:
 
     async def _measure_baseline(self) -> None:
         block = self.component.baseline_block(self.config.language)
-        evaluation = await asyncio.to_thread(
-            evaluate,
-            self.component,
-            block,
-            self.config.language,
-            Split.TRAIN,
-            random_cases=self.config.random_cases,
-            time_limit_s=self.config.eval_time_limit_s,
-        )
+        evaluation = await self._evaluate(block, Split.TRAIN)
         attempt = self._attempt(0, None, BASELINE, block)
         self.population.claim(attempt.source_hash)
         attempt.judged(evaluation)
