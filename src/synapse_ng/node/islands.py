@@ -12,10 +12,14 @@ a `migrant`, at most one every `migration_interval_s`; a receiver re-measures ev
 admits it (evolution.search), drops the ones whose figures do not reproduce, and remembers the sender's
 misreport: the rest of that sender's migrants in the evolution are dropped unmeasured, and its future ones
 get a smaller share. At the end each island signs a final migrant, waits for the others' (a dead island's
-until `ends_at + island_final_wait_s`), re-measures them and takes the same winner as every other island
-(collaboration.agreement). The designated node confirms it on held-out work and proposes it, naming the
-islands that sent a final; if no proposal for the evolution appears, the next island by rank takes over
-after `island_takeover_s`, and so on.
+until `ends_at + island_final_wait_s`, plus the clock skew allowed), re-measures them and takes the same
+winner as every other island (collaboration.agreement). The designated node confirms it on held-out work
+and proposes it, naming the islands whose final reproduced, the winner's first. When no proposal for the
+evolution comes, the next island by rank takes over: at once if no higher-ranked island sent a final (it
+is gone), else after `island_takeover_s` per rank (it may have died while confirming).
+
+A node runs one search at a time (its own, or an island of another's evolution), and an evolution this
+node opened before a restart is left to the other islands: the next one by rank proposes its winner.
 """
 
 from __future__ import annotations
@@ -98,15 +102,18 @@ class Islands:
             "outcomes": [o.to_dict() for o in outcomes],
         }
 
-    def evolutions(self) -> list[Envelope]:
-        return self.state.messages(kind="evolution")
-
     # ------------------------------------------------------------------ the designated node
 
     async def lead(self, issue: HealthIssue, issue_key: str) -> GeneratedCode | None:
-        """Open an evolution of `issue` with the islands its rank names, and run the first island."""
+        """Open an evolution of `issue` with the islands its rank names, and run the first island; None,
+        without opening one, while an evolution this node opened (before a restart) is still open."""
+        now = time.time()
+        for mine in self.state.messages(kind="evolution"):
+            if mine.author == self.id and now < mine.body["ends_at"]:
+                logger.info("evolution %s, opened here, is still open: its islands go on", mine.id[:12])
+                return None
         islands = island_members(issue_key, self.ledger.members(), self.config.islands)
-        ends_at = time.time() + self.config.evolve_minutes * 60.0
+        ends_at = now + self.config.evolve_minutes * 60.0
         body = evolution_body(
             issue_key,
             issue.affected_component,
@@ -160,7 +167,7 @@ class Islands:
         this node's immune system watches, and asks for no more islands than this node's own setting (a
         node with `islands = 1` evolves alone and is nobody's island)."""
         return (
-            self.id in body["islands"]
+            self.id in body["islands"][1:]  # the first opened it; after a restart the next ones go on
             and now < body["ends_at"]
             and body["issue"] in self._issue_keys()
             and body["issue"].startswith(body["component"] + ":")
@@ -180,6 +187,9 @@ class Islands:
             raise
         except Exception:
             logger.exception("island %d of evolution %s failed", rank, evolution.id[:12])
+        finally:  # set by tick before the task ran: whatever happened, this node may search again
+            self.searching = False
+            self.current = None
 
     # ------------------------------------------------------------------ one island
 
