@@ -788,7 +788,7 @@ class EvolutionSearch:
     def _admit(self, island: int, attempt: Attempt, parent: Attempt) -> None:
         self.progress.correct += 1
         self.last_error[island] = None
-        if attempt.score == parent.score and attempt.operator != TUNE:
+        if attempt.score == parent.score and attempt.operator not in (TUNE, MIGRANT):
             # Small models often rewrite the parent into an equivalent: say so, or it keeps doing it.
             self.last_error[island] = (
                 "Your last block was correct but scored exactly what its parent scored "
