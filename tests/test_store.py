@@ -232,6 +232,8 @@ def test_statistics_from_rows_survive_reopening(tmp_path):
             "total_compilation_time_seconds": 0,
             "best_improvement_per_component": {},
             "best_training_improvement_pct": None,
+            "migrants": {"admitted": 0, "misreported": 0, "dropped": 0},
+            "banned_as_rolled_back": 0,
         }
         run_id = new_run(store)
         rows = [
