@@ -216,34 +216,28 @@ class Admission:
         """A code upgrade that names an evolution comes from one of its islands and credits only them: a
         stranger's proposal naming it would otherwise stop the islands from proposing their winner."""
         params = envelope.body["params"]
-        evolution = self.state.message(params["evolution"])
-        if evolution is None or evolution.kind != "evolution":
-            raise Refusal(
-                404, f"unknown evolution {params['evolution'][:16]}: this node has no such evolution (yet)"
-            )
-        islands = evolution.body["islands"]
-        if envelope.author not in islands:
-            raise Refusal(
-                403, f"member {envelope.author[:16]} is not an island of evolution {evolution.id[:16]}"
-            )
+        islands = self._evolution_of(params["evolution"], envelope.author).body["islands"]
         strangers = [n for n in params.get("contributors") or [] if n not in islands]
         if strangers:
             raise Refusal(
                 422, f"params.contributors names {strangers[0][:16]}, not an island of this evolution"
             )
 
+    def _evolution_of(self, evolution_id: str, author: str) -> Envelope:
+        """The evolution a message names, held here (404 otherwise), of which `author` is an island (403)."""
+        evolution = self.state.message(evolution_id)
+        if evolution is None or evolution.kind != "evolution":
+            raise Refusal(
+                404, f"unknown evolution {evolution_id[:16]}: this node has no such evolution (yet)"
+            )
+        if author not in evolution.body["islands"]:
+            raise Refusal(403, f"member {author[:16]} is not an island of evolution {evolution.id[:16]}")
+        return evolution
+
     def _check_migrant(self, envelope: Envelope) -> None:
         """From an island of a known evolution, in time, within its count, one final, its hash its own."""
         body = envelope.body
-        evolution = self.state.message(body["evolution"])
-        if evolution is None or evolution.kind != "evolution":
-            raise Refusal(
-                404, f"unknown evolution {body['evolution'][:16]}: this node has no such evolution (yet)"
-            )
-        if envelope.author not in evolution.body["islands"]:
-            raise Refusal(
-                403, f"member {envelope.author[:16]} is not an island of evolution {evolution.id[:16]}"
-            )
+        evolution = self._evolution_of(body["evolution"], envelope.author)
         config, ends_at = self.config, evolution.body["ends_at"]
         if time.time() > ends_at + config.island_final_wait_s + config.max_clock_skew_s:
             # Over by this node's clock too: nothing can use it any more (and an evolution stored as

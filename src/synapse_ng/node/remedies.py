@@ -11,13 +11,13 @@ One member acts on each issue (the designated one), so five nodes seeing it open
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ..collaboration.agreement import island_members
 from ..errors import EngineFailed
 from ..governance import readable_text
 from ..governance.proposals import MAX_DESCRIPTION_CHARS, MAX_SOURCE_BYTES
@@ -138,8 +138,8 @@ class Remedies:
                 logger.info("immune system: %s %s (%s)", action.kind, action.issue_key, action.detail)
 
     def _designated(self, issue_key: str) -> str:
-        """The one member that acts on an issue."""
-        return min(self.ledger.members(), key=lambda m: hashlib.sha256((issue_key + m).encode()).hexdigest())
+        """The one member that acts on an issue: the first island of its evolution (the same rank)."""
+        return island_members(issue_key, self.ledger.members(), 1)[0]
 
     # ------------------------------------------------------------------ immune.Remedies
 
