@@ -16,8 +16,10 @@ from synapse_ng.evolution.build import build_baseline
 from synapse_ng.node.config import NodeConfig, check_changes
 from synapse_ng.node.envelope import sign_envelope
 from synapse_ng.node.identity import Identity
+from synapse_ng.node.node import Node
 from synapse_ng.node.runtime import BASELINE, ComponentRuntime, VersionError
 from synapse_ng.node.state import NodeState
+from synapse_ng.story import model_timeout_s
 
 TASKS = get_component("task_allocation")
 
@@ -144,6 +146,25 @@ def test_config_changes_apply_and_the_file_round_trips(tmp_path):
     (tmp_path / "node.json").write_text("{")
     with pytest.raises(UsageError, match="not valid JSON"):
         NodeConfig.load(tmp_path)
+
+
+@pytest.mark.parametrize("bad", [0, -5, "soon", True, None, float("inf")])
+def test_a_model_call_limit_that_is_not_a_positive_number_is_refused_at_load(tmp_path, bad):
+    (tmp_path / "node.json").write_text(json.dumps({"llm_timeout_s": bad}))
+    with pytest.raises(UsageError, match="llm_timeout_s must be a positive number of seconds"):
+        NodeConfig.load(tmp_path)
+
+
+def test_the_model_call_limit_reaches_the_engine_and_grows_with_islands_sharing_the_cores(tmp_path):
+    (tmp_path / "node.json").write_text(json.dumps({"llm_timeout_s": 45}))
+    node = Node.open(NodeConfig.load(tmp_path, port=18998))
+    try:
+        assert node.remedies.engine().llm_config.timeout_seconds == 45
+    finally:
+        node.state.close()
+    # Three embedded models on two cores each write about half as fast; one has the machine to itself.
+    assert model_timeout_s(1, cores=2) == model_timeout_s(2, cores=2) == 120
+    assert model_timeout_s(3, cores=2) == 240 and model_timeout_s(8, cores=2) == 480
 
 
 def test_the_baseline_cache_gives_the_bytes_a_compile_gives_and_rebuilds_a_damaged_entry(

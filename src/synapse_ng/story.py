@@ -20,6 +20,8 @@ the last lines of its log, stops the others and exits with EXIT_NODE_DIED (10).
 
 from __future__ import annotations
 
+import math
+import os
 import random
 import tempfile
 import threading
@@ -35,6 +37,7 @@ from .network import LocalNetwork, NodeFailed
 
 ISSUE_KEY = "task_allocation:allocation_excess_pct"
 POLL_S = 1.0
+MODEL_TIMEOUT_S = 120.0  # one model call, with the machine's cores to itself (NodeConfig.llm_timeout_s)
 
 
 LOAD_SEED = 7
@@ -144,6 +147,7 @@ def run_story(
         "evolve_samples": 100_000,
         "targets": {"allocation_excess_pct": 3.0},
         "islands": islands,
+        "llm_timeout_s": model_timeout_s(islands),
     }
     net = LocalNetwork(root, nodes, overrides=overrides)
     started = time.monotonic()
@@ -170,6 +174,14 @@ def run_story(
             load.join(10)
         net.stop()
         say(f"network stopped (state kept in {root})")
+
+
+def model_timeout_s(islands: int, cores: int | None = None) -> float:
+    """One model call's limit when `islands` embedded models share this machine's cores: each writes
+    about islands/cores times slower (a run of three islands on two cores timed out at 120 s three
+    times in a row, BENCHMARKS.md), so the limit grows by that factor, rounded up."""
+    cores = cores or os.cpu_count() or 1
+    return MODEL_TIMEOUT_S * max(1, math.ceil(islands / cores))
 
 
 def _tell_islands(net: LocalNetwork, say, proposal: dict) -> None:

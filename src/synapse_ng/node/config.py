@@ -83,6 +83,9 @@ class NodeConfig:
     llm_provider: str = "local"
     llm_model: str = ""
     llm_endpoint: str = ""
+    # How long one model call may take. Several islands on one machine share its cores, so their
+    # embedded models each write several times slower (demo --islands raises it: story.py).
+    llm_timeout_s: float = 120.0
     engine_workspace: str = ""  # the engine's store and artifacts; "" is DATA/engine
     # The minutes bind: with the embedded model most samples are constant tunes of about 2 s each, and the
     # measured runs that beat best fit needed several hundred samples over 7-20 minutes (BENCHMARKS.md).
@@ -138,6 +141,9 @@ class NodeConfig:
         for key in ("code_threshold", "config_threshold", "stage_fractions"):
             if key in values:
                 values[key] = tuple(values[key])
+        timeout = values.get("llm_timeout_s", cls.llm_timeout_s)
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < math.inf:
+            raise UsageError(f"llm_timeout_s must be a positive number of seconds, not {timeout!r}")
         return cls(**values)
 
     def save(self) -> None:

@@ -235,7 +235,10 @@ class Remedies:
 
             c = self.config
             llm = LLMProviderConfig(
-                provider_name=c.llm_provider, model_name=c.llm_model, api_endpoint=c.llm_endpoint or ""
+                provider_name=c.llm_provider,
+                model_name=c.llm_model,
+                api_endpoint=c.llm_endpoint or "",
+                timeout_seconds=c.llm_timeout_s,
             )
             self._engine = EvolutionaryEngineManager(
                 llm,
