@@ -78,3 +78,18 @@ def test_a_search_starts_from_the_deployed_block_and_proposes_only_what_beats_it
     finally:
         server.close()
     assert better.improved and better.best.source.strip() == FAST, better.reason
+
+
+def test_a_budget_spent_before_the_deployed_block_is_judged_still_has_to_beat_it(tmp_path):
+    # One sample: the model's answer takes it before the deployed start is judged. The deployed block
+    # (FAST) is then measured before anything can win, and UNROLLED, better than the baseline only, loses.
+    server = LoopbackServer(OpenAIWire(), answer(UNROLLED))
+    try:
+        store, result = search(tmp_path, server, 1, deployed=FAST)
+    finally:
+        server.close()
+    judged = {a.source.strip(): a for a in store.candidates(result.run_id)}
+    assert judged[UNROLLED.strip()].status.value == "correct", "the answer improves on the baseline"
+    assert judged[FAST].operator == "start" and judged[FAST].status.value == "correct"
+    assert not result.improved
+    assert result.reason == "no candidate beat the deployed version on the training workloads"

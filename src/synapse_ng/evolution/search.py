@@ -217,6 +217,7 @@ class EvolutionSearch:
         if starts is None:
             starts = component.starting_points_for(config.language) if config.starting_points else ()
         self.starts = ([deployed] if deployed else []) + list(starts)
+        self.deployed = deployed
         self.deployed_hash = source_hash(deployed, config.language) if deployed else None
         self.banned = list(banned)
         self._banned_behaviours: list[dict[str, float]] = []
@@ -260,6 +261,7 @@ class EvolutionSearch:
         await self._measure_banned()
         slots = max(1, self.config.concurrency)
         await asyncio.gather(*(asyncio.create_task(self._worker()) for _ in range(slots)))
+        await self._measure_deployed()
         if self.exchange.collaborative:
             return await self._agree()
         best = self.population.best()
@@ -268,6 +270,8 @@ class EvolutionSearch:
         if best is None or (best.improvement_pct or 0.0) <= 0:
             reason = self._stop_reason or "no candidate beat the baseline on the training workloads"
             return self._finish(best, None, None, reason)
+        if self.deployed_hash and self.deployed_hash not in self._measured:
+            return self._finish(best, None, None, "the deployed version does not pass its evaluation here")
         if self.proven is None and (best.source_hash == self.deployed_hash or not self._beats_deployed(best)):
             return self._finish(
                 best, None, None, "no candidate beat the deployed version on the training workloads"
@@ -377,13 +381,32 @@ class EvolutionSearch:
         )
 
     def _beats_deployed(self, attempt: Attempt) -> bool:
-        """Better than the deployed block on training work (True when there is none, or it is unmeasured)."""
-        deployed = self._measured.get(self.deployed_hash or "")
-        if deployed is None or deployed.score is None or attempt.score is None:
+        """Better than the deployed block on training work: True when there is none; False while it is
+        unmeasured (nothing beats a block no one has measured: the run measures it before it ends)."""
+        if self.deployed_hash is None:
             return True
+        deployed = self._measured.get(self.deployed_hash)
+        if deployed is None or deployed.score is None or attempt.score is None:
+            return False
         return attempt.source_hash != self.deployed_hash and self.component.objective.better(
             attempt.score, deployed.score
         )
+
+    async def _measure_deployed(self) -> None:
+        """The deployed block, judged now if the budget ended before its turn as a start came (a budget
+        of one sample, spent on the model's answer): no program wins without beating it."""
+        if self.deployed is None or self.deployed_hash in self._measured:
+            return
+        if not self.population.claim(self.deployed_hash or ""):
+            return  # judged already, and not correct here: nothing can beat it, the run says why
+        baseline = self.population.baseline
+        assert baseline is not None  # the run does not start without one
+        attempt = self._attempt(0, baseline, START, self.deployed)
+        self.starts = [block for block in self.starts if block != self.deployed]
+        attempt = await self._judge_new(attempt, 0, self.progress.proposals)
+        self._store(attempt)
+        if attempt.correct:
+            self._admit(0, attempt, baseline)
 
     def _lineage(self, attempt: Attempt) -> list[str]:
         """The source hashes `attempt` descends from, newest first: its parents here, then the lineage a
@@ -802,7 +825,7 @@ class EvolutionSearch:
             self.tuner.introduce(island, attempt)
         proven = self.proven
         self._consider(attempt)
-        if self.proven is not proven and attempt.operator != MIGRANT:  # a new best of this island's own
+        if self.proven is attempt and proven is not attempt and attempt.operator != MIGRANT:  # a new own best
             self.exchange.offer(attempt, self._lineage(attempt))
         improvement = attempt.improvement_pct or 0.0
         if improvement > self.progress.best_improvement_pct:
@@ -815,8 +838,10 @@ class EvolutionSearch:
         the deployed block (which itself is never proposed again)."""
         proven = self.proven
         if attempt.source_hash == self.deployed_hash:  # measured now: what is proven must beat it too
-            if proven is not None and not self._beats_deployed(proven):
-                self.proven = None
+            self.proven = None
+            for measured in list(self._measured.values()):
+                if measured.source_hash != self.deployed_hash:
+                    self._consider(measured)
             return
         score = attempt.score
         if score is None or not shown_in_training((attempt.metrics or {}).get("aggregate") or {}):
