@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import struct
 
 import pytest
 
@@ -20,6 +21,8 @@ from synapse_ng.components.raft_consensus.host import poison_records
 from synapse_ng.components.raft_consensus.tally import (
     MAX_WEIGHT,
     POISON_SLOTS,
+    RECORD_BYTES,
+    U32_MAX,
     Tally,
     TallyInput,
     Vote,
@@ -563,3 +566,29 @@ def test_correct_faster_candidates_pass_and_use_less_fuel(language, block):
     baseline = COMPONENT.measure(instance_of(language), big)
     assert candidate["fuel"] * 5 < baseline["fuel"], (candidate, baseline)
     assert COMPONENT.objective.better(candidate["fuel"], baseline["fuel"])
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        (-1, 1, 0, 1),  # a negative voter
+        (U32_MAX + 1, 1, 0, 1),  # a voter beyond u32
+        (5, -3, 0, 1),  # a negative seq
+        (5, 1, 3, 1),  # a choice that is none of yes, no, abstain
+        (5, 1, 0, MAX_WEIGHT + 1),  # a weight above the bound
+        (5, 1, 0, -1),  # a negative weight
+        (5, 1.0, 0, 1),  # not an integer
+    ],
+)
+def test_an_invalid_vote_record_is_refused_by_name_among_valid_ones(record):
+    votes = tuple(Vote(voter, 1, 0, 1) for voter in range(50)) + (Vote(*record),)
+    with pytest.raises(ValueError, match=r"invalid vote record Vote\(voter="):
+        TallyInput(votes, 0, 1, 2)
+
+
+def test_the_input_packs_its_records_as_the_module_reads_them():
+    votes = (Vote(7, 2, 1, 30), Vote(U32_MAX, U32_MAX, 2, MAX_WEIGHT), Vote(0, 0, 0, 0))
+    packed = TallyInput(votes, 0, 1, 2)
+    assert packed.records == struct.pack("<12I", *[field for vote in votes for field in vote])
+    assert len(packed.records) == RECORD_BYTES * len(votes) and packed.highest_voter == U32_MAX
+    assert TallyInput((), 0, 1, 2).records == b"" and TallyInput((), 0, 1, 2).highest_voter == -1
