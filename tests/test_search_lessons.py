@@ -25,26 +25,27 @@ FAST_RENAMED = (
 )
 
 
-def search(tmp_path, server, samples: int, **lessons) -> tuple[Store, object]:
-    store = Store(tmp_path / "ws")
-    run = EvolutionSearch(
-        COMPONENT,
-        provider_for(server),
-        store,
-        problem="sum_squares is slow",
-        config=SearchConfig(islands=1, concurrency=1, tune_share=0.0, random_cases=5),
-        budget=Budget(samples=samples),
-        **lessons,
-    )
-    return store, asyncio.run(run.run())
+def search(tmp_path, answers: list, samples: int, **lessons) -> tuple[Store, object]:
+    """A run of `samples` samples whose scripted model gives `answers`, with the lessons given."""
+    server = LoopbackServer(OpenAIWire(), *answers)
+    try:
+        store = Store(tmp_path / "ws")
+        run = EvolutionSearch(
+            COMPONENT,
+            provider_for(server),
+            store,
+            problem="sum_squares is slow",
+            config=SearchConfig(islands=1, concurrency=1, tune_share=0.0, random_cases=5),
+            budget=Budget(samples=samples),
+            **lessons,
+        )
+        return store, asyncio.run(run.run())
+    finally:
+        server.close()
 
 
 def test_a_rolled_back_block_is_never_proposed_again_by_hash_or_by_behaviour(tmp_path):
-    server = LoopbackServer(OpenAIWire(), answer(FAST_REFORMATTED), answer(FAST_RENAMED))
-    try:
-        store, result = search(tmp_path, server, 2, banned=(FAST,))
-    finally:
-        server.close()
+    store, result = search(tmp_path, [answer(FAST_REFORMATTED), answer(FAST_RENAMED)], 2, banned=(FAST,))
     answers = [a for a in store.candidates(result.run_id) if a.operator.startswith("llm-")]
     assert answers[0].source_hash == source_hash(FAST, "rust"), "the reformatted block is FAST's hash"
     assert answers[0].status.value == "duplicate", "the same source is never built again"
@@ -52,42 +53,26 @@ def test_a_rolled_back_block_is_never_proposed_again_by_hash_or_by_behaviour(tmp
     assert renamed.status.value == "banned" and "rolled back" in renamed.message
     assert not result.improved
     # Without the ban, the renamed block is an improvement: the ban is what stopped it.
-    server = LoopbackServer(OpenAIWire(), answer(FAST_RENAMED))
-    try:
-        _, free = search(tmp_path / "free", server, 1)
-    finally:
-        server.close()
+    _, free = search(tmp_path / "free", [answer(FAST_RENAMED)], 1)
     assert free.improved, free.reason
 
 
 def test_a_search_starts_from_the_deployed_block_and_proposes_only_what_beats_it(tmp_path):
     # Deployed: FAST. The model writes UNROLLED, better than the baseline but not than FAST.
-    server = LoopbackServer(OpenAIWire(), answer(UNROLLED))
-    try:
-        store, result = search(tmp_path, server, 2, deployed=FAST)
-    finally:
-        server.close()
+    store, result = search(tmp_path, [answer(UNROLLED)], 2, deployed=FAST)
     starts = [a for a in store.candidates(result.run_id) if a.operator == "start"]
     assert [a.source.strip() for a in starts] == [FAST] and starts[0].status.value == "correct"
     assert not result.improved
     assert result.reason == "no candidate beat the deployed version on the training workloads"
     # Deployed: UNROLLED. FAST beats it, and is proposed.
-    server = LoopbackServer(OpenAIWire(), answer(FAST))
-    try:
-        _, better = search(tmp_path / "better", server, 2, deployed=UNROLLED)
-    finally:
-        server.close()
+    _, better = search(tmp_path / "better", [answer(FAST)], 2, deployed=UNROLLED)
     assert better.improved and better.best.source.strip() == FAST, better.reason
 
 
 def test_a_budget_spent_before_the_deployed_block_is_judged_still_has_to_beat_it(tmp_path):
     # One sample: the model's answer takes it before the deployed start is judged. The deployed block
     # (FAST) is then measured before anything can win, and UNROLLED, better than the baseline only, loses.
-    server = LoopbackServer(OpenAIWire(), answer(UNROLLED))
-    try:
-        store, result = search(tmp_path, server, 1, deployed=FAST)
-    finally:
-        server.close()
+    store, result = search(tmp_path, [answer(UNROLLED)], 1, deployed=FAST)
     judged = {a.source.strip(): a for a in store.candidates(result.run_id)}
     assert judged[UNROLLED.strip()].status.value == "correct", "the answer improves on the baseline"
     assert judged[FAST].operator == "start" and judged[FAST].status.value == "correct"

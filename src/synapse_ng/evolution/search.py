@@ -402,7 +402,6 @@ class EvolutionSearch:
         baseline = self.population.baseline
         assert baseline is not None  # the run does not start without one
         attempt = self._attempt(0, baseline, START, self.deployed)
-        self.starts = [block for block in self.starts if block != self.deployed]
         attempt = await self._judge_new(attempt, 0, self.progress.proposals)
         self._store(attempt)
         if attempt.correct:
