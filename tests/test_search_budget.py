@@ -19,16 +19,37 @@ from synapse_ng.models import CodeLanguage
 from test_search import WRONG, _bare_search, answer, provider_for
 
 
+def test_the_tuner_leaves_the_components_interface_codes_alone(tmp_path):
+    """raft's outcome `2` sits where a tunable integer would (a branch's value), so only its value says it
+    is a code: the tuner never changes it, and a tally with nothing else to tune goes to the model."""
+    from synapse_ng.components import get_component
+    from synapse_ng.evolution.tuning import tunable_literals
+
+    component = get_component("raft_consensus")
+    assert component.interface_codes == {0, 1, 2}
+    baseline = component.baseline_block(CodeLanguage.RUST)
+    assert [literal.text for literal in tunable_literals(baseline, CodeLanguage.RUST)] == ["2"]
+    search, Member = _bare_search(tmp_path, component, exploit=1.0)
+    search.population.admit(0, Member(1, baseline, 10.0, 0.0, {"a": 1.0}))
+    assert search.tuner.tune(0) is None and search.tuner.batch(0, 8) is None
+    # Codes are values, not places: a capacity of 4 in a model's tally is still a constant to tune.
+    spare = "let spare: Vec<u32> = Vec::with_capacity(64);"
+    sized = baseline.replace("let mut t = Tally::default();", "let mut t = Tally::default(); " + spare, 1)
+    assert sized != baseline
+    search.population.admit(0, Member(2, sized, 9.0, 1.0, {"a": 0.9}))
+    parent, block = search.tuner.tune(0)
+    assert parent.id == 2 and spare not in block and "\n        2\n" in block
+
+
 def test_the_tuner_learns_that_a_constant_whose_changes_break_the_program_is_structure(tmp_path):
     from synapse_ng.components import get_component
     from synapse_ng.outcome import Outcome
 
-    component = get_component("raft_consensus")
-    search, Member = _bare_search(tmp_path, component, exploit=1.0)
-    tally = Member(1, component.baseline_block(CodeLanguage.RUST), 10.0, 0.0, {"a": 1.0})
-    search.population.admit(0, tally)
-    parent, block = search.tuner.tune(0)  # only the outcome code `2` is left to try
-    assert parent.id == 1 and "{\n        2\n" not in block
+    search, Member = _bare_search(tmp_path, get_component("gossip_protocol"), exploit=1.0)
+    sentinel = Member(1, "fn f(x: u32) -> u32 { if x == 0 { 7 } else { x } }", 10.0, 0.0, {"a": 1.0})
+    search.population.admit(0, sentinel)
+    parent, block = search.tuner.tune(0)  # only the sentinel `7` is there to try
+    assert parent.id == 1 and "{ 7 }" not in block
     broken = Attempt("run", 0, 1, "tune", CodeLanguage.RUST, source=block, status=Outcome.INCORRECT)
     search.tuner.learn(parent, broken)
     assert search.tuner.tune(0) is None  # nothing tunable left: the search asks the model instead

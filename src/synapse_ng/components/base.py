@@ -143,6 +143,10 @@ class Component(ABC):
     # For a module that draws random numbers from seeds the host hands it: how many other streams the
     # held-out check measures the baseline under, so a gain must beat what reseeding alone produces.
     random_streams: int = 0
+    # Integers that name things in the component's interface (a vote's choice, a tally's outcome). A
+    # literal of one of these values in a block is read as such a code, and the tuner leaves it alone:
+    # changing an outcome code is a wrong program, never a better one.
+    interface_codes: frozenset[int] = frozenset()
 
     # ------------------------------------------------------------------ what subclasses provide
 

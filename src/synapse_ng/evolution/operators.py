@@ -19,6 +19,7 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from ..components import Component
@@ -232,7 +233,8 @@ class Tuner:
 
     It proposes only settings not tried before in the run (`population.seen`), and only of constants that
     are really tunable: `tuning` leaves patterns, indices, shifts and hash constants alone by their place,
-    and the tuner learns the rest from what it measures. A literal that was changed in tunes that all
+    the tuner leaves the component's interface codes alone by their value (raft's outcome `2`), and it
+    learns the rest from what it measures. A literal that was changed in tunes that all
     broke the program (wrong answers, no build) and in none that stayed correct is structure (an outcome
     code, a sentinel) and is kept as it is in every program of the same shape. A literal of one program
     is inert there when INERT_AFTER correct tunes of that program off the baseline's plateau changed it
@@ -254,11 +256,19 @@ class Tuner:
     # tune that moves a score makes the literal live in that program for good.
     INERT_AFTER = 4
 
-    def __init__(self, population: Population, language: CodeLanguage, rng: random.Random, exploit: float):
+    def __init__(
+        self,
+        population: Population,
+        language: CodeLanguage,
+        rng: random.Random,
+        exploit: float,
+        codes: Collection[int] = (),
+    ):
         self.population = population
         self.language = language
         self.rng = rng
         self.exploit = exploit
+        self.codes = frozenset(codes)  # Component.interface_codes: never tuned
         # shape (the block with its numbers blanked) -> literal index -> [tunes that broke, that held]
         self._record: dict[str, dict[int, list[int]]] = {}
         # a program's source hash -> literal index -> [its correct tunes off the plateau that left every
@@ -273,12 +283,15 @@ class Tuner:
             self._fresh.setdefault(island, []).append(_Fresh(member, self.FRESH_TURNS))
 
     def keep(self, block: str) -> set[int]:
-        """Start offsets of the block's literals that measurements showed to be structure, or inert in
-        this very block."""
+        """Start offsets of the block's literals to leave alone: the component's interface codes, and
+        those that measurements showed to be structure, or inert in this very block."""
         record = self._record.get(_shape(block, self.language), {})
         literals = numeric_literals(block, self.language)
         structure = {literals[i].start for i, (broke, held) in record.items() if broke and not held}
-        return structure | self.inert(block)
+        codes = {
+            literal.start for literal in literals if not literal.is_float and literal.value in self.codes
+        }
+        return structure | codes | self.inert(block)
 
     def inert(self, block: str) -> set[int]:
         """Start offsets of the literals found inert in this very block (see the class docstring)."""

@@ -212,7 +212,9 @@ class EvolutionSearch:
             max_new_tokens=config.max_new_tokens or ANSWER_TOKENS.get(config.language, 900),
             temperature=sampling_temperature(config, provider),
         )
-        self.tuner = Tuner(self.population, config.language, self.rng, config.exploit)
+        self.tuner = Tuner(
+            self.population, config.language, self.rng, config.exploit, component.interface_codes
+        )
         self.last_error: list[str | None] = [None] * config.islands  # shown to the model next time
         if starts is None:
             starts = component.starting_points_for(config.language) if config.starting_points else ()

@@ -31,10 +31,10 @@ and generator constants written in decimal), match and `case` patterns (`0 => ..
 and array lengths (`a[3]`, `[0.0; 64]`), the integer operands of bit operations, shifts and `%` (a
 generator's `z >> 30`, a hash's `h % 7`), and the arguments of wrapping arithmetic, rotations and pointer
 offsets (`wrapping_mul(31)`, `rotate_left(5)`, `ptr.add(8)`): a different random stream or hash is luck,
-not a better rule. `keep` names more literals to leave alone (the tuner's own measurements: a literal whose
-every change broke the program is structure). `retune` returns None when no literal is tunable, so the
-caller falls back to the model. Everything is drawn from `rng`, in a fixed order: the same seed gives the
-same block.
+not a better rule. `keep` names more literals to leave alone (the component's interface codes, such as
+raft's outcome `2`, and the tuner's own measurements: a literal whose every change broke the program is
+structure). `retune` returns None when no literal is tunable, so the caller falls back to the model.
+Everything is drawn from `rng`, in a fixed order: the same seed gives the same block.
 """
 
 from __future__ import annotations
