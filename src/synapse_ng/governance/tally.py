@@ -22,7 +22,14 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from ..components.raft_consensus.tally import OUTCOMES, Tally, TallyInput, Vote, reference_tally
+from ..components.raft_consensus.tally import (
+    OUTCOMES,
+    Tally,
+    TallyInput,
+    Vote,
+    counted_votes,
+    reference_tally,
+)
 from ..models import SignedMessage
 from .proposals import CHOICES, ProposalError, validate_proposal_body, validate_vote_body
 
@@ -117,13 +124,9 @@ def tally_input(proposal_body: dict, votes: Iterable[VoteMessage], members: Iter
 
 
 def _counted(roster: list[str], input: TallyInput) -> dict[str, str]:
-    """Per voter the record that counts (highest seq, the last among equal), as raft_consensus defines it."""
-    best: dict[int, Vote] = {}
-    for vote in input.votes:
-        current = best.get(vote.voter)
-        if current is None or vote.seq >= current.seq:
-            best[vote.voter] = vote
-    return {roster[voter]: CHOICE_NAMES[vote.choice] for voter, vote in sorted(best.items())}
+    """Per voter the choice of the record that counts, by name, as raft_consensus defines it."""
+    counted = counted_votes(input)
+    return {roster[voter]: CHOICE_NAMES[vote.choice] for voter, vote in sorted(counted.items())}
 
 
 def decide(

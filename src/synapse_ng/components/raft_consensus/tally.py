@@ -117,15 +117,20 @@ def _packed(votes: tuple[Vote, ...]) -> tuple[bytes, int]:
     return fields.tobytes(), highest_voter
 
 
-def reference_tally(input: TallyInput) -> Tally:
-    """The oracle: exactly the semantics in the module docstring."""
+def counted_votes(input: TallyInput) -> dict[int, Vote]:
+    """Per voter the record that counts: the highest seq, the last in input order among equal ones."""
     counted: dict[int, Vote] = {}
     for vote in input.votes:
         best = counted.get(vote.voter)
         if best is None or vote.seq >= best.seq:  # >=: the last of equal highest seqs wins
             counted[vote.voter] = vote
+    return counted
+
+
+def reference_tally(input: TallyInput) -> Tally:
+    """The oracle: exactly the semantics in the module docstring."""
     totals = [0, 0, 0]
-    for vote in counted.values():
+    for vote in counted_votes(input).values():
         totals[vote.choice] += vote.weight
     yes, no, abstain = totals
     turnout = yes + no + abstain
