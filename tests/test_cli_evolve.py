@@ -25,6 +25,24 @@ def synapse(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=600)
 
 
+# The model's second answer: the hash-map tally the embedded model wrote (a tally has nothing the tuner
+# may change, its integers are outcome and choice codes, so both samples are the model's).
+HASH_TALLY = "\n".join(
+    line
+    for line in (Path(__file__).parents[1] / "examples" / "raft_hash_tally_evolved.rs")
+    .read_text()
+    .splitlines()
+    if not line.startswith("//")
+)
+
+
+def tally_answers() -> tuple[Ok, Ok]:
+    """The scripted model's two answers: the sorted tally, then the hash-map one (and so on, repeated)."""
+    return Ok(text=f"Sorting is O(n log n):\n```rust\n{SORTED_TALLY}\n```"), Ok(
+        text=f"```rust\n{HASH_TALLY}\n```"
+    )
+
+
 def two_sample_tally_search(server: LoopbackServer) -> list[str]:
     """`evolve` arguments: two samples of the vote tally on one island, from the scripted model."""
     return [
@@ -42,7 +60,7 @@ def two_sample_tally_search(server: LoopbackServer) -> list[str]:
 
 
 def test_evolve_writes_a_reproducible_result_and_stats_and_runs_read_it_back(tmp_path):
-    server = LoopbackServer(OpenAIWire(), Ok(text=f"Sorting is O(n log n):\n```rust\n{SORTED_TALLY}\n```"))
+    server = LoopbackServer(OpenAIWire(), *tally_answers())
     workspace = str(tmp_path / "ws")
     try:
         done = synapse(*two_sample_tally_search(server), "--workspace", workspace, "--json")
@@ -87,7 +105,8 @@ def _runs_read_back(workspace: str, report: dict) -> None:
             best = row.score
             expected.append((row.id, row.score))
     assert detail["best"]["id"] == expected[-1][0] and detail["best"]["score"] == expected[-1][1]
-    assert "--- baseline" in detail["diff"] and "+" in detail["diff"] and "sort" in detail["diff"]
+    # The best is the hash-map tally (the second answer: less fuel than sorting).
+    assert "--- baseline" in detail["diff"] and "+" in detail["diff"] and "HashMap" in detail["diff"]
     assert detail["settings"]["config"]["islands"] == 1 and detail["heldout"]["workloads"]
     svg = ElementTree.parse(detail["plot"]).getroot()
     circles = [c for c in svg.iter("{http://www.w3.org/2000/svg}circle")]
@@ -119,7 +138,7 @@ def test_evolve_draws_a_live_line_on_a_terminal_and_plain_lines_into_a_pipe(tmp_
     import os
     import pty
 
-    server = LoopbackServer(OpenAIWire(), Ok(text=f"```rust\n{SORTED_TALLY}\n```"))
+    server = LoopbackServer(OpenAIWire(), *tally_answers())
     args = [*CLI, *two_sample_tally_search(server), "--minutes", "10"]
     try:
         leader, follower = pty.openpty()
@@ -140,7 +159,13 @@ def test_evolve_draws_a_live_line_on_a_terminal_and_plain_lines_into_a_pipe(tmp_
                 break
             seen += chunk
         assert terminal.wait(timeout=600) == 0
-        piped = synapse(*args[len(CLI) :], "--workspace", str(tmp_path / "pipe"))
+    finally:
+        server.close()
+    server = LoopbackServer(OpenAIWire(), *tally_answers())  # the same answers again, from the first
+    try:
+        piped = synapse(
+            *two_sample_tally_search(server), "--minutes", "10", "--workspace", str(tmp_path / "pipe")
+        )
     finally:
         server.close()
     drawn = seen.decode("utf-8", "replace")

@@ -98,24 +98,34 @@ def test_outcomes_reach_the_next_search_and_a_rolled_back_block_is_never_propose
         for url in net.urls:
             wait_for(lambda url=url: rollout_state(url, first["id"]) == "rolled_back", 60, "rolled back")
         server.steps = [block(GAP_DOUBLED)]
-        seen, done = len(server.requests), len(get(lead, "/api/health/issues")["actions"])
+        seen = len(server.requests)
         wait_for(
             lambda: any("rolled back" in p for p in prompts_since(server, seen)),
             180,
             "the rollback in a prompt",
         )
+        # The double is refused for behaving like the rolled-back block. Waited for, not read after the
+        # next search's end: a search that started before the rollback can be the one that ends first.
+        engine_path = net.dir(author) / "engine" / "engine.sqlite3"
+
+        def statuses() -> set[str]:
+            engine = sqlite3.connect(engine_path)
+            try:
+                return {row[0] for row in engine.execute("SELECT status FROM candidates")}
+            finally:
+                engine.close()
+
+        wait_for(lambda: "banned" in statuses(), 180, "the double refused as the rolled-back block")
+        done = len(get(lead, "/api/health/issues")["actions"])
         wait_for(
             lambda: any(a["kind"] in ("evolve_failed", "code_upgrade") for a in actions_after(lead, done)),
             180,
-            "the third search ends",
+            "a search after the refusal ends",
         )
         # Neither the block nor its double is proposed again; the tuner may still find another program.
         for later in upgrades(lead)[1:]:
             source = get(lead, f"/api/proposals/{later['id']}")["params"]["source"]
             assert GAP_PENALTY.strip() not in source and GAP_DOUBLED.strip() not in source
-        engine = sqlite3.connect(net.dir(author) / "engine" / "engine.sqlite3")
-        statuses = {row[0] for row in engine.execute("SELECT status FROM candidates")}
-        assert "banned" in statuses
     finally:
         load.stop()
         net.stop()
