@@ -54,7 +54,9 @@ def provider_for(server: LoopbackServer):
     )
 
 
-def run_search(tmp_path, server, *, samples, provider=None, **config):
+def run_search(tmp_path, server, *, samples, provider=None, deployed=None, banned=(), **config):
+    """A run of `samples` samples on one island with the scripted model, untuned; `deployed` and `banned`
+    are the network's lessons (EvolutionSearch), `config` more SearchConfig settings."""
     store = Store(tmp_path / "ws")
     search = EvolutionSearch(
         COMPONENT,
@@ -63,6 +65,8 @@ def run_search(tmp_path, server, *, samples, provider=None, **config):
         problem="sum_squares is slow on long inputs",
         config=SearchConfig(islands=1, concurrency=1, tune_share=0.0, random_cases=5, **config),
         budget=Budget(samples=samples),
+        deployed=deployed,
+        banned=banned,
     )
     return store, asyncio.run(search.run())
 

@@ -32,7 +32,7 @@ def test_the_tuner_leaves_the_components_interface_codes_alone(tmp_path):
     search, Member = _bare_search(tmp_path, component, exploit=1.0)
     search.population.admit(0, Member(1, baseline, 10.0, 0.0, {"a": 1.0}))
     assert search.tuner.tune(0) is None and search.tuner.batch(0, 8) is None
-    # Codes are values, not places: a capacity of 4 in a model's tally is still a constant to tune.
+    # Codes are values, not places: a capacity of 64 in a model's tally is still a constant to tune.
     spare = "let spare: Vec<u32> = Vec::with_capacity(64);"
     sized = baseline.replace("let mut t = Tally::default();", "let mut t = Tally::default(); " + spare, 1)
     assert sized != baseline

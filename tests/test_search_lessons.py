@@ -5,14 +5,11 @@ builds and measurements."""
 
 from __future__ import annotations
 
-import asyncio
-
 from llm_servers import LoopbackServer, OpenAIWire
-from synapse_ng.evolution.search import Budget, EvolutionSearch, SearchConfig
 from synapse_ng.evolution.store import Store
 from synapse_ng.languages import source_hash
 from test_islands_search import UNROLLED
-from test_search import COMPONENT, FAST, answer, provider_for
+from test_search import FAST, answer, run_search
 
 # FAST written differently: the same normalised source once comments and spacing go (the same hash), and
 # a renamed variable (another hash, the same machine code, so the same figure on every workload).
@@ -29,17 +26,7 @@ def search(tmp_path, answers: list, samples: int, **lessons) -> tuple[Store, obj
     """A run of `samples` samples whose scripted model gives `answers`, with the lessons given."""
     server = LoopbackServer(OpenAIWire(), *answers)
     try:
-        store = Store(tmp_path / "ws")
-        run = EvolutionSearch(
-            COMPONENT,
-            provider_for(server),
-            store,
-            problem="sum_squares is slow",
-            config=SearchConfig(islands=1, concurrency=1, tune_share=0.0, random_cases=5),
-            budget=Budget(samples=samples),
-            **lessons,
-        )
-        return store, asyncio.run(run.run())
+        return run_search(tmp_path, server, samples=samples, **lessons)
     finally:
         server.close()
 
