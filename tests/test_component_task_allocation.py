@@ -38,7 +38,9 @@ from synapse_ng.components.task_allocation.protocol import (
     validate_packing,
 )
 from synapse_ng.errors import UsageError
+from synapse_ng.evolution import evaluate
 from synapse_ng.models import CodeLanguage
+from synapse_ng.outcome import Outcome
 from synapse_ng.toolchain import CompileOptions, compile_source
 from synapse_ng.wasm.inspect import inspect_wasm
 from synapse_ng.wasm.sandbox import Sandbox, SandboxLimits
@@ -101,7 +103,8 @@ def fresh(wasm: bytes):
 
 
 def cascade(wasm: bytes, random_count: int = 40) -> None:
-    """What the evaluator does for correctness: fixed cases, then random ones, on one fresh instance."""
+    """What the evaluator does for correctness: fixed cases, then random ones, on one fresh instance (the
+    scale case after them, which costs as much as a large batch, has tests of its own)."""
     instance = fresh(wasm)
     for case in COMPONENT.fixed_cases() + COMPONENT.random_cases(0, random_count):
         output = COMPONENT.call(instance, case.input)
@@ -226,8 +229,25 @@ fn priority(item: f64, bins: &[f64]) -> Vec<f64> {
 }
 """
 
+# The block a 20-minute search crowned on seed 3 (2026-12-05): the fullest bin is found again inside the
+# map, once per bin, so a call costs the bins squared. Through the cases and the training sizes (1,000 items),
+# out of fuel on Weibull 5k, where held-out measurement caught it after the search had spent its minutes.
+FULLEST_PER_BIN = """
+fn priority(item: f64, bins: &[f64]) -> Vec<f64> {
+    const SMALL: f64 = 27.76;
+    const FACTOR: f64 = 7.035;
+    bins.iter().map(|&remaining| { let gap = remaining - item; let mut score = -gap;
+        if gap > 0.0 && gap < SMALL { score -= FACTOR * gap; }
+        if gap > SMALL * 1.62 { score += 18.54; }
+        let fullest = bins.iter().cloned().fold(f64::MAX, f64::min);
+        score += 1.0 / (1.0 + (remaining - fullest) / (fullest - SMALL * 1.62));
+        score }).collect()
+}
+"""
+
 BLOCKS = [
     (FIRST_FIT, RUST),
+    (FULLEST_PER_BIN, RUST),
     (NAN_SCORES, RUST),
     (INFINITE_SCORE, RUST),
     (WRONG_LENGTH, RUST),
@@ -635,6 +655,42 @@ def test_a_candidate_that_passes_the_cases_but_runs_out_of_fuel_on_the_big_workl
     assert message.startswith(
         "workload weibull_5k, instance test_0: trapped: out_of_fuel: used all 20000000000 units"
     )
+
+
+def test_the_scale_case_is_an_instance_at_the_item_cap_and_every_baseline_packs_it_with_fuel_to_spare():
+    (case,) = COMPONENT.scale_cases()
+    items, capacity = case.input["items"], case.input["capacity"]
+    assert len(items) == MAX_ITEMS and all(1 <= size <= capacity for size in items)
+    assert COMPONENT.scale_cases() == [case]  # the same on every machine: voters re-run it
+    for language in (RUST, C, WAT):
+        output = COMPONENT.call(fresh(baseline(language)), case.input)
+        COMPONENT.check_output(case.input, output.value)
+        assert output.fuel < COMPONENT.limits.fuel / 2, (language, output.fuel)
+
+
+@pytest.mark.parametrize("block", [FUEL_HOG, FULLEST_PER_BIN])
+def test_a_rule_whose_calls_cost_the_bins_squared_runs_out_of_fuel_on_the_scale_case(block):
+    wasm = candidate(block)
+    cascade(wasm)
+    (case,) = COMPONENT.scale_cases()
+    with pytest.raises(CaseFailure, match="trapped: out_of_fuel: used all 20000000000 units"):
+        COMPONENT.call(fresh(wasm), case.input)
+
+
+def test_the_evaluator_stops_a_rule_that_is_cheap_at_the_training_sizes_at_the_scale_case():
+    """The attack the seed-3 search fell for: the cases pass and a training instance fits in the fuel, so
+    without the scale case the block was measured, crowned, and failed only on the held-out sets."""
+    wasm = candidate(FULLEST_PER_BIN)
+    training = COMPONENT.workloads(Split.TRAIN)[1]
+    assert len(training.input[0]["items"]) == 1000
+    one = Workload(training.id, Split.TRAIN, training.origin, training.seed, training.input[:1])
+    assert COMPONENT.measure(fresh(wasm), one)["fuel"] < COMPONENT.limits.fuel
+    evaluation = evaluate(COMPONENT, FULLEST_PER_BIN, split=Split.TRAIN, random_cases=10)
+    assert evaluation.status is not Outcome.CORRECT
+    assert evaluation.first_failure["case"] == f"scale-weibull-{MAX_ITEMS}"
+    assert "out_of_fuel" in evaluation.first_failure["message"]
+    assert evaluation.cases_passed == evaluation.cases_total - 1
+    assert evaluation.workloads == []
 
 
 def test_the_harness_refuses_more_items_than_its_buffers_and_the_host_never_sends_them():

@@ -177,6 +177,13 @@ class Component(ABC):
         """Write input into the module, call it, read the output back. Raises CaseFailure on a trap
         or on output that cannot even be decoded (out-of-range pointers, wrong lengths)."""
 
+    def scale_cases(self) -> list[Case]:
+        """Inputs at the largest size the protocol admits, run after the other cases: a candidate must finish
+        them within `limits`, with a valid output. A block cheap enough on the cases and the training sizes
+        can cost more per item as inputs grow (a loop over every bin inside the loop over bins) and run out
+        of fuel on the first large batch; without these cases a search could crown it. Default: none."""
+        return []
+
     @abstractmethod
     def workloads(self, split: Split) -> list[Workload]:
         """Training workloads (generated with our own seeds) or held-out ones (never trained on)."""

@@ -93,7 +93,13 @@ def measure_job(job: dict) -> dict:
     result: dict = {"cases_passed": 0, "cases_total": 0, "first_failure": None, "workloads": []}
     candidate = Sandbox(job["candidate"], component.limits)
     baseline = Sandbox(job["baseline"], component.limits)
-    cases = component.fixed_cases() + component.random_cases(job["case_seed"], job["random_cases"])
+    # The cheap cases first; the scale cases, which cost as much as a large batch, only for a candidate
+    # that got through them.
+    cases = (
+        component.fixed_cases()
+        + component.random_cases(job["case_seed"], job["random_cases"])
+        + component.scale_cases()
+    )
     result["cases_total"] = len(cases)
     result["cases_passed"], result["first_failure"] = run_cases(component, candidate, cases, "cases")
     if result["first_failure"] is not None:

@@ -160,6 +160,9 @@ class TaskAllocation(Component):
     def random_cases(self, seed: int, count: int) -> list[Case]:
         return generators.random_cases(seed, count)
 
+    def scale_cases(self) -> list[Case]:
+        return generators.scale_cases()
+
     # ------------------------------------------------------------------ running
 
     def call(self, instance: Instance, input: Any) -> CallOutput:

@@ -6,7 +6,7 @@ import random
 
 from ...errors import UsageError
 from ..base import Case, Split, Workload
-from .protocol import MAX_CAPACITY
+from .protocol import MAX_CAPACITY, MAX_ITEMS
 
 # Training workloads: our own seeds, never the held-out sets. (id, generator, seed, instances, items).
 OR_CAPACITY = 150
@@ -99,3 +99,12 @@ def random_cases(seed: int, count: int) -> list[Case]:
             items = [rng.randint(1, capacity) for _ in range(n)]
         cases.append(Case(f"random-{seed}-{index}-{shape}", {"capacity": capacity, "items": items}))
     return cases
+
+
+def scale_cases() -> list[Case]:
+    """One instance at the item cap: every call hands `priority` up to 10,000 bins (the empty ones count), so
+    a rule whose cost per call grows faster than the bins (a scan of all bins for each bin) shows it here.
+    Weibull items in bins of 100, the family with the most bins open. Best fit burns about 7.8e9 of the
+    20e9 fuel a call may use (about 0.6 s)."""
+    items = generate_instances("weibull", 10_007, 1, MAX_ITEMS)[0]["items"]
+    return [Case(f"scale-weibull-{MAX_ITEMS}", {"capacity": WEIBULL_CAPACITY, "items": items})]
