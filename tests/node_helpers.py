@@ -202,6 +202,17 @@ def rollout_state(url: str, proposal_id: str) -> str | None:
     return get(url, "/api/upgrades")["rollouts"].get(proposal_id, {}).get("state")
 
 
+def code_upgrades(url: str) -> list[dict]:
+    return [p for p in get(url, "/api/proposals")["proposals"] if p["type"] == "code_upgrade"]
+
+
+def approved_upgrades(url: str) -> list[dict]:
+    """The code upgrades this node has seen approved, oldest first. A test of what follows an approval
+    waits for these, not for the first proposal: on a loaded machine the voters' re-run of the evidence
+    can outlast a short voting deadline, and that proposal then closes without a quorum."""
+    return [p for p in code_upgrades(url) if p["outcome"]["status"] == "approved"]
+
+
 def send_tasks(url: str, items: list[int], capacity: int = 100) -> dict:
     response = post(url, "/api/tasks", {"capacity": capacity, "items": items}, operator=True)
     assert response.status_code == 200, response.text[:300]

@@ -8,6 +8,8 @@ compilation, the sandbox, measurement on training and held-out workloads, eviden
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -15,7 +17,9 @@ from llm_servers import LoopbackServer, Ok, OpenAIWire
 from node_helpers import (
     GAP_PENALTY,
     AllocationLoad,
+    approved_upgrades,
     chronic_allocation_network,
+    code_upgrades,
     get,
     identity_of,
     rollout_state,
@@ -27,14 +31,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
 def test_chronic_allocation_excess_is_evolved_voted_and_rolled_out_everywhere(tmp_path):
     server = LoopbackServer(OpenAIWire(), Ok(text=f"A gap-aware version:\n```rust\n{GAP_PENALTY}\n```"))
-    net = chronic_allocation_network(tmp_path, server.url, deadline_s=20.0, health_window_s=2.0)
+    net = chronic_allocation_network(tmp_path, server.url, deadline_s=30.0, health_window_s=2.0)
     load = AllocationLoad(net).start()
     try:
-
-        def upgrade_proposals():
-            return [p for p in get(net.url(0), "/api/proposals")["proposals"] if p["type"] == "code_upgrade"]
-
-        proposals = wait_for(upgrade_proposals, 240, "a code_upgrade proposal from the immune system")
+        proposals = wait_for(
+            lambda: approved_upgrades(net.url(0)), 300, "an approved code_upgrade from the immune system"
+        )
         proposal = proposals[0]
         assert proposal["params"]["issue"] == "task_allocation:allocation_excess_pct"
         assert proposal["params"]["improvement_pct"] > 0
@@ -69,10 +71,15 @@ def test_chronic_allocation_excess_is_evolved_voted_and_rolled_out_everywhere(tm
         ):
             assert field in stats, field
         assert stats["total_generations"] >= 1 and stats["llm_provider"] == "openai_api"
-        # Never a second proposal for the same issue while the first is open or rolling out.
-        assert len(upgrade_proposals()) == 1
+        # Never a second proposal for the same issue while the first is open or rolling out: one that came
+        # before the approved one closed without a quorum (its voters outlasted the deadline) first.
+        proposed = code_upgrades(net.url(0))
+        assert proposed[-1]["id"] == proposal["id"]
+        for earlier, later in itertools.pairwise(proposed):
+            assert earlier["outcome"]["status"] == "no quorum", earlier["outcome"]
+            assert later["created_at"] > earlier["deadline"]
         metrics = __import__("httpx").get(net.url(author) + "/metrics", timeout=30).text
-        assert "synapse_evolutions_total 1.0" in metrics
+        assert f"synapse_evolutions_total {len(proposed)}.0" in metrics
         samples = {
             (sample.name, tuple(sorted(sample.labels.items()))): sample.value
             for family in text_string_to_metric_families(metrics)
@@ -83,7 +90,7 @@ def test_chronic_allocation_excess_is_evolved_voted_and_rolled_out_everywhere(tm
         assert samples[("synapse_engine_enabled", ())] == 1
         succeeded = (("result", "succeeded"),)
         assert samples[("synapse_engine_compilations_total", succeeded)] == stats["successful_compilations"]
-        assert 'synapse_proposals_total{type="code_upgrade"} 1.0' in metrics
+        assert f'synapse_proposals_total{{type="code_upgrade"}} {len(proposed)}.0' in metrics
     finally:
         load.stop()
         net.stop()

@@ -14,7 +14,9 @@ from llm_servers import LoopbackServer, Ok, OpenAIWire
 from node_helpers import (
     GAP_PENALTY,
     AllocationLoad,
+    approved_upgrades,
     chronic_allocation_network,
+    code_upgrades,
     get,
     post,
     rollout_state,
@@ -43,8 +45,8 @@ def prompts_since(server: LoopbackServer, count: int) -> list[str]:
     ]
 
 
-def upgrades(url: str) -> list[dict]:
-    return [p for p in get(url, "/api/proposals")["proposals"] if p["type"] == "code_upgrade"]
+def upgrades_after(url: str, first: dict) -> list[dict]:
+    return [p for p in code_upgrades(url) if (p["created_at"], p["id"]) > (first["created_at"], first["id"])]
 
 
 def actions_after(url: str, count: int) -> list[dict]:
@@ -57,14 +59,14 @@ def test_outcomes_reach_the_next_search_and_a_rolled_back_block_is_never_propose
     net = chronic_allocation_network(
         tmp_path,
         server.url,
-        deadline_s=15.0,
+        deadline_s=30.0,
         health_window_s=2.0,
         proposal_cooldown_s=1.0,
         targets={"allocation_excess_pct": 0.5},
     )
     load = AllocationLoad(net).start()
     try:
-        first = wait_for(lambda: upgrades(net.url(0)), 240, "the first evolved upgrade")[0]
+        first = wait_for(lambda: approved_upgrades(net.url(0)), 300, "the first approved evolved upgrade")[0]
         author = net.ids.index(first["author"])
         lead = net.url(author)
         for url in net.urls:
@@ -89,7 +91,7 @@ def test_outcomes_reach_the_next_search_and_a_rolled_back_block_is_never_propose
             180,
             "the second search ends",
         )
-        assert len(upgrades(lead)) == 1
+        assert upgrades_after(lead, first) == []
         # Rolled back by the operator: the block is banned, and so is one that behaves exactly like it.
         response = post(
             lead, "/api/upgrades/task_allocation/rollback", {"reason": "operator test"}, operator=True
@@ -123,7 +125,7 @@ def test_outcomes_reach_the_next_search_and_a_rolled_back_block_is_never_propose
             "a search after the refusal ends",
         )
         # Neither the block nor its double is proposed again; the tuner may still find another program.
-        for later in upgrades(lead)[1:]:
+        for later in upgrades_after(lead, first):
             source = get(lead, f"/api/proposals/{later['id']}")["params"]["source"]
             assert GAP_PENALTY.strip() not in source and GAP_DOUBLED.strip() not in source
     finally:
