@@ -7,7 +7,8 @@
 side: `full` the component's starting points (the directions' code shapes with their rules filled in
 plainly), the model and the tuner; `model` the model and the tuner from the baseline alone; `tuner` the
 tuner alone from the baseline (no model); `shapes` the starting points compiled as written and tuned, no
-model. What the model adds is the gap between `full` and `shapes`.
+model. What the model adds is the gap between `full` and `shapes`; after the table, `full`'s winner
+against each other arm's on the held-out instances, with the significance test (benchmarks/arm_pairs.py).
 
 Prints samples, compile rate, correct rate, the minutes to the first candidate that beat best fit on the
 training workloads, and the best candidate's held-out excess over the L1 bound on OR3 and Weibull 5k,
@@ -26,6 +27,8 @@ import tempfile
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+
+from arm_pairs import print_pairs  # benchmarks/, beside this script
 
 from synapse_ng.components import get_component
 from synapse_ng.evolution.search import Budget, EvolutionSearch, SearchConfig
@@ -225,6 +228,11 @@ def print_arms(component, rows) -> None:
             f" {p.settings_measured:>9} {p.best_improvement_pct:>+10.3f}% {heldout:>10}"
             f" {verdict['p_value'] if verdict else float('nan'):>8.3g}  {result.reason}"
         )
+    # Whether the arms' winners differ beyond chance, on the same held-out instances.
+    print_pairs(
+        component.objective,
+        [(arm, result.heldout.workloads if result.heldout else None) for arm, result, _ in rows],
+    )
 
 
 if __name__ == "__main__":
