@@ -26,7 +26,7 @@ from pathlib import Path
 from synapse_ng.components import Component, Objective, get_component
 from synapse_ng.components.base import Split, Workload
 from synapse_ng.components.task_allocation.generators import generate_instances
-from synapse_ng.evolution.significance import signed_rank_test
+from synapse_ng.evolution.significance import instance_gains, signed_rank_test
 from synapse_ng.evolution.store import Store
 from synapse_ng.wasm.sandbox import Sandbox
 
@@ -42,27 +42,34 @@ def heldout_of(evidence: dict) -> list[dict]:
     return [w for w in evidence.get("workloads", []) if w.get("split") == "heldout"]
 
 
-def compare(objective: Objective, first: list[dict], second: list[dict]) -> dict:
+def compare(objective: Objective, first: list[dict], second: list[dict]) -> dict | None:
     """The first winner against the second on the instances both were measured on, all together and per
     workload: how many instances the first packs better and worse, the one-sided p-value each way, and
-    each workload's mean."""
+    each workload's mean; None when the instances do not pair up (an exact component's cost is not sampled
+    per instance)."""
     by_id = {w["id"]: w for w in second}
     if sorted(by_id) != sorted(w["id"] for w in first):
         raise ValueError("the two winners were measured on different held-out workloads")
     gains: dict[str, list[float]] = {}
     means: dict[str, tuple[float, float]] = {}
     for workload in first:
-        ours, theirs = workload["candidate"]["items"], by_id[workload["id"]]["candidate"]["items"]
-        if len(ours) != len(theirs):
-            raise ValueError(f"{workload['id']}: {len(ours)} instances against {len(theirs)}")
-        gains[workload["id"]] = [objective.improvement_pct(a, b) for a, b in zip(ours, theirs, strict=True)]
-        means[workload["id"]] = (sum(ours) / len(ours), sum(theirs) / len(theirs))
+        # The second winner stands where the baseline does in the held-out check's own pairing.
+        theirs = by_id[workload["id"]]["candidate"]
+        pairs = instance_gains(objective, [{"candidate": workload["candidate"], "baseline": theirs}])
+        if pairs is None:
+            return None
+        gains[workload["id"]] = pairs
+        means[workload["id"]] = (_mean(workload["candidate"]["items"]), _mean(theirs["items"]))
     # All instances together (each weighs its percent, so a bin on a small instance weighs more), and each
     # workload alone: two rules can differ on one distribution and not on the other.
     return {
         "all": _tested([g for per_workload in gains.values() for g in per_workload]),
         "workloads": {w: {**_tested(g), "means": means[w]} for w, g in gains.items()},
     }
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
 
 
 def _tested(gains: list[float]) -> dict:
@@ -85,10 +92,10 @@ def print_pairs(
         if not first or not workloads:
             print(f"{first_arm} vs {arm}: no winner measured held out in {arm if first else first_arm}")
             continue
-        if not all(isinstance(w["candidate"].get("items"), list) for w in first + workloads):
-            print(f"{first_arm} vs {arm}: no per-instance figures (an exact component's cost is not sampled)")
-            continue
         c = compare(objective, first, workloads)
+        if c is None:
+            print(f"{first_arm} vs {arm}: no instance-by-instance pairs to compare")
+            continue
         print(f"{first_arm} vs {arm}: {_line(c['all'], first_arm, arm)}")
         for name, w in c["workloads"].items():
             print(

@@ -12,6 +12,7 @@ from llm_servers import HANG, LoopbackServer, Ok, OpenAIWire
 from node_helpers import (
     GAP_PENALTY,
     AllocationLoad,
+    code_upgrades,
     get,
     identity_of,
     start_network,
@@ -81,10 +82,6 @@ def evolution_of(url: str) -> dict:
     return runs[-1] if runs else None
 
 
-def upgrade_proposals(url: str) -> list[dict]:
-    return [p for p in get(url, "/api/proposals")["proposals"] if p["type"] == "code_upgrade"]
-
-
 def test_three_islands_evolve_together_and_refuse_a_member_who_lies_about_its_figures(tmp_path):
     servers = [
         LoopbackServer(OpenAIWire(), block(WORST_FIT)),  # the designated island finds nothing itself
@@ -104,7 +101,7 @@ def test_three_islands_evolve_together_and_refuse_a_member_who_lies_about_its_fi
         assert (
             submit(lead, identity_of(net, ranks[2]), "migrant", forged).status_code == 201
         )  # gossip spreads it
-        proposal = wait_for(lambda: upgrade_proposals(lead), 240, "one proposal from the islands")[0]
+        proposal = wait_for(lambda: code_upgrades(lead), 240, "one proposal from the islands")[0]
         params = proposal["params"]
         assert proposal["author"] == net.ids[ranks[0]]
         assert params["evolution"] == evolution
@@ -123,7 +120,7 @@ def test_three_islands_evolve_together_and_refuse_a_member_who_lies_about_its_fi
         assert views[lead]["proposes"]
         # The second island saw the lead's proposal and did not take over: its run ends without proposing.
         done = wait_for(lambda: evolution_of(second)["state"] == "done" and evolution_of(second), 90, "done")
-        assert not done["proposes"] and len(upgrade_proposals(lead)) == 1
+        assert not done["proposes"] and len(code_upgrades(lead)) == 1
         # A liar cannot send a second final, nor migrants for an evolution it is not an island of.
         again = migrant_body(evolution, WORST_FIT, source_hash(WORST_FIT, "rust"), [], 1.0, {}, True)
         refused = submit(lead, identity_of(net, ranks[2]), "migrant", again)
@@ -155,9 +152,7 @@ def test_a_designated_node_killed_mid_search_does_not_stop_the_proposal(tmp_path
         wait_for(lambda: all(evolution_of(net.url(ranks[r])) for r in (1, 2)), 60, "the islands join")
         net.kill(ranks[0])
         second = net.url(ranks[1])
-        proposal = wait_for(lambda: upgrade_proposals(second), 300, "a proposal without the designated node")[
-            0
-        ]
+        proposal = wait_for(lambda: code_upgrades(second), 300, "a proposal without the designated node")[0]
         assert proposal["author"] == net.ids[ranks[1]], "the next island by rank took over"
         assert proposal["params"]["evolution"] == run["evolution"]
         assert net.ids[ranks[0]] not in proposal["params"]["contributors"]
@@ -165,7 +160,7 @@ def test_a_designated_node_killed_mid_search_does_not_stop_the_proposal(tmp_path
         assert winners[0] == winners[1] and winners[0]["source_hash"] == GAP
         third = net.url(ranks[2])
         wait_for(lambda: evolution_of(third)["state"] == "done", 120, "the third island ends")
-        assert not evolution_of(third)["proposes"] and len(upgrade_proposals(third)) == 1
+        assert not evolution_of(third)["proposes"] and len(code_upgrades(third)) == 1
     finally:
         load.stop()
         net.stop()
